@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test suite (what CI runs): set up the environment if needed, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+exec .venv/bin/python -m pytest "$@"

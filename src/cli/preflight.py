@@ -1,0 +1,38 @@
+"""Compose and validate every run a command line describes before Hydra launches any of them."""
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+
+from hydralearn.compose import config as compose_config
+from hydralearn.compose.validate import ConfigError
+
+
+def parse_command_line(argv: list[str]):
+    """Hydra's own argument parser, so flags mean exactly what they mean to Hydra."""
+    return get_args_parser().parse_args(argv)
+
+
+def sweep_points(overrides: list[str]) -> list[list[str]]:
+    """The override list of every point of a multirun (basic sweeper: cartesian product)."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as e:
+        raise ConfigError([f"cannot parse override: {str(e).splitlines()[0]}"]) from None
+    return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch]
+
+
+def check(argv: list[str]) -> None:
+    """Raise one ConfigError listing the problems of every invalid run, point by point."""
+    args = parse_command_line(argv)
+    points = sweep_points(args.overrides) if args.multirun else [args.overrides]
+    errors = []
+    for point in points:
+        try:
+            compose_config.load(point)
+        except ConfigError as e:
+            prefix = f"[{' '.join(point)}] " if args.multirun else ""
+            errors += [prefix + line for line in e.errors]
+    if errors:
+        raise ConfigError(errors)

@@ -1,0 +1,86 @@
+"""`hydralearn-train`: compose, validate, resolve, build and train; a Hydra app.
+
+Every Hydra flag works (--cfg job, -m, --help, +key=value, ~key). Each run's directory gets
+`resolved_config.yaml` (every auto concrete), `metrics.jsonl` and `summary.json`.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from hydralearn import CONF_DIR
+from hydralearn.cli import preflight
+from hydralearn.cli.errors import exit_with
+from hydralearn.compose import config as compose_config
+from hydralearn.compose.build import build, flops_per_token
+from hydralearn.compose.schema import TrainConfig, load
+from hydralearn.compose.validate import ConfigError, to_container
+from hydralearn.data.pipeline import load_corpus
+from hydralearn.runtime.trainer import RunSummary, Throughput, train
+
+
+def main() -> None:
+    try:
+        args = preflight.parse_command_line(sys.argv[1:])
+        if not (args.help or args.hydra_help or args.info or args.shell_completion):
+            preflight.check(sys.argv[1:])
+    except ConfigError as e:
+        exit_with(e)
+    _hydra_main()
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        run(cfg, run_dir=Path(HydraConfig.get().runtime.output_dir))
+    except ConfigError as e:
+        exit_with(e)
+
+
+def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
+    config = load(OmegaConf.to_container(cfg, resolve=True))
+    _apply_xla_flags(config.hardware.xla_flags)
+    import jax  # after XLA flags are set: the backend reads them once, at initialisation
+
+    config = compose_config.resolve(config, device_count=jax.device_count())
+    OmegaConf.save(OmegaConf.create(to_container(config)), run_dir / "resolved_config.yaml")
+    return _train(config, run_dir)
+
+
+def _apply_xla_flags(flags: dict) -> None:
+    if flags:
+        extra = " ".join(f"--{k}={_flag_value(v)}" for k, v in flags.items())
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {extra}".strip()
+
+
+def _flag_value(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _train(config: TrainConfig, run_dir: Path) -> RunSummary:
+    import jax
+
+    corpus = load_corpus(config.data)
+    program = build(config)
+    model = config.model
+    throughput = Throughput(
+        tokens_per_step=config.data.batch_size * config.data.seq_len,
+        flops_per_token=flops_per_token(
+            matmul_params=program.matmul_params, num_layers=model.num_layers,
+            attention_dim=model.num_heads * model.resolved_head_dim, seq_len=config.data.seq_len),
+        peak_flops=config.hardware.peak_flops_per_device * jax.device_count())
+    print(f"{config.name}: {program.num_params:,} parameters, mesh {config.mesh.axes}, "
+          f"{corpus.description}; run dir {run_dir}")
+    summary = train(program, data=config.data, corpus=corpus, trainer=config.trainer,
+                    throughput=throughput, run_dir=run_dir)
+    print(f"done in {summary.wall_s:.0f}s: train loss {summary.train_loss:.3f}, held-out loss "
+          f"{summary.eval_loss:.3f} (unigram baseline {summary.unigram_loss:.3f}), "
+          f"{summary.steps_per_s:.2f} steps/s, {summary.tokens_per_s:,.0f} tokens/s, "
+          f"MFU {summary.mfu:.1%}")
+    if summary.sample:
+        print(f"--- sample ---\n{summary.sample}\n--------------")
+    return summary

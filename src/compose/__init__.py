@@ -1,0 +1,1 @@
+"""Config -> program: schemas, validation, resolution of autos, mesh, sharding, build."""

@@ -1,0 +1,139 @@
+"""Build the program a resolved config describes: mesh, sharded state, jitted steps.
+
+Order, fixed here for every model: (1) mesh from the resolved axes; (2) abstract model
+(no allocation) and its logical axes -> NamedShardings through the sharding rules; (3) state
+created inside jit directly into those shardings; (4) one jit around forward, backward and
+the optax update, state donated. Remat wraps the scanned block (conf/remat); attention is the
+kernel function resolved from conf/kernel.
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from hydralearn.compose.kernels import attention_function
+from hydralearn.compose.mesh import batch_sharding, make_mesh
+from hydralearn.compose.optim import build_optimizer
+from hydralearn.compose.registry import layer_class
+from hydralearn.compose.remat import block_transform
+from hydralearn.compose.schema import TrainConfig
+from hydralearn.layers.loss import cross_entropy
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class TrainState:
+    step: jax.Array
+    params: nnx.State
+    opt_state: optax.OptState
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    config: TrainConfig
+    mesh: Mesh
+    graphdef: nnx.GraphDef
+    state_shardings: TrainState
+    batch_sharding: NamedSharding
+    init_state: Callable[[], TrainState]  # jitted: creates the state already sharded
+    train_step: Callable  # jitted: (state, inputs, targets) -> (state, metrics); donates state
+    eval_step: Callable  # jitted: (params, inputs, targets) -> loss
+    apply: Callable  # pure: (params, tokens) -> logits (B, T, V)
+    schedule: optax.Schedule
+    num_params: int
+    matmul_params: int  # parameters touched by matmuls per token (no embedding lookup)
+
+
+def model_factory(config: TrainConfig) -> Callable[[], nnx.Module]:
+    attention_fn = attention_function(config.kernel)
+    remat = block_transform(config.remat)
+    model_cls = layer_class(config.model)
+
+    def create() -> nnx.Module:
+        return model_cls(config.model, attention_fn=attention_fn, remat=remat,
+                         rngs=nnx.Rngs(params=config.seed))
+    return create
+
+
+def abstract_params(config: TrainConfig) -> tuple[nnx.GraphDef, nnx.State]:
+    """Shapes, dtypes and logical axes of every parameter, with no allocation."""
+    with nnx.use_eager_sharding(False):
+        model = nnx.eval_shape(model_factory(config))
+    graphdef, params = nnx.split(model, nnx.Param)
+    return graphdef, params
+
+
+def param_shardings(params: nnx.State, config: TrainConfig, mesh: Mesh) -> nnx.State:
+    with nnx.logical_axis_rules(config.sharding.as_flax_rules()):
+        specs = nnx.get_partition_spec(params)
+    return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs)
+
+
+def count_params(params: nnx.State) -> int:
+    return sum(int(jnp.size(x)) for x in jax.tree.leaves(params))
+
+
+def build(config: TrainConfig, *, devices: list | None = None) -> Program:
+    mesh = make_mesh(config.mesh.axes, devices)
+    graphdef, abstract = abstract_params(config)
+    optimizer = build_optimizer(config.optim, total_steps=config.trainer.steps)
+    tx = optimizer.transform
+    replicated = NamedSharding(mesh, PartitionSpec())
+    p_shardings = param_shardings(abstract, config, mesh)
+    opt_shardings = optax.tree_map_params(
+        tx, lambda _, sharding: sharding, jax.eval_shape(tx.init, abstract), p_shardings,
+        transform_non_params=lambda _: replicated,
+        is_leaf=lambda x: isinstance(x, nnx.Variable))
+    state_shardings = TrainState(step=replicated, params=p_shardings, opt_state=opt_shardings)
+    create = model_factory(config)
+
+    def init_state() -> TrainState:
+        with nnx.use_eager_sharding(False):
+            params = nnx.state(create(), nnx.Param)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+
+    def apply(params, tokens):
+        return nnx.merge(graphdef, params)(tokens)
+
+    def loss_fn(params, inputs, targets):
+        out = apply(params, inputs)
+        ce = cross_entropy(out.logits, targets)
+        objective = ce + sum(v for k, v in out.aux.items() if k.endswith("_loss"))
+        return objective, {"loss": ce, **out.aux}
+
+    def train_step(state: TrainState, inputs, targets):
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, inputs, targets)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        metrics |= {"grad_norm": optax.global_norm(grads), "lr": optimizer.schedule(state.step)}
+        return TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                          opt_state=opt_state), metrics
+
+    b_sharding = batch_sharding(mesh, config.sharding)
+    num_params = count_params(abstract)
+    return Program(
+        config=config, mesh=mesh, graphdef=graphdef, state_shardings=state_shardings,
+        batch_sharding=b_sharding,
+        init_state=jax.jit(init_state, out_shardings=state_shardings),
+        train_step=jax.jit(train_step, donate_argnums=0,
+                           in_shardings=(state_shardings, b_sharding, b_sharding),
+                           out_shardings=(state_shardings, replicated)),
+        eval_step=jax.jit(lambda params, x, y: cross_entropy(apply(params, x).logits, y),
+                          in_shardings=(p_shardings, b_sharding, b_sharding)),
+        apply=apply, schedule=optimizer.schedule, num_params=num_params,
+        matmul_params=num_params - _lookup_only_params(config))
+
+
+def _lookup_only_params(config: TrainConfig) -> int:
+    """Embedding entries used only by lookup (not by a matmul): the table when untied."""
+    model = config.model
+    return 0 if model.tie_embeddings else model.vocab_size * model.d_model
+
+
+def flops_per_token(*, matmul_params: int, num_layers: int, attention_dim: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6N + 12 * L * d_attn * T (Kaplan et al.; PaLM appendix B)."""
+    return 6.0 * matmul_params + 12.0 * num_layers * attention_dim * seq_len

@@ -1,0 +1,108 @@
+"""Hydra composition with user-facing errors, and resolution of every `auto` choice.
+
+`compose` is the programmatic twin of the CLI (tests, planner, pre-flight); `resolve` turns
+the stated hardware and the devices present into concrete choices that are saved with the run.
+"""
+
+import dataclasses
+import difflib
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from hydralearn import CONF_DIR
+from hydralearn.compose import schema
+from hydralearn.compose.kernels import resolve_kernel
+from hydralearn.compose.mesh import resolve_axes
+from hydralearn.compose.validate import ConfigError, closest
+
+
+def compose(overrides: list[str] = ()) -> DictConfig:
+    """Compose conf/train.yaml with Hydra overrides; Hydra's errors become ConfigError."""
+    overrides = list(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose("train", overrides=overrides, return_hydra_config=True)
+    except MissingConfigException as e:
+        raise ConfigError([_missing_option_message(e, overrides)]) from None
+    except OverrideParseException as e:
+        raise ConfigError([f"cannot parse override: {_first_line(e)}"]) from None
+    except ConfigCompositionException as e:
+        raise ConfigError([_composition_message(e, overrides)]) from None
+    # As in a real run, `${hydra:...}` interpolations resolve against this composition.
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def load(overrides: list[str] = ()) -> schema.TrainConfig:
+    """Compose and validate; every problem is raised together as one ConfigError."""
+    cfg = compose(overrides)
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:
+        raise ConfigError([f"cannot resolve an interpolation: {_first_line(e)}"]) from None
+    return schema.load(container)
+
+
+def resolve(config: schema.TrainConfig, *, device_count: int) -> schema.TrainConfig:
+    """Every auto made concrete for `device_count` devices; ConfigError if impossible."""
+    try:
+        axes = resolve_axes(config.mesh.axes, device_count)
+    except ValueError as e:
+        raise ConfigError([str(e)]) from None
+    return dataclasses.replace(
+        config,
+        mesh=dataclasses.replace(config.mesh, axes=axes),
+        kernel=resolve_kernel(config.kernel, platform=config.hardware.platform))
+
+
+def _missing_option_message(e: MissingConfigException, overrides: list[str]) -> str:
+    missing = e.missing_cfg_file or ""
+    group, _, option = missing.rpartition("/")
+    options = sorted(e.options or [])
+    if group and options:
+        return (f"{group}={option}: no such option{closest(option, options)} "
+                f"(valid options: {', '.join(options)})")
+    return _first_line(e)
+
+
+def _composition_message(e: ConfigCompositionException, overrides: list[str]) -> str:
+    text = str(e)
+    if text.startswith("Could not override '") or "Could not delete" in text:
+        key = text.split("'")[1] if "'" in text else ""
+        rest = [o for o in overrides if not o.lstrip("+~").startswith(key)]
+        return f"unknown key {key}{_closest_key(key, rest)}"
+    if "Could not append to config" in text:
+        key = text.split("'")[1] if "'" in text else ""
+        return f"cannot add {key}: it already exists; set it with {key}=... (no '+')"
+    return _first_line(e)
+
+
+def _closest_key(key: str, overrides: list[str]) -> str:
+    """The nearest existing dotted key, looked up in the config composed without `key`."""
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            base = hydra_compose("train", overrides=overrides)
+    except Exception:  # noqa: BLE001 - only a hint; the main message stands without it
+        return ""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(base, parent) if parent else base
+    if isinstance(node, DictConfig):
+        match = difflib.get_close_matches(leaf, list(node.keys()), n=1, cutoff=0.5)
+        if match:
+            return f"; did you mean '{_join(parent, match[0])}'?"
+    return ""
+
+
+def _join(parent: str, key: str) -> str:
+    return f"{parent}.{key}" if parent else key
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

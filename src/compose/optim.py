@@ -1,0 +1,54 @@
+"""Optimizer (conf/optim): AdamW, linear warmup then cosine decay, global-norm clipping."""
+
+import dataclasses
+
+import jax
+import optax
+
+
+@dataclasses.dataclass(kw_only=True, frozen=True)
+class OptimConfig:
+    lr: float = 3e-4
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # final lr = lr * min_lr_ratio
+    b1: float = 0.9
+    b2: float = 0.95
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    clip_norm: float = 1.0
+
+    def errors(self) -> list[str]:
+        out = []
+        if self.lr <= 0:
+            out.append(f"optim.lr={self.lr} must be positive")
+        if self.warmup_steps < 0:
+            out.append(f"optim.warmup_steps={self.warmup_steps} must be >= 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            out.append(f"optim.min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    transform: optax.GradientTransformation
+    schedule: optax.Schedule
+
+
+def build_optimizer(config: OptimConfig, *, total_steps: int) -> Optimizer:
+    warmup = min(config.warmup_steps, max(total_steps - 1, 0))
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=config.lr, warmup_steps=warmup,
+        decay_steps=max(total_steps, warmup + 1), end_value=config.lr * config.min_lr_ratio)
+    transform = optax.chain(
+        optax.clip_by_global_norm(config.clip_norm),
+        optax.adamw(schedule, b1=config.b1, b2=config.b2, eps=config.eps,
+                    weight_decay=config.weight_decay, mask=_decay_mask))
+    return Optimizer(transform=transform, schedule=schedule)
+
+
+def _decay_mask(params):
+    """Weight decay on matrices only: not on norm scales or biases."""
+    def decays(path, _):
+        name = getattr(path[-1], "key", getattr(path[-1], "name", ""))
+        return name not in ("scale", "bias")
+    return jax.tree_util.tree_map_with_path(decays, params)

@@ -1,0 +1,69 @@
+"""Batches of fixed-length windows, a pure function of (seed, step): resume needs only the step."""
+
+import dataclasses
+import enum
+
+import numpy as np
+
+from hydralearn.data import tokenizer
+from hydralearn.data.corpus import Corpus, stdlib_corpus, synthetic_corpus
+
+
+class Source(enum.Enum):
+    STDLIB = "stdlib"
+    SYNTHETIC = "synthetic"
+
+
+@dataclasses.dataclass(kw_only=True, frozen=True)
+class DataConfig:
+    source: Source = Source.STDLIB
+    seq_len: int = 256
+    batch_size: int = 16
+    max_bytes: int = 64_000_000
+    heldout_percent: int = 5
+    seed: int = 0
+
+    @property
+    def vocab_size(self) -> int:
+        return tokenizer.VOCAB_SIZE
+
+    def errors(self) -> list[str]:
+        out = [f"data.{n}={getattr(self, n)} must be positive"
+               for n in ("seq_len", "batch_size", "max_bytes") if getattr(self, n) <= 0]
+        if not 0 < self.heldout_percent < 100:
+            out.append(f"data.heldout_percent={self.heldout_percent} must be between 1 and 99")
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    inputs: np.ndarray  # (B, T) int32
+    targets: np.ndarray  # (B, T) int32: inputs shifted left by one
+
+
+def load_corpus(config: DataConfig) -> Corpus:
+    if config.source is Source.SYNTHETIC:
+        return synthetic_corpus(num_tokens=min(config.max_bytes, 200_000),
+                                vocab_size=config.vocab_size, seed=config.seed)
+    return stdlib_corpus(max_bytes=config.max_bytes, heldout_percent=config.heldout_percent)
+
+
+def train_batch(config: DataConfig, corpus: Corpus, step: int) -> Batch:
+    """Random windows of the train split; the same (seed, step) always gives the same batch."""
+    rng = np.random.default_rng([config.seed, step])
+    starts = rng.integers(0, len(corpus.train) - config.seq_len - 1, size=config.batch_size)
+    return _windows(corpus.train, starts, config.seq_len)
+
+
+def heldout_batches(config: DataConfig, corpus: Corpus, num_batches: int) -> list[Batch]:
+    """Evenly spaced, fixed windows of the held-out split."""
+    count = num_batches * config.batch_size
+    starts = np.linspace(0, len(corpus.heldout) - config.seq_len - 2, count).astype(np.int64)
+    return [_windows(corpus.heldout, starts[i:i + config.batch_size], config.seq_len)
+            for i in range(0, count, config.batch_size)]
+
+
+def _windows(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> Batch:
+    idx = starts[:, None] + np.arange(seq_len + 1)  # (B, T + 1)
+    window = tokens[idx].astype(np.int32)
+    return Batch(inputs=window[:, :-1], targets=window[:, 1:])

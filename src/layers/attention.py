@@ -1,0 +1,53 @@
+"""Grouped-query self-attention (Ainslie et al. 2023); multi-head when num_kv_heads == num_heads.
+
+The attention maths itself is the `attention_fn` handed down at build time (conf/kernel):
+`attention_fn(q, k, v) -> context`, causal, with q: (B, T, N, D), k and v: (B, T, K, D).
+"""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
+
+from hydralearn.layers.params import Numerics, param, use
+
+AttentionFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def reference_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+    """Causal softmax attention written out in full; GQA by repeating k/v heads."""
+    groups = q.shape[2] // k.shape[2]
+    k = jnp.repeat(k, groups, axis=2)  # (B, S, N, D)
+    v = jnp.repeat(v, groups, axis=2)
+    scores = jnp.einsum("btnd,bsnd->bnts", q, k).astype(jnp.float32) / jnp.sqrt(q.shape[-1])
+    t, s = q.shape[1], k.shape[1]
+    causal = jnp.tril(jnp.ones((t, s), dtype=bool))
+    scores = jnp.where(causal, scores, jnp.finfo(jnp.float32).min)
+    weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    return jnp.einsum("bnts,bsnd->btnd", weights, v)
+
+
+class Attention(nnx.Module):
+    def __init__(self, *, d_model: int, num_heads: int, num_kv_heads: int, head_dim: int,
+                 position: nnx.Module, attention_fn: AttentionFn, numerics: Numerics,
+                 rngs: nnx.Rngs):
+        self.dtype = numerics.compute_dtype
+        self.position = position
+        self.attention_fn = attention_fn
+        p, std = numerics.param_dtype, numerics.init_std
+        self.q = param(rngs, (d_model, num_heads, head_dim), ("embed", "heads", "head_dim"), std=std, dtype=p)
+        self.k = param(rngs, (d_model, num_kv_heads, head_dim), ("embed", "kv_heads", "head_dim"), std=std, dtype=p)
+        self.v = param(rngs, (d_model, num_kv_heads, head_dim), ("embed", "kv_heads", "head_dim"), std=std, dtype=p)
+        self.o = param(rngs, (num_heads, head_dim, d_model), ("heads", "head_dim", "embed"),
+                       std=numerics.out_std, dtype=p)
+
+    def __call__(self, x: jax.Array, positions: jax.Array) -> jax.Array:
+        """x: (B, T, d_model), positions: (B, T) -> (B, T, d_model)."""
+        q = checkpoint_name(jnp.einsum("btd,dnh->btnh", x, use(self.q, self.dtype)), "q_proj")
+        k = checkpoint_name(jnp.einsum("btd,dkh->btkh", x, use(self.k, self.dtype)), "k_proj")
+        v = checkpoint_name(jnp.einsum("btd,dkh->btkh", x, use(self.v, self.dtype)), "v_proj")
+        q, k = self.position(q, positions), self.position(k, positions)
+        context = checkpoint_name(self.attention_fn(q, k, v), "attn_context")  # (B, T, N, D)
+        return checkpoint_name(jnp.einsum("btnh,nhd->btd", context, use(self.o, self.dtype)), "o_proj")

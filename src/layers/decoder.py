@@ -1,0 +1,113 @@
+"""Decoder-only transformer LM: embedding, a scanned stack of blocks, final norm, LM head.
+
+This is the `model` config group's schema: it owns the dimensions its children share and
+hands them down at build time; position, ffn and norm are child configs (group options).
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from omegaconf import MISSING
+
+from hydralearn.compose.registry import instantiate, layer_class, register
+from hydralearn.layers.attention import AttentionFn
+from hydralearn.layers.block import BlockSpec, TransformerBlock
+from hydralearn.layers.embedding import Embedding
+from hydralearn.layers.params import Numerics, param, use
+
+BlockFn = Callable[..., Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderOutput:
+    logits: jax.Array  # (B, T, vocab), float32
+    aux: dict  # auxiliary scalars from the blocks, summed over layers
+
+
+@register
+class Decoder(nnx.Module):
+    @dataclasses.dataclass(kw_only=True, frozen=True)
+    class Config:
+        vocab_size: int = MISSING
+        d_model: int = MISSING
+        num_layers: int = MISSING
+        num_heads: int = MISSING
+        num_kv_heads: int = MISSING
+        head_dim: int | None = None  # None: d_model // num_heads
+        ffn_dim: int = MISSING
+        rope_theta: float = 10000.0
+        tie_embeddings: bool = False
+        param_dtype: str = "float32"
+        compute_dtype: str = "float32"
+        init_std: float = 0.02
+        position: Any = MISSING
+        ffn: Any = MISSING
+        norm: Any = MISSING
+
+        @property
+        def resolved_head_dim(self) -> int:
+            return self.head_dim or self.d_model // self.num_heads
+
+        def errors(self) -> list[str]:
+            """Cross-field rules; every violation is reported, not just the first."""
+            out = []
+            if self.head_dim is None and self.d_model % self.num_heads:
+                out.append(f"model.d_model={self.d_model} must be divisible by model.num_heads="
+                           f"{self.num_heads} (or set model.head_dim)")
+            if self.num_heads % self.num_kv_heads:
+                out.append(f"model.num_heads={self.num_heads} must be divisible by "
+                           f"model.num_kv_heads={self.num_kv_heads}")
+            for name in ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "ffn_dim"):
+                if getattr(self, name) <= 0:
+                    out.append(f"model.{name}={getattr(self, name)} must be positive")
+            for name in ("param_dtype", "compute_dtype"):
+                if getattr(self, name) not in ("float32", "bfloat16", "float16"):
+                    out.append(f"model.{name}={getattr(self, name)!r} must be float32, bfloat16 or float16")
+            if not out:  # the position option's own rules on the head_dim it is handed
+                position_rules = getattr(layer_class(self.position), "errors", lambda **_: [])
+                out += [f"model.position: {e}" for e in position_rules(head_dim=self.resolved_head_dim)]
+            return out
+
+    def __init__(self, config: Config, *, attention_fn: AttentionFn,
+                 remat: Callable[[BlockFn], BlockFn] = lambda f: f, rngs: nnx.Rngs):
+        c = config
+        numerics = Numerics(param_dtype=c.param_dtype, compute_dtype=c.compute_dtype,
+                            init_std=c.init_std, out_std=c.init_std / (2 * c.num_layers) ** 0.5)
+        spec = BlockSpec(d_model=c.d_model, ffn_dim=c.ffn_dim, num_heads=c.num_heads,
+                         num_kv_heads=c.num_kv_heads, head_dim=c.resolved_head_dim,
+                         rope_theta=c.rope_theta, position=c.position, ffn=c.ffn, norm=c.norm,
+                         numerics=numerics)
+        self.dtype = c.compute_dtype
+        self.remat = remat
+        self.embed = Embedding(vocab_size=c.vocab_size, d_model=c.d_model, numerics=numerics, rngs=rngs)
+
+        @nnx.split_rngs(splits=c.num_layers)
+        @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+        def stacked_blocks(rngs: nnx.Rngs) -> TransformerBlock:
+            return TransformerBlock(spec, attention_fn=attention_fn, rngs=rngs)
+
+        self.blocks = stacked_blocks(rngs)
+        self.final_norm = instantiate(c.norm, dim=c.d_model, param_dtype=c.param_dtype, rngs=rngs)
+        self.head = None if c.tie_embeddings else param(
+            rngs, (c.d_model, c.vocab_size), ("embed", "vocab"), std=c.init_std, dtype=c.param_dtype)
+
+    def __call__(self, tokens: jax.Array) -> DecoderOutput:
+        """tokens: (B, T) int32 -> logits (B, T, vocab) and the blocks' auxiliary scalars."""
+        batch, length = tokens.shape
+        positions = jnp.broadcast_to(jnp.arange(length), (batch, length))
+        x = self.embed(tokens)  # (B, T, d_model)
+        block_def, stacked_state = nnx.split(self.blocks)
+
+        def one_block(x, block_state):
+            return nnx.merge(block_def, block_state)(x, positions)
+
+        # Scan keeps compile time flat in depth; remat (from conf/remat) wraps one block.
+        x, aux = jax.lax.scan(self.remat(one_block), x, stacked_state)
+        x = self.final_norm(x)
+        logits = self.embed.attend(x) if self.head is None else x @ use(self.head, self.dtype)
+        return DecoderOutput(logits=logits.astype(jnp.float32),
+                             aux=jax.tree.map(jnp.sum, aux))
+

@@ -1,0 +1,31 @@
+"""GELU feed-forward (GPT-2 / BERT style): down(gelu(x W_in))."""
+
+import dataclasses
+
+import jax
+from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
+
+from hydralearn.compose.registry import register
+from hydralearn.layers.params import Numerics, param, use
+
+
+@register
+class GeluMLP(nnx.Module):
+    @dataclasses.dataclass(kw_only=True, frozen=True)
+    class Config:
+        approximate: bool = True  # tanh approximation, as GPT-2
+
+    def __init__(self, config: Config, *, d_model: int, ffn_dim: int, numerics: Numerics,
+                 rngs: nnx.Rngs):
+        self.dtype = numerics.compute_dtype
+        self.approximate = config.approximate
+        p = numerics.param_dtype
+        self.up = param(rngs, (d_model, ffn_dim), ("embed", "mlp"), std=numerics.init_std, dtype=p)
+        self.down = param(rngs, (ffn_dim, d_model), ("mlp", "embed"), std=numerics.out_std, dtype=p)
+
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, dict]:
+        """x: (B, T, d_model) -> ((B, T, d_model), no auxiliary outputs)."""
+        hidden = checkpoint_name(x @ use(self.up, self.dtype), "ffn_in")
+        hidden = jax.nn.gelu(hidden, approximate=self.approximate)
+        return checkpoint_name(hidden @ use(self.down, self.dtype), "ffn_out"), {}

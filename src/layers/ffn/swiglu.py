@@ -1,0 +1,31 @@
+"""SwiGLU feed-forward (Shazeer 2020): down(silu(x W_gate) * (x W_up))."""
+
+import dataclasses
+
+import jax
+from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
+
+from hydralearn.compose.registry import register
+from hydralearn.layers.params import Numerics, param, use
+
+
+@register
+class SwiGLU(nnx.Module):
+    @dataclasses.dataclass(kw_only=True, frozen=True)
+    class Config:
+        pass
+
+    def __init__(self, config: Config, *, d_model: int, ffn_dim: int, numerics: Numerics,
+                 rngs: nnx.Rngs):
+        self.dtype = numerics.compute_dtype
+        p = numerics.param_dtype
+        self.gate = param(rngs, (d_model, ffn_dim), ("embed", "mlp"), std=numerics.init_std, dtype=p)
+        self.up = param(rngs, (d_model, ffn_dim), ("embed", "mlp"), std=numerics.init_std, dtype=p)
+        self.down = param(rngs, (ffn_dim, d_model), ("mlp", "embed"), std=numerics.out_std, dtype=p)
+
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, dict]:
+        """x: (B, T, d_model) -> ((B, T, d_model), no auxiliary outputs)."""
+        gate = checkpoint_name(x @ use(self.gate, self.dtype), "ffn_in")
+        up = checkpoint_name(x @ use(self.up, self.dtype), "ffn_in")
+        return checkpoint_name((jax.nn.silu(gate) * up) @ use(self.down, self.dtype), "ffn_out"), {}

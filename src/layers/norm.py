@@ -1,0 +1,47 @@
+"""Normalisation layers: RMSNorm and LayerNorm, each a `model/norm` option."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from hydralearn.compose.registry import register
+from hydralearn.layers.params import constant
+
+
+@register
+class RMSNorm(nnx.Module):
+    @dataclasses.dataclass(kw_only=True, frozen=True)
+    class Config:
+        eps: float = 1e-5
+
+    def __init__(self, config: Config, *, dim: int, param_dtype: str, rngs: nnx.Rngs):
+        self.eps = config.eps
+        self.scale = constant(1.0, (dim,), ("embed",), dtype=param_dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        # Statistics in float32 whatever the compute dtype.
+        x32 = x.astype(jnp.float32)
+        y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
+
+
+@register
+class LayerNorm(nnx.Module):
+    @dataclasses.dataclass(kw_only=True, frozen=True)
+    class Config:
+        eps: float = 1e-5
+
+    def __init__(self, config: Config, *, dim: int, param_dtype: str, rngs: nnx.Rngs):
+        self.eps = config.eps
+        self.scale = constant(1.0, (dim,), ("embed",), dtype=param_dtype)
+        self.bias = constant(0.0, (dim,), ("embed",), dtype=param_dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x32 = x.astype(jnp.float32)
+        mean = jnp.mean(x32, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps)
+        y = y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)
+        return y.astype(x.dtype)

@@ -1,0 +1,35 @@
+"""What every layer shares: dtypes, initialisation scale, parameters with logical axis names."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Numerics:
+    """Handed down by the model to every child: how to store, compute and initialise."""
+
+    param_dtype: str = "float32"
+    compute_dtype: str = "float32"
+    init_std: float = 0.02
+    # Residual-branch output projections are scaled by 1/sqrt(2 * num_layers) (GPT-2).
+    out_std: float = 0.02
+
+
+def param(rngs: nnx.Rngs, shape: tuple[int, ...], axes: tuple[str, ...], *,
+          std: float, dtype: str) -> nnx.Param:
+    """A normal(0, std) parameter whose axes carry logical names (see conf/sharding)."""
+    init = nnx.with_partitioning(nnx.initializers.normal(std), axes)
+    return nnx.Param(init(rngs.params(), shape, jnp.dtype(dtype)))
+
+
+def constant(value: float, shape: tuple[int, ...], axes: tuple[str, ...], *, dtype: str) -> nnx.Param:
+    init = nnx.with_partitioning(nnx.initializers.constant(value), axes)
+    return nnx.Param(init(jax.random.key(0), shape, jnp.dtype(dtype)))
+
+
+def use(p: nnx.Param, dtype: str) -> jax.Array:
+    """The parameter's value cast to the compute dtype."""
+    return p[...].astype(dtype)

@@ -1,0 +1,1 @@
+"""Runtime: the training loop, evaluation, sampling and metrics; knows nothing of YAML."""
