@@ -1,0 +1,122 @@
+"""Per-device memory estimate of one training step: parameters, optimizer state, gradients and
+the activations the remat policy keeps for the backward pass.
+
+Parameters and optimizer state are exact (abstract shapes sharded on the mesh). Activations
+are a model, per token and per layer, in elements (x the compute dtype's bytes):
+
+    saved by every policy   d                          the block input (the scan carry)
+    saved without remat     4d + 3q + 3kv + ffn + s    norm outputs, o_proj and ffn outputs (4d);
+                                                       q/k/v projections, rotated q/k, context;
+                                                       the feed-forward's hidden activations;
+                                                       attention probabilities s = heads * T (float32)
+    checkpoint names        q_proj=q, k_proj=kv, v_proj=kv, attn_context=q, o_proj=d,
+                            ffn_in=ffn - ffn_dim, ffn_out=d
+
+with q = heads * head_dim, kv = kv_heads * head_dim; head and mlp widths are divided by the mesh
+axes their logical axes shard over. A policy that recomputes adds one layer's full activations
+(the layer being recomputed). The float32 logits and their gradient add 2 * V * 4 bytes per token.
+Compare with XLA's own figure: `hydralearn-plan --compile` (docs/tooling.md).
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from hydralearn.compose.schema import TrainConfig
+
+CHECKPOINT_NAMES = ("q_proj", "k_proj", "v_proj", "attn_context", "o_proj", "ffn_in", "ffn_out")
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryEstimate:
+    params: int  # bytes per device
+    optimizer: int
+    grads: int
+    activations: int
+    batch_shards: int  # how many ways the global batch is split
+
+    @property
+    def total(self) -> int:
+        return self.params + self.optimizer + self.grads + self.activations
+
+    def as_dict(self) -> dict[str, int]:
+        return {"params": self.params, "optimizer": self.optimizer, "grads": self.grads,
+                "activations": self.activations, "total": self.total}
+
+
+def saved_names(config: TrainConfig) -> frozenset[str] | None:
+    """Checkpoint names the remat policy saves; None means every activation is kept.
+
+    A remat config may state its names itself (a `saved_names()` method); otherwise `none`
+    keeps everything, `full` nothing, and an unknown policy is costed as keeping everything
+    (an overestimate rather than a surprise).
+    """
+    stated = getattr(config.remat, "saved_names", None)
+    if callable(stated):
+        return stated()
+    return frozenset() if config.remat.policy.value == "full" else None
+
+
+def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int,
+             optimizer_bytes: int, ffn_width: float) -> MemoryEstimate:
+    shards = _Shards(config, mesh)
+    tokens = math.ceil(config.data.batch_size / shards.batch) * config.data.seq_len / shards.length
+    model = config.model
+    width = _widths(config, shards, ffn_width)
+    every = 4 * model.d_model + 3 * width["q"] + 3 * width["kv"] + width["ffn"]
+    itemsize = np.dtype(model.compute_dtype).itemsize
+    full_layer = every * itemsize + 4 * width["scores"]
+    names = saved_names(config)
+    if names is None:
+        saved, working = model.d_model * itemsize + full_layer, 0.0
+    else:
+        saved = (model.d_model + sum(width[n] for n in names if n in width)) * itemsize
+        working = full_layer
+    logits = 2 * 4 * model.vocab_size / shards.vocab
+    activations = tokens * (model.num_layers * saved + working + logits)
+    return MemoryEstimate(params=param_bytes, optimizer=optimizer_bytes, grads=param_bytes,
+                          activations=int(activations), batch_shards=shards.batch)
+
+
+class _Shards:
+    """How many ways each logical axis is split on the mesh."""
+
+    def __init__(self, config: TrainConfig, mesh: dict[str, int]):
+        rules = dict(config.sharding.as_flax_rules())
+
+        def ways(name: str) -> int:
+            rule = rules.get(name)
+            axes = () if rule is None else (rule,) if isinstance(rule, str) else rule
+            return math.prod(mesh.get(a, 1) for a in axes)
+
+        self.batch = min(ways("batch"), config.data.batch_size)
+        self.length, self.heads, self.kv_heads = ways("length"), ways("heads"), ways("kv_heads")
+        self.mlp, self.vocab = ways("mlp"), ways("vocab")
+
+
+def _widths(config: TrainConfig, shards: _Shards, ffn_width: float) -> dict[str, float]:
+    model = config.model
+    q = model.num_heads * model.resolved_head_dim / shards.heads
+    kv = model.num_kv_heads * model.resolved_head_dim / shards.kv_heads
+    ffn = ffn_width / shards.mlp
+    hidden = model.ffn_dim * _active_experts(config) / shards.mlp
+    return {"q": q, "kv": kv, "ffn": ffn, "scores": model.num_heads * config.data.seq_len / shards.heads,
+            "q_proj": q, "k_proj": kv, "v_proj": kv, "attn_context": q, "o_proj": model.d_model,
+            "ffn_in": max(ffn - hidden, 0.0), "ffn_out": model.d_model}
+
+
+# The config fields under which a MoE feed-forward states how many experts each token uses.
+EXPERTS_PER_TOKEN_FIELDS = ("top_k", "experts_per_token", "num_experts_per_token")
+
+
+def experts_per_token(config: TrainConfig) -> int | None:
+    for field in EXPERTS_PER_TOKEN_FIELDS:
+        value = getattr(config.model.ffn, field, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _active_experts(config: TrainConfig) -> int:
+    return experts_per_token(config) or 1

@@ -1,0 +1,180 @@
+"""A plan: what a config costs on its stated hardware, computed abstractly (no devices needed).
+
+Autos are resolved for `hardware.hosts * hardware.devices_per_host` devices (a CPU profile's
+devices_per_host=-1 counts as 1 per host, so plans never depend on the machine they run on);
+the model is built with `nnx.eval_shape`, so a 70B model plans in well under a second.
+Every number comes from the config and the abstract parameter tree: the hardware profile
+gives the device count and memory, the model's parameters give counts and shardings.
+"""
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from hydralearn.compose import config as compose_config
+from hydralearn.compose import memory
+from hydralearn.compose.build import abstract_params, flops_per_token
+from hydralearn.compose.optim import build_optimizer
+from hydralearn.compose.schema import TrainConfig
+
+GIB = 2**30
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorRow:
+    """One parameter: its logical axes, its PartitionSpec, and the shard each device holds."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    logical_axes: tuple[str | None, ...]
+    spec: str
+    shard_shape: tuple[int, ...]
+    bytes_per_device: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    name: str
+    hardware: str
+    hosts: int
+    device_count: int
+    mesh: dict[str, int]
+    remat: str
+    total_params: int
+    active_params: int  # per token: MoE counts only the experts a token is routed to
+    flops_per_token: float  # training (forward + backward), 6N + attention
+    tokens_per_step: int
+    memory: memory.MemoryEstimate  # bytes per device
+    device_memory_bytes: int
+    step_seconds_at_peak: float  # compute time of one step at 100% MFU
+    tensors: tuple[TensorRow, ...]  # largest shard per device first
+    warnings: tuple[str, ...]
+
+    def derived(self) -> dict[str, float]:
+        """The numbers a diff compares, flat and named."""
+        return {"total_params": self.total_params, "active_params": self.active_params,
+                "flops_per_token": self.flops_per_token, "tokens_per_step": self.tokens_per_step,
+                "device_count": self.device_count,
+                **{f"memory.{k}_bytes": v for k, v in self.memory.as_dict().items()},
+                "step_seconds_at_peak": self.step_seconds_at_peak}
+
+
+def planned_device_count(config: TrainConfig) -> int:
+    per_host = config.hardware.devices_per_host
+    return config.hardware.hosts * (per_host if per_host > 0 else 1)
+
+
+def load_resolved(overrides: list[str]) -> TrainConfig:
+    """Compose, validate and resolve every auto for the stated hardware (ConfigError if not)."""
+    config = compose_config.load(overrides)
+    return compose_config.resolve(config, device_count=planned_device_count(config))
+
+
+def make_plan(config: TrainConfig) -> Plan:
+    """The plan of a resolved config."""
+    _, params = abstract_params(config)
+    mesh = config.mesh.axes
+    table = param_table(params, config)
+    total = sum(math.prod(row.shape) for row in table)
+    active = total - sum(_inactive_expert_params(row, config) for row in table)
+    lookup_only = 0 if config.model.tie_embeddings else config.model.vocab_size * config.model.d_model
+    model = config.model
+    fpt = flops_per_token(matmul_params=active - lookup_only, num_layers=model.num_layers,
+                          attention_dim=model.num_heads * model.resolved_head_dim,
+                          seq_len=config.data.seq_len)
+    tokens = config.data.batch_size * config.data.seq_len
+    param_bytes = sum(row.bytes_per_device for row in table)
+    estimate = memory.estimate(config, mesh=mesh, param_bytes=param_bytes,
+                               optimizer_bytes=optimizer_bytes(params, config),
+                               ffn_width=_ffn_width(table, config))
+    devices = planned_device_count(config)
+    return Plan(
+        name=config.name, hardware=config.hardware.name, hosts=config.hardware.hosts,
+        device_count=devices, mesh=dict(mesh), remat=config.remat.policy.value,
+        total_params=total, active_params=active, flops_per_token=fpt, tokens_per_step=tokens,
+        memory=estimate, device_memory_bytes=int(config.hardware.device_memory_gib * GIB),
+        step_seconds_at_peak=fpt * tokens / (config.hardware.peak_flops_per_device * devices),
+        tensors=tuple(sorted(table, key=lambda r: (-r.bytes_per_device, r.path))),
+        warnings=tuple(_warnings(config, estimate)))
+
+
+def param_table(params: nnx.State, config: TrainConfig) -> list[TensorRow]:
+    """One row per parameter, in path order, sharded on the config's (resolved) mesh."""
+    rules = dict(config.sharding.as_flax_rules())
+    rows = []
+    for path, var in sorted(nnx.to_flat_state(params), key=lambda kv: kv[0]):
+        rows.append(_row(".".join(map(str, path)), var, rules, config.mesh.axes))
+    return rows
+
+
+def optimizer_bytes(params: nnx.State, config: TrainConfig) -> int:
+    """Per-device bytes of the optimizer state: moments shard like their parameters."""
+    tx = build_optimizer(config.optim, total_steps=config.trainer.steps).transform
+    state = jax.eval_shape(tx.init, params)
+    rules = dict(config.sharding.as_flax_rules())
+    leaves = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+    return sum(_row("", leaf, rules, config.mesh.axes).bytes_per_device for leaf in leaves)
+
+
+def _row(path: str, leaf: Any, rules: dict, mesh: dict[str, int]) -> TensorRow:
+    value = leaf.get_value() if isinstance(leaf, nnx.Variable) else leaf
+    axes = tuple(leaf.get_metadata().get("out_sharding") or ()) if isinstance(leaf, nnx.Variable) else ()
+    axes = axes or (None,) * len(value.shape)
+    spec = tuple(_mesh_axes(rules.get(a)) if a else () for a in axes)
+    shard = tuple(-(-dim // math.prod(mesh.get(m, 1) for m in entry))
+                  for dim, entry in zip(value.shape, spec))
+    dtype = np.dtype(value.dtype)
+    return TensorRow(path=path, shape=tuple(value.shape), dtype=dtype.name, logical_axes=axes,
+                     spec=_spec_text(spec), shard_shape=shard,
+                     bytes_per_device=math.prod(shard) * dtype.itemsize)
+
+
+def _mesh_axes(rule: Any) -> tuple[str, ...]:
+    if rule is None:
+        return ()
+    return (rule,) if isinstance(rule, str) else tuple(rule)
+
+
+def _spec_text(spec: tuple[tuple[str, ...], ...]) -> str:
+    """PartitionSpec as jax prints it: P(None, 'fsdp', ('data', 'fsdp'))."""
+    parts = ["None" if not e else repr(e[0]) if len(e) == 1 else repr(e) for e in spec]
+    return f"P({', '.join(parts)})"
+
+
+def _inactive_expert_params(row: TensorRow, config: TrainConfig) -> int:
+    """Expert weights (an `experts` axis beside an `mlp` axis) a token is not routed to."""
+    k = memory.experts_per_token(config)
+    if k is None or "experts" not in row.logical_axes or "mlp" not in row.logical_axes:
+        return 0
+    num_experts = row.shape[row.logical_axes.index("experts")]
+    return math.prod(row.shape) * (num_experts - k) // num_experts
+
+
+def _ffn_width(table: list[TensorRow], config: TrainConfig) -> float:
+    """Per-token hidden activations of one layer's feed-forward, in elements (unsharded).
+
+    Its weights divided by d_model: 3 * ffn_dim for SwiGLU (gate, up, their product),
+    2 * ffn_dim for GELU (up, gelu(up)); MoE counts only the experts a token uses.
+    """
+    model = config.model
+    weights = sum(math.prod(r.shape) - _inactive_expert_params(r, config)
+                  for r in table if ".ffn." in f".{r.path}." and "mlp" in r.logical_axes)
+    return weights / max(model.num_layers, 1) / model.d_model
+
+
+def _warnings(config: TrainConfig, estimate: memory.MemoryEstimate) -> list[str]:
+    out = []
+    capacity = config.hardware.device_memory_gib * GIB
+    if estimate.total > capacity:
+        out.append(f"estimated {estimate.total / GIB:.1f} GiB per device exceeds the "
+                   f"{config.hardware.device_memory_gib:g} GiB of a {config.hardware.name} device")
+    shards = estimate.batch_shards
+    if config.data.batch_size % shards:
+        out.append(f"data.batch_size={config.data.batch_size} is not divisible by the {shards} "
+                   "batch shards of the mesh")
+    return out
