@@ -1,0 +1,186 @@
+"""Semantic diff of two configs: changed keys by config group, what the change costs (derived
+numbers of both plans), and whether a checkpoint of A can be resumed as B.
+
+A side is a list of overrides (resolved for its stated hardware, like the planner), a golden
+`<name>.config.yaml`, any saved resolved config, or a run directory holding
+`resolved_config.yaml`. Both sides are compared fully resolved: an auto that resolves
+differently shows up as a changed key.
+"""
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+from flax import nnx
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from hydralearn.compose import config as compose_config
+from hydralearn.compose import schema
+from hydralearn.compose.build import abstract_params
+from hydralearn.compose.optim import build_optimizer
+from hydralearn.compose.plan import Plan, load_resolved, make_plan
+from hydralearn.compose.resume_rule import Effect, classify
+from hydralearn.compose.validate import ConfigError, to_container
+
+RESOLVED_CONFIG = "resolved_config.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+    label: str
+    config: schema.TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    key: str
+    group: str  # the config group the key belongs to ("model/ffn", "optim", "run")
+    kind: str  # added | removed | changed
+    old: Any
+    new: Any
+    effect: Effect
+
+
+@dataclasses.dataclass(frozen=True)
+class Delta:
+    name: str
+    old: float
+    new: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Resume:
+    possible: bool
+    reason: str
+    mismatched: tuple[str, ...]  # parameter / optimizer-state paths whose shape or dtype differ
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigDiff:
+    a: str
+    b: str
+    changes: tuple[Change, ...]
+    deltas: tuple[Delta, ...]  # only the derived numbers that differ
+    resume: Resume
+
+    @property
+    def identical(self) -> bool:
+        return not self.changes
+
+
+def load_side(spec: list[str]) -> Side:
+    """One side of a diff from the command line; ConfigError if it cannot be read."""
+    if len(spec) == 1 and "=" not in spec[0] and Path(spec[0]).exists():
+        path = Path(spec[0])
+        if path.is_dir():
+            path = path / RESOLVED_CONFIG
+            if not path.exists():
+                raise ConfigError([f"{spec[0]}: not a run directory (it has no {RESOLVED_CONFIG})"])
+        return Side(label=str(spec[0]), config=_load_file(path))
+    if len(spec) == 1 and spec[0].endswith((".yaml", ".yml")) and "=" not in spec[0]:
+        raise ConfigError([f"{spec[0]}: no such file"])
+    return Side(label=" ".join(spec) or "(defaults)", config=load_resolved(spec))
+
+
+def _load_file(path: Path) -> schema.TrainConfig:
+    try:
+        container = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except (OmegaConfBaseException, OSError) as e:
+        raise ConfigError([f"{path}: cannot read it as a config: {str(e).splitlines()[0]}"]) from None
+    try:
+        return schema.load(container)
+    except ConfigError as e:
+        raise ConfigError([f"{path}: {line}" for line in e.errors]) from None
+
+
+def diff(a: Side, b: Side) -> ConfigDiff:
+    changes = tuple(key_changes(to_container(a.config), to_container(b.config)))
+    plan_a, plan_b = make_plan(a.config), make_plan(b.config)
+    return ConfigDiff(a=a.label, b=b.label, changes=changes, deltas=tuple(_deltas(plan_a, plan_b)),
+                      resume=resume_check(a.config, b.config, changes))
+
+
+def key_changes(a: dict, b: dict) -> list[Change]:
+    flat_a, flat_b = flatten(a), flatten(b)
+    out = []
+    for key in sorted(flat_a.keys() | flat_b.keys(), key=lambda k: (config_group(k), k)):
+        old, new = flat_a.get(key, _ABSENT), flat_b.get(key, _ABSENT)
+        if old == new and type(old) is type(new):
+            continue
+        kind = "added" if old is _ABSENT else "removed" if new is _ABSENT else "changed"
+        out.append(Change(key=key, group=config_group(key), kind=kind, effect=classify(key),
+                          old=None if old is _ABSENT else old, new=None if new is _ABSENT else new))
+    return out
+
+
+_ABSENT = object()
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> leaf; an empty mapping is a leaf (`{}`) so it can be added or removed."""
+    if isinstance(tree, dict) and tree:
+        out = {}
+        for k, v in tree.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: tuple(tree) if isinstance(tree, list) else tree}
+
+
+def config_group(key: str) -> str:
+    """The deepest config group directory of conf/ that `key` lies under ("run" if none)."""
+    parts = key.split(".")
+    group = "run"
+    for i in range(1, len(parts)):
+        if (Path(compose_config.CONF_DIR) / Path(*parts[:i])).is_dir():
+            group = "/".join(parts[:i])
+    return group
+
+
+def resume_check(a: schema.TrainConfig, b: schema.TrainConfig, changes) -> Resume:
+    """Exact: compare the abstract parameter and optimizer-state trees of both configs."""
+    tree_a, tree_b = _state_shapes(a), _state_shapes(b)
+    mismatched = tuple(sorted((p for p in tree_a.keys() | tree_b.keys() if tree_a.get(p) != tree_b.get(p)),
+                             key=lambda p: (not p.startswith("params."), p)))  # parameters first
+    if mismatched:
+        shown = ", ".join(f"{p}: {_shape_text(tree_a.get(p))} -> {_shape_text(tree_b.get(p))}"
+                          for p in mismatched[:3])
+        more = f" and {len(mismatched) - 3} more" if len(mismatched) > 3 else ""
+        return Resume(possible=False, mismatched=mismatched,
+                      reason=f"parameter or optimizer-state shapes differ ({shown}{more})")
+    kinds = {c.effect for c in changes}
+    if Effect.TRAINING in kinds or Effect.SHAPE in kinds:
+        keys = ", ".join(c.key for c in changes if c.effect is not Effect.PERFORMANCE)
+        return Resume(possible=True, mismatched=(),
+                      reason=f"same shapes; training continues differently ({keys})")
+    return Resume(possible=True, mismatched=(),
+                  reason="same shapes and maths; only how it runs changes" if changes else "identical")
+
+
+def _state_shapes(config: schema.TrainConfig) -> dict[str, tuple]:
+    _, params = abstract_params(config)
+    tx = build_optimizer(config.optim, total_steps=config.trainer.steps).transform
+    state = {"params": params, "opt_state": jax.eval_shape(tx.init, params)}
+    leaves = jax.tree_util.tree_leaves_with_path(state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+    out = {}
+    for path, leaf in leaves:
+        value = leaf.get_value() if isinstance(leaf, nnx.Variable) else leaf
+        out[jax.tree_util.keystr(path, simple=True, separator=".")] = (tuple(value.shape), str(value.dtype))
+    return out
+
+
+def _shape_text(entry) -> str:
+    return "absent" if entry is None else f"{entry[0]} {entry[1]}"
+
+
+def _deltas(a: Plan, b: Plan) -> list[Delta]:
+    da, db = a.derived(), b.derived()
+    out = [Delta(name=k, old=float(da[k]), new=float(db[k])) for k in da if da[k] != db[k]]
+    if a.mesh != b.mesh:
+        out.append(Delta(name="mesh", old=_mesh_text(a.mesh), new=_mesh_text(b.mesh)))
+    return out
+
+
+def _mesh_text(mesh: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in mesh.items())

@@ -1,0 +1,59 @@
+"""The one rule for what a config change does to a checkpoint, shared by every tool that asks
+(`hydralearn-diff`, and any resume check): each dotted key falls in one of three kinds.
+
+- SHAPE: defines the shape, dtype or structure of parameters or optimizer state; a checkpoint
+  saved before the change cannot be restored after it.
+- TRAINING: restorable, but the run continues differently (learning rate, data, seed, the
+  model's maths without new shapes such as rope_theta or a norm's eps).
+- PERFORMANCE: restorable and the same maths; only how it runs changes (hardware, mesh,
+  sharding, remat, kernel, logging); a checkpoint is resharded on restore.
+
+Keys are matched by their dotted prefix (first match wins, most specific first); a key under
+`model` that is not listed is TRAINING unless its leaf name is a shape field. New groups add
+their prefixes here. Where both configs are at hand, `hydralearn.compose.diff` also compares
+the abstract parameter and optimizer-state trees, which is exact; this rule labels each key.
+"""
+
+import enum
+
+
+class Effect(enum.Enum):
+    SHAPE = "shape"
+    TRAINING = "training"
+    PERFORMANCE = "performance"
+
+
+# Leaf names that define parameter shapes or dtypes wherever they sit under `model`.
+SHAPE_FIELDS = frozenset({
+    "_target_", "vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "head_dim",
+    "ffn_dim", "tie_embeddings", "param_dtype", "num_experts", "num_shared_experts",
+    "expert_ffn_dim", "shared_ffn_dim",
+})
+
+PREFIX_RULES: tuple[tuple[str, Effect], ...] = (
+    ("hardware.", Effect.PERFORMANCE),
+    ("mesh.", Effect.PERFORMANCE),
+    ("sharding.", Effect.PERFORMANCE),
+    ("remat.", Effect.PERFORMANCE),
+    ("kernel.", Effect.PERFORMANCE),
+    ("checkpoint.", Effect.PERFORMANCE),
+    ("trainer.log_every", Effect.PERFORMANCE),
+    ("trainer.eval_", Effect.PERFORMANCE),
+    ("trainer.sample_", Effect.PERFORMANCE),
+    ("name", Effect.PERFORMANCE),
+    ("model.compute_dtype", Effect.TRAINING),
+    ("optim.", Effect.TRAINING),
+    ("data.", Effect.TRAINING),
+    ("trainer.", Effect.TRAINING),
+    ("seed", Effect.TRAINING),
+)
+
+
+def classify(key: str) -> Effect:
+    """The effect of changing dotted `key` on a checkpoint."""
+    for prefix, effect in PREFIX_RULES:
+        if key.startswith(prefix) or key == prefix.rstrip("."):
+            return effect
+    if key.startswith("model."):
+        return Effect.SHAPE if key.rpartition(".")[2] in SHAPE_FIELDS else Effect.TRAINING
+    return Effect.TRAINING
