@@ -1,0 +1,121 @@
+"""The end-of-sweep summary: a Hydra callback (conf/train.yaml, hydra.callbacks) that reads each
+point's run directory and writes, in the sweep directory, `summary.csv`, `summary.md` (also
+printed) and `loss_curves.png`.
+
+It reads only files (each job's `.hydra/overrides.yaml`, `summary.json`, `metrics.jsonl`), in
+`on_multirun_end`, which Hydra calls in the launching process once every job has returned, so
+it works the same with the basic, joblib and submitit launchers.
+"""
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+METRICS = ("steps", "train_loss", "eval_loss", "tokens_per_s", "mfu", "wall_s")
+
+
+class SweepSummary(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        table = summarize(sweep_dir)
+        if table:
+            print(f"sweep summary ({len(table)} points), written to {sweep_dir}:\n"
+                  f"{markdown(table)}")
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """Every point's run directory (one holding Hydra's .hydra/overrides.yaml), in job order."""
+    dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")]
+    return sorted(dirs, key=lambda p: (len(p.parts), int(p.name) if p.name.isdigit() else 0, str(p)))
+
+
+def summarize(sweep_dir: Path) -> list[dict]:
+    """Write summary.csv, summary.md and loss_curves.png; return the table's rows."""
+    dirs = job_dirs(sweep_dir)
+    if not dirs:
+        return []
+    points = [_overrides(d) for d in dirs]
+    varying = sorted({k for p in points for k, v in p.items()
+                      if any(q.get(k) != v for q in points)})
+    rows = []
+    for d, point in zip(dirs, points):
+        summary = _read_json(d / "summary.json")
+        row = {"job": str(d.relative_to(sweep_dir)), **{k: point.get(k, "") for k in varying}}
+        row |= {m: summary.get(m, "") for m in METRICS}
+        row["status"] = "ok" if summary else "no summary.json (failed or still running)"
+        rows.append(row)
+    (sweep_dir / "summary.csv").write_text(_csv(rows))
+    (sweep_dir / "summary.md").write_text(markdown(rows) + "\n")
+    _plot(sweep_dir / "loss_curves.png", dirs, [_label(p, varying) for p in points])
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r[c]) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _cell(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _overrides(run_dir: Path) -> dict[str, str]:
+    items = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    return dict(item.split("=", 1) for item in items if "=" in item)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _label(point: dict, varying: list[str]) -> str:
+    return " ".join(f"{k}={point.get(k, '')}" for k in varying) or "run"
+
+
+def _curve(run_dir: Path) -> tuple[list[int], list[float]]:
+    steps, losses = [], []
+    path = run_dir / "metrics.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        record = json.loads(line)
+        if isinstance(record.get("loss"), (int, float)):
+            steps.append(record["step"])
+            losses.append(record["loss"])
+    return steps, losses
+
+
+def _plot(path: Path, dirs: list[Path], labels: list[str]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")  # headless: no display on training hosts
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for d, label in zip(dirs, labels):
+        steps, losses = _curve(d)
+        if steps:
+            ax.plot(steps, losses, label=label)
+    ax.set(xlabel="step", ylabel="train loss (nats/token)", title="sweep: training loss")
+    if ax.lines:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
