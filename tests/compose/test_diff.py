@@ -1,0 +1,89 @@
+"""The diff of known configs: exactly the changed keys, the right derived deltas, resume verdicts."""
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from hydralearn.cli import diff as diff_cli
+from hydralearn.compose.diff import diff, load_side
+from hydralearn.compose.resume_rule import Effect, classify
+from hydralearn.compose.validate import ConfigError, to_container
+
+D, L, F, V = 64, 3, 96, 256
+TINY = [f"model.d_model={D}", f"model.num_layers={L}", "model.num_heads=4", "model.num_kv_heads=2",
+        f"model.ffn_dim={F}", "data=synthetic", "data.seq_len=32", "data.batch_size=8"]
+
+
+@pytest.fixture(scope="module")
+def ffn_and_lr():
+    return diff(load_side(TINY), load_side([*TINY, "model/ffn=gelu", "optim.lr=1e-4"]))
+
+
+def test_lists_exactly_the_changed_keys(ffn_and_lr):
+    got = {(c.key, c.kind, c.old, c.new) for c in ffn_and_lr.changes}
+    assert got == {
+        ("model.ffn._target_", "changed", "hydralearn.layers.ffn.swiglu.SwiGLU",
+         "hydralearn.layers.ffn.gelu.GeluMLP"),
+        ("model.ffn.approximate", "added", None, True),
+        ("optim.lr", "changed", 0.003, 1e-4)}
+    assert {c.key: c.group for c in ffn_and_lr.changes}["model.ffn._target_"] == "model/ffn"
+
+
+def test_derived_deltas(ffn_and_lr):
+    deltas = {d.name: d.new - d.old for d in ffn_and_lr.deltas}
+    # SwiGLU has 3 d*f matrices per layer, GELU 2: one d*f matrix per layer fewer.
+    assert deltas["total_params"] == deltas["active_params"] == -L * D * F
+    assert deltas["flops_per_token"] == pytest.approx(-6 * L * D * F)
+    assert deltas["memory.params_bytes"] == -L * D * F * 4  # float32, one device
+    assert "tokens_per_step" not in deltas and "mesh" not in deltas
+
+
+def test_shape_change_cannot_resume(ffn_and_lr):
+    assert not ffn_and_lr.resume.possible
+    assert "params.blocks.ffn.gate" in ffn_and_lr.resume.mismatched
+
+
+def test_identical_configs_exit_zero(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        diff_cli.main([*TINY, "--", *TINY])
+    assert exit_info.value.code == 0
+    assert "identical" in capsys.readouterr().out
+
+
+def test_performance_change_resumes_and_json(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        diff_cli.main(["--json", *TINY, "--", *TINY, "remat=full", "hardware.devices_per_host=2"])
+    assert exit_info.value.code == 1
+    out = json.loads(capsys.readouterr().out)
+    assert {c["key"] for c in out["changes"]} == {"remat.policy", "hardware.devices_per_host", "mesh.axes.fsdp"}
+    assert {c["effect"] for c in out["changes"]} == {"performance"}
+    assert out["resume"]["possible"] and not out["identical"]
+    names = {d["name"] for d in out["deltas"]}
+    assert {"memory.activations_bytes", "memory.params_bytes", "mesh"} <= names
+
+
+def test_run_directory_and_file_sides(tmp_path):
+    side = load_side(TINY)
+    OmegaConf.save(OmegaConf.create(to_container(side.config)), tmp_path / "resolved_config.yaml")
+    assert diff(load_side([str(tmp_path)]), side).identical
+    assert diff(load_side([str(tmp_path / "resolved_config.yaml")]), side).identical
+    with pytest.raises(ConfigError, match="not a run directory"):
+        load_side([str(tmp_path / "..")])
+
+
+def test_usage_error_exits_two(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        diff_cli.main(TINY)
+    assert exit_info.value.code == 2
+    assert "usage" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key, effect", [
+    ("model.d_model", Effect.SHAPE), ("model.ffn._target_", Effect.SHAPE),
+    ("model.rope_theta", Effect.TRAINING), ("model.compute_dtype", Effect.TRAINING),
+    ("optim.lr", Effect.TRAINING), ("seed", Effect.TRAINING), ("trainer.steps", Effect.TRAINING),
+    ("mesh.axes.fsdp", Effect.PERFORMANCE), ("remat.policy", Effect.PERFORMANCE),
+    ("trainer.log_every", Effect.PERFORMANCE), ("name", Effect.PERFORMANCE)])
+def test_resume_rule(key, effect):
+    assert classify(key) is effect

@@ -1,0 +1,87 @@
+"""Planner numbers against formulas written out here, and the CLI's behaviour."""
+
+import pytest
+
+from hydralearn.cli import plan as plan_cli
+from hydralearn.compose.explain import explain
+from hydralearn.compose.plan import load_resolved, make_plan
+
+TINY = ["model.d_model=64", "model.num_layers=3", "model.num_heads=4", "model.num_kv_heads=2",
+        "model.ffn_dim=96", "data=synthetic", "data.seq_len=32", "data.batch_size=8"]
+
+
+def llama_params(*, vocab, d, layers, heads, kv_heads, ffn, tied=False):
+    """Llama parameter count: embedding (+ untied head), per layer q/k/v/o + SwiGLU + 2 norms."""
+    head_dim = d // heads
+    attention = d * heads * head_dim * 2 + d * kv_heads * head_dim * 2
+    per_layer = attention + 3 * d * ffn + 2 * d
+    return vocab * d * (1 if tied else 2) + layers * per_layer + d
+
+
+@pytest.fixture(scope="module")
+def tiny_fsdp8():
+    return make_plan(load_resolved([*TINY, "hardware.devices_per_host=8"]))
+
+
+def test_parameter_count_and_flops_match_formulas(tiny_fsdp8):
+    n = llama_params(vocab=256, d=64, layers=3, heads=4, kv_heads=2, ffn=96)
+    assert tiny_fsdp8.total_params == tiny_fsdp8.active_params == n
+    # 6N over the matmul weights (not the embedding lookup) + 12 * L * d_attn * T (PaLM, app. B).
+    assert tiny_fsdp8.flops_per_token == pytest.approx(6 * (n - 256 * 64) + 12 * 3 * 64 * 32)
+    assert tiny_fsdp8.tokens_per_step == 8 * 32
+
+
+def test_llama2_70b_on_64_hosts_of_8():
+    plan = make_plan(load_resolved(["model=llama2_70b", "hardware.hosts=64", "hardware.devices_per_host=8"]))
+    assert plan.total_params == llama_params(vocab=32000, d=8192, layers=80, heads=64, kv_heads=8,
+                                             ffn=28672) == 68_976_648_192
+    assert plan.device_count == 512 and plan.mesh["fsdp"] == 512
+
+
+def test_fsdp_parameter_bytes_per_device(tiny_fsdp8):
+    # Every weight has an `embed` axis sharded over fsdp=8 (d=64 divides evenly): float32 / 8.
+    assert tiny_fsdp8.mesh == {"data": 1, "fsdp": 8, "tensor": 1, "expert": 1, "seq": 1}
+    assert tiny_fsdp8.memory.params == tiny_fsdp8.total_params * 4 // 8
+    assert tiny_fsdp8.memory.grads == tiny_fsdp8.memory.params
+    # AdamW: two moments shaped and sharded like the parameters, plus replicated step counts.
+    assert 2 * tiny_fsdp8.memory.params <= tiny_fsdp8.memory.optimizer <= 2 * tiny_fsdp8.memory.params + 64
+    largest = tiny_fsdp8.tensors[0]
+    assert largest.bytes_per_device == max(r.bytes_per_device for r in tiny_fsdp8.tensors)
+
+
+def test_remat_full_keeps_fewer_activations():
+    none = make_plan(load_resolved(TINY)).memory.activations
+    full = make_plan(load_resolved([*TINY, "remat=full"])).memory.activations
+    assert 0 < full < none
+
+
+def test_compiled_memory_agrees_with_the_state_size():
+    """XLA's argument bytes per device = state (params + 2 Adam moments, fsdp/8) + the batch."""
+    from hydralearn.compose.compiled import compiled_memory
+    plan = make_plan(load_resolved([*TINY, "hardware.devices_per_host=8"]))
+    stats = compiled_memory([*TINY, "hardware.devices_per_host=8"], device_count=8)
+    state = plan.memory.params + plan.memory.optimizer
+    batch = 2 * (8 // 8) * 32 * 4  # inputs and targets, int32, batch split 8 ways
+    assert stats.argument_bytes == pytest.approx(state + batch, rel=0.01, abs=256)
+    assert stats.temp_bytes > 0
+
+
+def test_explain_names_the_file_and_the_override():
+    lr = explain("optim.lr", ["optim.lr=1e-3"])
+    assert [s.where for s in lr.sources] == ["conf/optim/adamw.yaml", "command line"]
+    assert lr.resolved == 1e-3
+    theta = explain("model.rope_theta", ["model=llama3_8b"])
+    assert theta.sources[-1].where == "conf/model/llama3_8b.yaml"
+    assert "model=llama3_8b" in theta.sources[-1].how
+    fsdp = explain("mesh.axes.fsdp", ["hardware.devices_per_host=4"])
+    assert fsdp.value == -1 and fsdp.resolved == 4
+
+
+def test_cli_prints_the_plan_and_refuses_bad_input(capsys):
+    plan_cli.main([*TINY, "hardware.devices_per_host=8"])
+    out = capsys.readouterr().out
+    assert "fsdp=8" in out and "largest tensors per device" in out
+    with pytest.raises(SystemExit) as exit_info:
+        plan_cli.main(["model=llama2_7bb"])
+    assert exit_info.value.code == 2
+    assert "did you mean 'llama2_7b'" in capsys.readouterr().err
