@@ -32,7 +32,9 @@ def check(argv: list[str]) -> None:
         try:
             compose_config.load(point)
         except ConfigError as e:
-            prefix = f"[{' '.join(point)}] " if args.multirun else ""
+            # Name a sweep point by the overrides that vary across points, not the shared ones.
+            swept = [o for o in point if any(o not in other for other in points)]
+            prefix = f"[{' '.join(swept or point)}] " if args.multirun else ""
             errors += [prefix + line for line in e.errors]
     if errors:
         raise ConfigError(errors)
