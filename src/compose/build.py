@@ -9,7 +9,7 @@ kernel function resolved from conf/kernel.
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp

@@ -36,7 +36,7 @@ def test_every_option_composes_on_every_preset(preset):
             assert saved[group]["_target_"] == expected
 
 
-@pytest.mark.parametrize("position, ffn, norm", itertools.product(POSITIONS, FFNS, NORMS))
+@pytest.mark.parametrize("position, ffn, norm", list(itertools.product(POSITIONS, FFNS, NORMS)))
 def test_every_option_builds_and_runs_on_the_tiny_preset(position, ffn, norm):
     config = resolved(f"model/position={position}", f"model/ffn={ffn}", f"model/norm={norm}",
                       "model.d_model=32", "model.num_heads=4", "model.num_kv_heads=2",
