@@ -84,3 +84,7 @@ def _train(config: TrainConfig, run_dir: Path) -> RunSummary:
     if summary.sample:
         print(f"--- sample ---\n{summary.sample}\n--------------")
     return summary
+
+
+if __name__ == "__main__":
+    main()
