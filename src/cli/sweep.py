@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import logging
+import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -22,23 +23,37 @@ METRICS = ("steps", "train_loss", "eval_loss", "tokens_per_s", "mfu", "wall_s")
 
 
 class SweepSummary(Callback):
+    def __init__(self) -> None:
+        self.started = 0.0
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        # A sweep dir may hold points of earlier sweeps (same name): summarize only this one's.
+        self.started = time.time()
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        table = summarize(sweep_dir)
+        table = summarize(sweep_dir, since=self.started)
         if table:
             print(f"sweep summary ({len(table)} points), written to {sweep_dir}:\n"
                   f"{markdown(table)}")
 
 
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    """Every point's run directory (one holding Hydra's .hydra/overrides.yaml), in job order."""
-    dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")]
-    return sorted(dirs, key=lambda p: (len(p.parts), int(p.name) if p.name.isdigit() else 0, str(p)))
+def job_dirs(sweep_dir: Path, *, since: float = 0.0) -> list[Path]:
+    """Every point's run directory (Hydra wrote .hydra/ there at or after `since`), in job order."""
+    marks = [p for p in sweep_dir.glob("**/.hydra/overrides.yaml") if p.stat().st_mtime >= since - 1]
+    return [p.parent.parent for p in sorted(marks, key=lambda p: (_job_num(p.parent), str(p)))]
 
 
-def summarize(sweep_dir: Path) -> list[dict]:
+def _job_num(hydra_dir: Path) -> int:
+    try:
+        return int(OmegaConf.load(hydra_dir / "hydra.yaml").hydra.job.num)
+    except Exception:  # noqa: BLE001 - a point without Hydra's record sorts last
+        return 1 << 30
+
+
+def summarize(sweep_dir: Path, *, since: float = 0.0) -> list[dict]:
     """Write summary.csv, summary.md and loss_curves.png; return the table's rows."""
-    dirs = job_dirs(sweep_dir)
+    dirs = job_dirs(sweep_dir, since=since)
     if not dirs:
         return []
     points = [_overrides(d) for d in dirs]

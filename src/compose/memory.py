@@ -45,17 +45,29 @@ class MemoryEstimate:
                 "activations": self.activations, "total": self.total}
 
 
-def saved_names(config: TrainConfig) -> frozenset[str] | None:
-    """Checkpoint names the remat policy saves; None means every activation is kept.
+# Checkpoint names each named remat policy keeps on the device (conf/remat). save_dots keeps
+# the matmuls without batch dimensions: every projection, not the attention itself.
+POLICY_SAVES = {
+    "full": (),
+    "save_dots": ("q_proj", "k_proj", "v_proj", "o_proj", "ffn_in", "ffn_out"),
+    "save_qkv_proj": ("q_proj", "k_proj", "v_proj"),
+    "save_attn_context": ("attn_context",),
+    "offload_dots": (),  # kept in host memory, not on the device
+    "offload_qkv_proj": (),
+}
 
-    A remat config may state its names itself (a `saved_names()` method); otherwise `none`
-    keeps everything, `full` nothing, and an unknown policy is costed as keeping everything
-    (an overestimate rather than a surprise).
+
+def saved_names(config: TrainConfig) -> frozenset[str] | None:
+    """Checkpoint names the remat policy keeps on the device; None means every activation.
+
+    `custom` keeps the names it marks `save` (offloaded ones live in host memory); an unknown
+    policy is costed as keeping everything (an overestimate rather than a surprise).
     """
-    stated = getattr(config.remat, "saved_names", None)
-    if callable(stated):
-        return stated()
-    return frozenset() if config.remat.policy.value == "full" else None
+    policy = config.remat.policy.value
+    if policy == "custom":
+        names = getattr(config.remat, "names", {})
+        return frozenset(n for n, action in names.items() if getattr(action, "value", action) == "save")
+    return frozenset(POLICY_SAVES[policy]) if policy in POLICY_SAVES else None
 
 
 def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int,

@@ -12,6 +12,10 @@ Keys are matched by their dotted prefix (first match wins, most specific first);
 `model` that is not listed is TRAINING unless its leaf name is a shape field. New groups add
 their prefixes here. Where both configs are at hand, `hydralearn.compose.diff` also compares
 the abstract parameter and optimizer-state trees, which is exact; this rule labels each key.
+
+The PERFORMANCE keys are exactly the "execution-only" changes a resumed run may make
+(runtime/resume.py, EXECUTION_ONLY): keep the two in step, or let that module ask
+`classify(key) is Effect.PERFORMANCE`.
 """
 
 import enum
@@ -30,29 +34,26 @@ SHAPE_FIELDS = frozenset({
     "expert_ffn_dim", "shared_ffn_dim",
 })
 
-PREFIX_RULES: tuple[tuple[str, Effect], ...] = (
-    ("hardware.", Effect.PERFORMANCE),
-    ("mesh.", Effect.PERFORMANCE),
-    ("sharding.", Effect.PERFORMANCE),
-    ("remat.", Effect.PERFORMANCE),
-    ("kernel.", Effect.PERFORMANCE),
-    ("checkpoint.", Effect.PERFORMANCE),
-    ("trainer.log_every", Effect.PERFORMANCE),
-    ("trainer.eval_", Effect.PERFORMANCE),
-    ("trainer.sample_", Effect.PERFORMANCE),
-    ("name", Effect.PERFORMANCE),
+# (key or dotted prefix, effect); a rule matches the key itself and every key below it.
+# The PERFORMANCE entries are the "execution-only" changes a resumed run may make.
+RULES: tuple[tuple[str, Effect], ...] = (
+    *((key, Effect.PERFORMANCE) for key in (
+        "name", "hardware", "mesh", "sharding", "remat", "kernel", "checkpoint",
+        "trainer.log_every", "trainer.eval_every", "trainer.eval_batches", "trainer.sample_tokens",
+        "trainer.sample_prompt", "trainer.sample_temperature", "trainer.nonfinite",
+        "trainer.watchdog_s")),
     ("model.compute_dtype", Effect.TRAINING),
-    ("optim.", Effect.TRAINING),
-    ("data.", Effect.TRAINING),
-    ("trainer.", Effect.TRAINING),
+    ("optim", Effect.TRAINING),
+    ("data", Effect.TRAINING),
+    ("trainer", Effect.TRAINING),
     ("seed", Effect.TRAINING),
 )
 
 
 def classify(key: str) -> Effect:
     """The effect of changing dotted `key` on a checkpoint."""
-    for prefix, effect in PREFIX_RULES:
-        if key.startswith(prefix) or key == prefix.rstrip("."):
+    for prefix, effect in RULES:
+        if key == prefix or key.startswith(prefix + "."):
             return effect
     if key.startswith("model."):
         return Effect.SHAPE if key.rpartition(".")[2] in SHAPE_FIELDS else Effect.TRAINING

@@ -22,8 +22,8 @@ def run(args, sweep_dir):
 def test_multirun_of_four_points_writes_a_summary(tmp_path):
     proc = run(["model/ffn=swiglu,gelu", "optim.lr=1e-3,3e-4"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run_dirs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
-    assert [p.name for p in run_dirs] == ["0", "1", "2", "3"]
+    run_dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(run_dirs) == 4
     assert all((p / "summary.json").exists() and (p / "resolved_config.yaml").exists() for p in run_dirs)
     with open(tmp_path / "summary.csv") as f:
         rows = list(csv.DictReader(f))
