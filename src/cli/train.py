@@ -28,7 +28,7 @@ def main() -> None:
     try:
         args = preflight.parse_command_line(sys.argv[1:])
         if not (args.help or args.hydra_help or args.info or args.shell_completion):
-            preflight.check(sys.argv[1:])
+            sys.argv[1:] = preflight.check(sys.argv[1:])
     except ConfigError as e:
         exit_with(e)
     _hydra_main()
