@@ -47,13 +47,17 @@ def resolve_axes(axes: dict[str, int], device_count: int) -> dict[str, int]:
     known = math.prod(s for s in axes.values() if s != -1)
     if -1 in axes.values():
         if device_count % known:
-            raise ValueError(f"mesh.axes {dict(axes)}: the fixed axes multiply to {known}, which does "
-                             f"not divide the {device_count} devices available")
+            raise ValueError(_indivisible(axes, known, device_count))
         return {n: (device_count // known if s == -1 else s) for n, s in axes.items()}
     if known != device_count:
         raise ValueError(f"mesh.axes {dict(axes)} multiply to {known} but there are {device_count} "
                          "devices; change an axis size or set one axis to -1")
     return dict(axes)
+
+
+def _indivisible(axes: dict[str, int], known: int, device_count: int) -> str:
+    return (f"mesh.axes {dict(axes)}: the fixed sizes multiply to {known} but there are "
+            f"{device_count} devices, which {known} does not divide; change an axis size")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -78,8 +82,7 @@ def auto_axes(axes: dict[str, int], facts: MeshFacts) -> dict[str, int]:
     fixed = {n: s for n, s in axes.items() if s != -1}
     known = math.prod(fixed.values())
     if facts.device_count % known:
-        raise ValueError(f"mesh.axes {dict(axes)}: the fixed axes multiply to {known}, which does "
-                         f"not divide the {facts.device_count} devices available")
+        raise ValueError(_indivisible(axes, known, facts.device_count))
     free = facts.device_count // known
     out = {n: (s if s != -1 else 1) for n, s in axes.items()}
     can_fsdp = axes.get("fsdp") == -1 and "fsdp" in facts.used_axes
