@@ -5,7 +5,6 @@ Every Hydra flag works (--cfg job, -m, --help, +key=value, ~key). Each run's dir
 """
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,9 @@ from hydralearn import CONF_DIR
 from hydralearn.cli import preflight
 from hydralearn.cli.errors import exit_with
 from hydralearn.compose import config as compose_config
+from hydralearn.compose import xla
 from hydralearn.compose.build import build, flops_per_token
+from hydralearn.compose.hardware import Host
 from hydralearn.compose.schema import TrainConfig, load
 from hydralearn.compose.validate import ConfigError, to_container
 from hydralearn.data.pipeline import load_corpus
@@ -46,22 +47,11 @@ def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
     # Hydra logs at INFO; JAX's probing of absent backends (TPU, GPU) is noise to users.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     config = load(OmegaConf.to_container(cfg, resolve=True))
-    _apply_xla_flags(config.hardware.xla_flags)
-    import jax  # after XLA flags are set: the backend reads them once, at initialisation
-
-    config = compose_config.resolve(config, device_count=jax.device_count())
+    # Before anything asks JAX for devices: the backend reads its flags once, at start-up.
+    xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
+    config = compose_config.resolve(config, host=Host.current())
     OmegaConf.save(OmegaConf.create(to_container(config)), run_dir / "resolved_config.yaml")
     return _train(config, run_dir)
-
-
-def _apply_xla_flags(flags: dict) -> None:
-    if flags:
-        extra = " ".join(f"--{k}={_flag_value(v)}" for k, v in flags.items())
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {extra}".strip()
-
-
-def _flag_value(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _train(config: TrainConfig, run_dir: Path) -> RunSummary:

@@ -23,6 +23,7 @@ from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.registry import layer_class
 from hydralearn.compose.remat import block_transform
 from hydralearn.compose.schema import TrainConfig
+from hydralearn.compose.sharding import bytes_per_device, named_shardings, param_specs
 from hydralearn.layers.loss import cross_entropy
 
 
@@ -47,6 +48,7 @@ class Program:
     apply: Callable  # pure: (params, tokens) -> logits (B, T, V)
     schedule: optax.Schedule
     num_params: int
+    param_bytes_per_device: int  # parameters only, on the device holding the most
     matmul_params: int  # parameters touched by matmuls per token (no embedding lookup)
 
 
@@ -69,9 +71,8 @@ def abstract_params(config: TrainConfig) -> tuple[nnx.GraphDef, nnx.State]:
 
 
 def param_shardings(params: nnx.State, config: TrainConfig, mesh: Mesh) -> nnx.State:
-    with nnx.logical_axis_rules(config.sharding.as_flax_rules()):
-        specs = nnx.get_partition_spec(params)
-    return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs)
+    """NamedSharding of every parameter from its logical axes and conf/sharding's rules."""
+    return named_shardings(param_specs(params, config.sharding), mesh)
 
 
 def count_params(params: nnx.State) -> int:
@@ -124,6 +125,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         eval_step=jax.jit(lambda params, x, y: cross_entropy(apply(params, x).logits, y),
                           in_shardings=(p_shardings, b_sharding, b_sharding)),
         apply=apply, schedule=optimizer.schedule, num_params=num_params,
+        param_bytes_per_device=bytes_per_device(abstract, p_shardings),
         matmul_params=num_params - _lookup_only_params(config))
 
 
