@@ -8,6 +8,7 @@ kernel function resolved from conf/kernel.
 """
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 import jax
@@ -140,7 +141,7 @@ def inactive_expert_params(params: nnx.State, config: TrainConfig) -> int:
     """Routed-expert weights a token does not use: (1 - active share) of each `experts` weight."""
     share = getattr(config.model.ffn, "active_expert_share", 1.0)
     specs = jax.tree.leaves(nnx.get_partition_spec(params), is_leaf=lambda x: isinstance(x, PartitionSpec))
-    sizes = [int(jnp.size(x)) for x in jax.tree.leaves(params)]
+    sizes = [math.prod(x.shape) for x in jax.tree.leaves(params)]
     return round(sum(n for n, spec in zip(sizes, specs) if "experts" in spec) * (1 - share))
 
 
