@@ -68,6 +68,7 @@ def format_plan(plan, *, top: int = 8) -> str:
     lines = [
         f"plan: {plan.name} on {plan.hosts} x {per_host} {plan.hardware} ({plan.device_count} devices)",
         f"  mesh                 {mesh}",
+        f"  attention kernel     {plan.kernel}",
         f"  parameters           {_count(plan.total_params)} total, {_count(plan.active_params)} active per token",
         f"  FLOPs per token      {plan.flops_per_token:.3e} (training: 6N + 12*L*d_attn*T)",
         f"  tokens per step      {plan.tokens_per_step:,}",

@@ -8,7 +8,8 @@ are a model, per token and per layer, in elements (x the compute dtype's bytes):
     saved without remat     4d + 3q + 3kv + ffn + s    norm outputs, o_proj and ffn outputs (4d);
                                                        q/k/v projections, rotated q/k, context;
                                                        the feed-forward's hidden activations;
-                                                       attention probabilities s = heads * T (float32)
+                                                       attention probabilities s = heads * T (float32,
+                                                       only with the xla kernel: flash kernels keep none)
     checkpoint names        q_proj=q, k_proj=kv, v_proj=kv, attn_context=q, o_proj=d,
                             ffn_in=ffn - ffn_dim, ffn_out=d
 
@@ -78,7 +79,10 @@ def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int,
     width = _widths(config, shards, ffn_width)
     every = 4 * model.d_model + 3 * width["q"] + 3 * width["kv"] + width["ffn"]
     itemsize = np.dtype(model.compute_dtype).itemsize
-    full_layer = every * itemsize + 4 * width["scores"]
+    # Only the plain XLA kernel materializes the (T x T) probabilities; flash kernels (cudnn,
+    # splash, pallas) keep per-row statistics instead, negligible here.
+    scores = width["scores"] if config.kernel.name.value == "xla" else 0.0
+    full_layer = every * itemsize + 4 * scores
     names = saved_names(config)
     if names is None:
         saved, working = model.d_model * itemsize + full_layer, 0.0
@@ -95,12 +99,8 @@ class _Shards:
     """How many ways each logical axis is split on the mesh."""
 
     def __init__(self, config: TrainConfig, mesh: dict[str, int]):
-        rules = dict(config.sharding.as_flax_rules())
-
         def ways(name: str) -> int:
-            rule = rules.get(name)
-            axes = () if rule is None else (rule,) if isinstance(rule, str) else rule
-            return math.prod(mesh.get(a, 1) for a in axes)
+            return math.prod(mesh.get(a, 1) for a in config.sharding.mesh_axes(name))
 
         self.batch = min(ways("batch"), config.data.batch_size)
         self.length, self.heads, self.kv_heads = ways("length"), ways("heads"), ways("kv_heads")

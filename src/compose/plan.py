@@ -17,9 +17,10 @@ from flax import nnx
 
 from hydralearn.compose import config as compose_config
 from hydralearn.compose import memory
-from hydralearn.compose.build import abstract_params, flops_per_token
+from hydralearn.compose.build import abstract_params, flops_per_token, inactive_expert_params
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.schema import TrainConfig
+from hydralearn.compose.sharding import logical_to_spec
 
 GIB = 2**30
 
@@ -45,6 +46,7 @@ class Plan:
     device_count: int
     mesh: dict[str, int]
     remat: str
+    kernel: str  # the attention kernel auto resolved to
     total_params: int
     active_params: int  # per token: MoE counts only the experts a token is routed to
     flops_per_token: float  # training (forward + backward), 6N + attention
@@ -81,7 +83,8 @@ def make_plan(config: TrainConfig) -> Plan:
     mesh = config.mesh.axes
     table = param_table(params, config)
     total = sum(math.prod(row.shape) for row in table)
-    active = total - sum(_inactive_expert_params(row, config) for row in table)
+    # The same rule as the trainer's MFU: routed experts count by the ffn's active share.
+    active = total - inactive_expert_params(params, config)
     lookup_only = 0 if config.model.tie_embeddings else config.model.vocab_size * config.model.d_model
     model = config.model
     fpt = flops_per_token(matmul_params=active - lookup_only, num_layers=model.num_layers,
@@ -96,6 +99,7 @@ def make_plan(config: TrainConfig) -> Plan:
     return Plan(
         name=config.name, hardware=config.hardware.name, hosts=config.hardware.hosts,
         device_count=devices, mesh=dict(mesh), remat=config.remat.policy.value,
+        kernel=config.kernel.name.value,
         total_params=total, active_params=active, flops_per_token=fpt, tokens_per_step=tokens,
         memory=estimate, device_memory_bytes=int(config.hardware.device_memory_gib * GIB),
         step_seconds_at_peak=fpt * tokens / (config.hardware.peak_flops_per_device * devices),
@@ -105,54 +109,43 @@ def make_plan(config: TrainConfig) -> Plan:
 
 def param_table(params: nnx.State, config: TrainConfig) -> list[TensorRow]:
     """One row per parameter, in path order, sharded on the config's (resolved) mesh."""
-    rules = dict(config.sharding.as_flax_rules())
-    rows = []
-    for path, var in sorted(nnx.to_flat_state(params), key=lambda kv: kv[0]):
-        rows.append(_row(".".join(map(str, path)), var, rules, config.mesh.axes))
-    return rows
+    return [_row(".".join(map(str, path)), var, config)
+            for path, var in sorted(nnx.to_flat_state(params), key=lambda kv: kv[0])]
 
 
 def optimizer_bytes(params: nnx.State, config: TrainConfig) -> int:
     """Per-device bytes of the optimizer state: moments shard like their parameters."""
     tx = build_optimizer(config.optim, total_steps=config.trainer.steps).transform
     state = jax.eval_shape(tx.init, params)
-    rules = dict(config.sharding.as_flax_rules())
     leaves = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, nnx.Variable))
-    return sum(_row("", leaf, rules, config.mesh.axes).bytes_per_device for leaf in leaves)
+    return sum(_row("", leaf, config).bytes_per_device for leaf in leaves)
 
 
-def _row(path: str, leaf: Any, rules: dict, mesh: dict[str, int]) -> TensorRow:
+def _row(path: str, leaf: Any, config: TrainConfig) -> TensorRow:
+    """A leaf (a Variable with logical axes, or a plain replicated array) on the mesh."""
     value = leaf.get_value() if isinstance(leaf, nnx.Variable) else leaf
     axes = tuple(leaf.get_metadata().get("out_sharding") or ()) if isinstance(leaf, nnx.Variable) else ()
     axes = axes or (None,) * len(value.shape)
-    spec = tuple(_mesh_axes(rules.get(a)) if a else () for a in axes)
-    shard = tuple(-(-dim // math.prod(mesh.get(m, 1) for m in entry))
-                  for dim, entry in zip(value.shape, spec))
+    spec = logical_to_spec(axes, config.sharding)
+    mesh = config.mesh.axes
+    shard = tuple(-(-dim // math.prod(mesh.get(m, 1) for m in _entry_axes(entry)))
+                  for dim, entry in zip(value.shape, tuple(spec) + (None,) * len(value.shape)))
     dtype = np.dtype(value.dtype)
     return TensorRow(path=path, shape=tuple(value.shape), dtype=dtype.name, logical_axes=axes,
-                     spec=_spec_text(spec), shard_shape=shard,
+                     spec=str(spec), shard_shape=shard,
                      bytes_per_device=math.prod(shard) * dtype.itemsize)
 
 
-def _mesh_axes(rule: Any) -> tuple[str, ...]:
-    if rule is None:
+def _entry_axes(entry: Any) -> tuple[str, ...]:
+    if entry is None:
         return ()
-    return (rule,) if isinstance(rule, str) else tuple(rule)
+    return (entry,) if isinstance(entry, str) else tuple(entry)
 
 
-def _spec_text(spec: tuple[tuple[str, ...], ...]) -> str:
-    """PartitionSpec as jax prints it: P(None, 'fsdp', ('data', 'fsdp'))."""
-    parts = ["None" if not e else repr(e[0]) if len(e) == 1 else repr(e) for e in spec]
-    return f"P({', '.join(parts)})"
-
-
-def _inactive_expert_params(row: TensorRow, config: TrainConfig) -> int:
-    """Expert weights (an `experts` axis beside an `mlp` axis) a token is not routed to."""
-    k = memory.experts_per_token(config)
-    if k is None or "experts" not in row.logical_axes or "mlp" not in row.logical_axes:
-        return 0
-    num_experts = row.shape[row.logical_axes.index("experts")]
-    return math.prod(row.shape) * (num_experts - k) // num_experts
+def _inactive_share(row: TensorRow, config: TrainConfig) -> float:
+    """Of a routed-expert weight (an `experts` axis), the share one token does not use."""
+    share = getattr(config.model.ffn, "active_expert_share", 1.0)
+    return 1.0 - share if "experts" in row.logical_axes else 0.0
 
 
 def _ffn_width(table: list[TensorRow], config: TrainConfig) -> float:
@@ -162,7 +155,7 @@ def _ffn_width(table: list[TensorRow], config: TrainConfig) -> float:
     2 * ffn_dim for GELU (up, gelu(up)); MoE counts only the experts a token uses.
     """
     model = config.model
-    weights = sum(math.prod(r.shape) - _inactive_expert_params(r, config)
+    weights = sum(math.prod(r.shape) * (1 - _inactive_share(r, config))
                   for r in table if ".ffn." in f".{r.path}." and "mlp" in r.logical_axes)
     return weights / max(model.num_layers, 1) / model.d_model
 

@@ -56,11 +56,13 @@ def test_performance_change_resumes_and_json(capsys):
         diff_cli.main(["--json", *TINY, "--", *TINY, "remat=full", "hardware.devices_per_host=2"])
     assert exit_info.value.code == 1
     out = json.loads(capsys.readouterr().out)
-    assert {c["key"] for c in out["changes"]} == {"remat.policy", "hardware.devices_per_host", "mesh.axes.fsdp"}
+    # mesh=auto: the extra device goes to data parallelism (the tiny state fits on one device).
+    assert {c["key"] for c in out["changes"]} == {"remat.policy", "hardware.devices_per_host", "mesh.axes.data"}
     assert {c["effect"] for c in out["changes"]} == {"performance"}
     assert out["resume"]["possible"] and not out["identical"]
     names = {d["name"] for d in out["deltas"]}
-    assert {"memory.activations_bytes", "memory.params_bytes", "mesh"} <= names
+    assert {"memory.activations_bytes", "device_count", "mesh"} <= names
+    assert "memory.params_bytes" not in names  # data parallel: parameters are replicated
 
 
 def test_run_directory_and_file_sides(tmp_path):

@@ -11,7 +11,7 @@ NAMES = golden.experiment_names()
 
 
 def test_enough_experiments_each_with_goldens():
-    assert len(NAMES) >= 4
+    assert len(NAMES) >= 10
     on_disk = {p.name.split(".")[0] for p in golden.GOLDEN_DIR.glob("*.*")}
     assert on_disk == set(NAMES), f"goldens and experiments differ; run {golden.REFRESH_COMMAND}"
 
@@ -34,7 +34,8 @@ def test_changed_preset_is_caught(tmp_path, monkeypatch):
     drifted = golden.drift("tiny_cpu8")
     assert {d.path.name for d in drifted} == {"tiny_cpu8.config.yaml", "tiny_cpu8.params.txt"}
     params_diff = next(d.diff for d in drifted if d.path.name.endswith("params.txt"))
-    assert "-embed.table" in params_diff and "P('tensor', 'fsdp')" in params_diff
+    assert "-embed.table" in params_diff and "P(None, 'fsdp')" in params_diff
+    assert "+embed.table" in params_diff and "P(None, None)" in params_diff
 
 
 def test_render_is_deterministic():

@@ -6,7 +6,7 @@ from hydralearn.cli import plan as plan_cli
 from hydralearn.compose.explain import explain
 from hydralearn.compose.plan import load_resolved, make_plan
 
-TINY = ["model.d_model=64", "model.num_layers=3", "model.num_heads=4", "model.num_kv_heads=2",
+TINY = ["mesh=fsdp", "model.d_model=64", "model.num_layers=3", "model.num_heads=4", "model.num_kv_heads=2",
         "model.ffn_dim=96", "data=synthetic", "data.seq_len=32", "data.batch_size=8"]
 
 
@@ -32,7 +32,8 @@ def test_parameter_count_and_flops_match_formulas(tiny_fsdp8):
 
 
 def test_llama2_70b_on_64_hosts_of_8():
-    plan = make_plan(load_resolved(["model=llama2_70b", "hardware.hosts=64", "hardware.devices_per_host=8"]))
+    plan = make_plan(load_resolved(["model=llama2_70b", "hardware=gpu_h100", "hardware.hosts=64",
+                                    "mesh=fsdp", "data.batch_size=512"]))
     assert plan.total_params == llama_params(vocab=32000, d=8192, layers=80, heads=64, kv_heads=8,
                                              ffn=28672) == 68_976_648_192
     assert plan.device_count == 512 and plan.mesh["fsdp"] == 512
@@ -73,7 +74,8 @@ def test_explain_names_the_file_and_the_override():
     theta = explain("model.rope_theta", ["model=llama3_8b"])
     assert theta.sources[-1].where == "conf/model/llama3_8b.yaml"
     assert "model=llama3_8b" in theta.sources[-1].how
-    fsdp = explain("mesh.axes.fsdp", ["hardware.devices_per_host=4"])
+    fsdp = explain("mesh.axes.fsdp", ["mesh=fsdp", "hardware.devices_per_host=4"])
+    assert fsdp.sources[-1].where == "conf/mesh/fsdp.yaml" and "mesh=fsdp" in fsdp.sources[-1].how
     assert fsdp.value == -1 and fsdp.resolved == 4
 
 
@@ -85,3 +87,17 @@ def test_cli_prints_the_plan_and_refuses_bad_input(capsys):
         plan_cli.main(["model=llama2_7bb"])
     assert exit_info.value.code == 2
     assert "did you mean 'llama2_7b'" in capsys.readouterr().err
+
+
+def test_mixtral_active_parameters_and_flops():
+    """Mixtral 8x7B: 8 SwiGLU experts of which 2 per token, a d x 8 router per layer."""
+    plan = make_plan(load_resolved(["+experiment=mixtral_8x7b_h100_16x8"]))
+    v, d, layers, heads, kv, f, e, k, t = 32000, 4096, 32, 32, 8, 14336, 8, 2, 4096
+    head_dim = d // heads
+    attention = 2 * d * heads * head_dim + 2 * d * kv * head_dim
+    shared = 2 * v * d + layers * (attention + d * e + 2 * d) + d
+    assert plan.total_params == shared + layers * e * 3 * d * f == 46_702_792_704
+    assert plan.active_params == shared + layers * k * 3 * d * f
+    assert plan.flops_per_token == pytest.approx(
+        6 * (plan.active_params - v * d) + 12 * layers * heads * head_dim * t)
+    assert plan.mesh["expert"] == 2 and plan.device_count == 128
