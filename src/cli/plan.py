@@ -78,9 +78,9 @@ def format_plan(plan, *, top: int = 8) -> str:
           (("parameters", mem.params), ("optimizer state", mem.optimizer),
            ("gradients", mem.grads), ("activations", mem.activations))),
         f"    {'total':<18} {_gib(mem.total)} of {_gib(plan.device_memory_bytes)}",
-        "  largest tensors per device",
-        *_tensor_lines(plan.tensors[:top]),
     ]
+    if top > 0:
+        lines += ["  largest tensors per device", *_tensor_lines(plan.tensors[:top])]
     lines += [f"  warning: {w}" for w in plan.warnings]
     return "\n".join(lines)
 
