@@ -9,6 +9,7 @@ from typing import Any
 
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
@@ -37,7 +38,8 @@ def explain(key: str, overrides: list[str] = ()) -> Explanation:
     resolved = _select(to_container(_resolved(overrides)), key)
     if resolved is _UNSET:
         raise ConfigError([f"--explain {key}: no such key in the config"])
-    defaults, config_overrides, choices = _defaults_tree(overrides)
+    defaults, config_overrides = _defaults_tree(overrides)
+    choices = _command_line_choices(overrides)
     sources = [s for d in defaults for s in _file_sources(d, key, choices, defaults)]
     sources += [Source(where="command line", how=o.input_line, value=o.value())
                 for o in config_overrides if o.key_or_group == key]
@@ -66,7 +68,15 @@ def _defaults_tree(overrides: list[str]):
                                             run_mode=RunMode.RUN)
     defaults = [d for d in tree.defaults if not d.config_path.startswith("hydra/")
                 and d.config_path != "hydra/config"]
-    return defaults, tree.config_overrides, dict(tree.overrides.override_choices)
+    return defaults, tree.config_overrides
+
+
+def _command_line_choices(overrides: list[str]) -> dict[str, str]:
+    """Group -> option chosen on the command line (`model=llama2_7b`, `+experiment=x`)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    conf = Path(compose_config.CONF_DIR)
+    return {o.key_or_group: str(o.value()) for o in parsed
+            if (conf / o.key_or_group).is_dir() and isinstance(o.value(), str)}
 
 def _file_sources(default, key: str, choices: dict, defaults: list) -> list[Source]:
     path = Path(compose_config.CONF_DIR) / f"{default.config_path}.yaml"
@@ -85,7 +95,7 @@ def _chosen_by(default, choices: dict, defaults: list) -> str:
     if default.primary:
         return "the primary config"
     group, _, option = default.config_path.rpartition("/")
-    if group in choices:
+    if choices.get(group) == option:
         return f"command-line override {group}={option}"
     for d in defaults:  # an experiment file may override a group in its own defaults list
         if d.config_path.startswith("experiment/") and _experiment_overrides(d).get(group) == option:

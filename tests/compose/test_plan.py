@@ -77,6 +77,10 @@ def test_explain_names_the_file_and_the_override():
     fsdp = explain("mesh.axes.fsdp", ["mesh=fsdp", "hardware.devices_per_host=4"])
     assert fsdp.sources[-1].where == "conf/mesh/fsdp.yaml" and "mesh=fsdp" in fsdp.sources[-1].how
     assert fsdp.value == -1 and fsdp.resolved == 4
+    hosts = explain("hardware.hosts", ["+experiment=llama2_70b_h100_64x8"])
+    assert [s.where for s in hosts.sources] == ["conf/hardware/gpu_h100.yaml",
+                                                "conf/experiment/llama2_70b_h100_64x8.yaml"]
+    assert "override /hardware: gpu_h100" in hosts.sources[0].how and hosts.resolved == 64
 
 
 def test_cli_prints_the_plan_and_refuses_bad_input(capsys):
