@@ -44,3 +44,12 @@ def test_invalid_points_are_all_reported_before_anything_runs(tmp_path):
     assert sum("[model.num_kv_heads=1 optim.lr=-1] optim.lr=-1.0 must be positive" in e for e in errors) == 1
     assert sum("[model.num_kv_heads=3 optim.lr=-1]" in e for e in errors) == 2
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_joblib_launcher_when_installed(tmp_path):
+    """The summary reads files only, so a launcher running jobs in other processes works too."""
+    import pytest
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    proc = run(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim.lr=1e-3,3e-4"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "summary.md").read_text().count("\n") == 2 + 2
