@@ -23,17 +23,16 @@ DIFFER_EXIT = 1
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return
+    as_json = "--json" in argv
+    argv = [a for a in argv if a != "--json"]
     if "--" not in argv:
         print(f"hydralearn: error: {USAGE}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
     split = argv.index("--")
-    left = [a for a in argv[:split] if a != "--json"]
-    right = [a for a in argv[split + 1:] if a != "--json"]
-    as_json = as_json or "--json" in argv[split + 1:]
+    left, right = argv[:split], argv[split + 1:]
     try:
         from hydralearn.compose.diff import diff, load_side
         result = diff(load_side(left), load_side(right))

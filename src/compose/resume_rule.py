@@ -30,8 +30,8 @@ class Effect(enum.Enum):
 # Leaf names that define parameter shapes or dtypes wherever they sit under `model`.
 SHAPE_FIELDS = frozenset({
     "_target_", "vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "head_dim",
-    "ffn_dim", "tie_embeddings", "param_dtype", "num_experts", "num_shared_experts",
-    "expert_ffn_dim", "shared_ffn_dim",
+    "ffn_dim", "tie_embeddings", "param_dtype", "num_experts", "expert_dim",
+    "shared_expert_dim", "every",  # MoE: expert count and sizes, MoE-layer period
 })
 
 # (key or dotted prefix, effect); a rule matches the key itself and every key below it.

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TINY = ["model.d_model=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=1",
         "model.ffn_dim=32", "data=synthetic", "data.seq_len=16", "data.batch_size=4",
         "trainer.steps=3", "trainer.log_every=1", "trainer.eval_every=0", "trainer.eval_batches=1",
@@ -48,7 +50,6 @@ def test_invalid_points_are_all_reported_before_anything_runs(tmp_path):
 
 def test_joblib_launcher_when_installed(tmp_path):
     """The summary reads files only, so a launcher running jobs in other processes works too."""
-    import pytest
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     proc = run(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim.lr=1e-3,3e-4"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
