@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from hydralearn.cli import diff as diff_cli
 from hydralearn.compose.diff import diff, load_side
+from hydralearn.compose.golden import GOLDEN_DIR
 from hydralearn.compose.resume_rule import Effect, classify
 from hydralearn.compose.validate import ConfigError, to_container
 
@@ -70,6 +71,8 @@ def test_run_directory_and_file_sides(tmp_path):
     OmegaConf.save(OmegaConf.create(to_container(side.config)), tmp_path / "resolved_config.yaml")
     assert diff(load_side([str(tmp_path)]), side).identical
     assert diff(load_side([str(tmp_path / "resolved_config.yaml")]), side).identical
+    golden = load_side([str(GOLDEN_DIR / "tiny_cpu8.config.yaml")])
+    assert diff(golden, load_side(["+experiment=tiny_cpu8"])).identical
     with pytest.raises(ConfigError, match="not a run directory"):
         load_side([str(tmp_path / "..")])
 

@@ -50,3 +50,14 @@ def test_mistakes_are_refused(validators, relative, data):
 def test_interpolations_and_missing_values_are_accepted(validators):
     data = {"lr": "${oc.env:LR}", "b1": "???"}
     assert not list(validators["optim"].iter_errors(data))
+
+
+def test_schema_cli_writes_one_schema_per_group(tmp_path, capsys):
+    import json
+
+    from hydralearn.cli import schema as schema_cli
+    schema_cli.main(["--out", str(tmp_path)])
+    settings = json.loads(capsys.readouterr().out)["yaml.schemas"]
+    assert {Path(p).name for p in settings} == {"train.schema.json"} | {
+        f"{g.replace('/', '.')}.schema.json" for g in config_groups()}
+    assert settings[str(tmp_path / "model.ffn.schema.json")] == ["conf/model/ffn/*.yaml"]

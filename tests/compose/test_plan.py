@@ -1,5 +1,7 @@
 """Planner numbers against formulas written out here, and the CLI's behaviour."""
 
+import json
+
 import pytest
 
 from hydralearn.cli import plan as plan_cli
@@ -87,6 +89,10 @@ def test_cli_prints_the_plan_and_refuses_bad_input(capsys):
     plan_cli.main([*TINY, "hardware.devices_per_host=8"])
     out = capsys.readouterr().out
     assert "fsdp=8" in out and "largest tensors per device" in out
+    plan_cli.main([*TINY, "--json", "--top", "2"])
+    as_json = json.loads(capsys.readouterr().out)
+    assert as_json["total_params"] == llama_params(vocab=256, d=64, layers=3, heads=4, kv_heads=2, ffn=96)
+    assert len(as_json["tensors"]) == 2 and as_json["memory"]["total"] > 0
     with pytest.raises(SystemExit) as exit_info:
         plan_cli.main(["model=llama2_7bb"])
     assert exit_info.value.code == 2
