@@ -23,6 +23,7 @@ from hydralearn.compose.registry import layer_class
 from hydralearn.compose.remat import block_transform
 from hydralearn.compose.schema import TrainConfig
 from hydralearn.layers.loss import cross_entropy
+from hydralearn.runtime.config import NonFinite
 
 
 @jax.tree_util.register_dataclass
@@ -109,9 +110,16 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     def train_step(state: TrainState, inputs, targets):
         grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, inputs, targets)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        metrics |= {"grad_norm": optax.global_norm(grads), "lr": optimizer.schedule(state.step)}
-        return TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                          opt_state=opt_state), metrics
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
+        metrics |= {"grad_norm": grad_norm, "lr": optimizer.schedule(state.step),
+                    "nonfinite": (~finite).astype(jnp.int32)}
+        new = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                         opt_state=opt_state)
+        if config.trainer.nonfinite is NonFinite.SKIP:  # keep the old state; the step still counts
+            new = TrainState(step=new.step, params=_keep_if(finite, new.params, state.params),
+                             opt_state=_keep_if(finite, new.opt_state, state.opt_state))
+        return new, metrics
 
     b_sharding = batch_sharding(mesh, config.sharding)
     num_params = count_params(abstract)
@@ -126,6 +134,10 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
                           in_shardings=(p_shardings, b_sharding, b_sharding)),
         apply=apply, schedule=optimizer.schedule, num_params=num_params,
         matmul_params=num_params - _lookup_only_params(config))
+
+
+def _keep_if(finite: jax.Array, new, old):
+    return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
 
 
 def _lookup_only_params(config: TrainConfig) -> int:
