@@ -58,7 +58,20 @@ class Checkpointer:
         for tmp in sorted(self.directory.glob(f"*{_TMP_MARK}*")):
             logger.warning("checkpoint %s is incomplete (the writer was interrupted); skipping and "
                            "removing it", tmp)
-        self._manager = ocp.CheckpointManager(self.directory, options=self._options())
+        self._manager = ocp.CheckpointManager(self.directory, options=self._options(),
+                                              handler_registry=self._handlers())
+
+    def _handlers(self) -> ocp.handlers.DefaultCheckpointHandlerRegistry:
+        # Bounds the bytes being serialized at once: host memory, not only device memory.
+        gb = self.config.inflight_gb
+        state = ocp.handlers.StandardCheckpointHandler(save_concurrent_gb=gb, restore_concurrent_gb=gb)
+        registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+        for args in (ocp.args.StandardSave, ocp.args.StandardRestore):
+            registry.add("state", args, state)
+        run = ocp.handlers.JsonCheckpointHandler()
+        for args in (ocp.args.JsonSave, ocp.args.JsonRestore):
+            registry.add("run", args, run)
+        return registry
 
     def _options(self) -> ocp.CheckpointManagerOptions:
         c = self.config

@@ -52,10 +52,13 @@ class CheckpointConfig:
     best_metric: str = "eval_loss"
     best_mode: BestMode = BestMode.MIN
     mode: SaveMode = SaveMode.ASYNC
+    inflight_gb: int = 96  # at most this many GB being written or read at once (orbax's default)
 
     def errors(self) -> list[str]:
         out = [f"checkpoint.{n}={getattr(self, n)} must be >= 0"
                for n in ("every_steps", "keep_every_steps", "keep_best") if getattr(self, n) < 0]
+        if self.inflight_gb < 1:
+            out.append(f"checkpoint.inflight_gb={self.inflight_gb} must be at least 1")
         if self.keep_last < 1:
             out.append(f"checkpoint.keep_last={self.keep_last} must be at least 1 (the latest "
                        "checkpoint is the one a resumed job needs)")
