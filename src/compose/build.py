@@ -8,7 +8,8 @@ kernel function resolved from conf/kernel.
 """
 
 import dataclasses
-from typing import Any, Callable
+import math
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -63,8 +64,7 @@ def model_factory(config: TrainConfig) -> Callable[[], nnx.Module]:
 
 def abstract_params(config: TrainConfig) -> tuple[nnx.GraphDef, nnx.State]:
     """Shapes, dtypes and logical axes of every parameter, with no allocation."""
-    with nnx.use_eager_sharding(False):
-        model = nnx.eval_shape(model_factory(config))
+    model = nnx.eval_shape(model_factory(config))
     graphdef, params = nnx.split(model, nnx.Param)
     return graphdef, params
 
@@ -76,7 +76,7 @@ def param_shardings(params: nnx.State, config: TrainConfig, mesh: Mesh) -> nnx.S
 
 
 def count_params(params: nnx.State) -> int:
-    return sum(int(jnp.size(x)) for x in jax.tree.leaves(params))
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(params))
 
 
 def build(config: TrainConfig, *, devices: list | None = None) -> Program:
@@ -94,8 +94,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     create = model_factory(config)
 
     def init_state() -> TrainState:
-        with nnx.use_eager_sharding(False):
-            params = nnx.state(create(), nnx.Param)
+        params = nnx.state(create(), nnx.Param)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
     def apply(params, tokens):
@@ -110,7 +109,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     def train_step(state: TrainState, inputs, targets):
         grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, inputs, targets)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
         metrics |= {"grad_norm": grad_norm, "lr": optimizer.schedule(state.step),
                     "nonfinite": (~finite).astype(jnp.int32)}

@@ -24,17 +24,22 @@ class MetricsLog:
         self.file = self.path.open("a")
         self.board = SummaryWriter(str(Path(run_dir) / "tensorboard"), flush_secs=10,
                                    purge_step=initial_step + 1 if initial_step else None)
+        self.shown: dict[str, str] = {}
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
 
-    def write(self, step: int, metrics: dict[str, float], *, show: bool = True) -> None:
+    def write(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         for name, value in metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.board.add_scalar(name, value, global_step=step)
-        if show:
-            self.bar.set_postfix({k: _short(v) for k, v in metrics.items() if k in _SHOWN}, refresh=False)
+        self.show(metrics)
+
+    def show(self, metrics: dict[str, float]) -> None:
+        """Update the progress bar's figures (the last value of each is kept)."""
+        self.shown |= {k: _short(v) for k, v in metrics.items() if k in _SHOWN}
+        self.bar.set_postfix(self.shown, refresh=False)
 
     def advance(self, steps: int = 1) -> None:
         self.bar.update(steps)

@@ -152,7 +152,7 @@ class _Loop:
         name = self.checkpoint.best_metric
         metrics = {name: values[name]} if self.checkpoint.keep_best and name in values else None
         if self.checkpointer.save(step, state, meta=meta, metrics=metrics):
-            self.log.write(step, {"checkpoint_blocking_s": self.checkpointer.blocking_s}, show=False)
+            self.log.write(step, {"checkpoint_blocking_s": self.checkpointer.blocking_s})
 
     def _flush(self) -> None:
         """Fetch the pending step's metrics; the clock starts after the first step (compile)."""
@@ -164,6 +164,7 @@ class _Loop:
         self._check_finite(step + 1, values)
         values["skipped_steps"] = self.skipped
         now = time.perf_counter()
+        self.log.show(values)
         self.log.advance()
         if self.first is None:
             self.first = self.window = (now, step)
