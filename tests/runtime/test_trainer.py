@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from tests.conftest import tiny_config
 from hydralearn.compose.build import build
 from hydralearn.data.pipeline import load_corpus, train_batch
 from hydralearn.runtime.checkpoint import committed_steps
