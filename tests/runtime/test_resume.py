@@ -73,15 +73,22 @@ def wait_for(predicate, process: subprocess.Popen, what: str, timeout_s: float =
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory) -> Path:
+def baseline_started(tmp_path_factory) -> tuple[Path, subprocess.Popen]:
+    """The uninterrupted run, started early so its cost overlaps the killed run's."""
     run_dir = tmp_path_factory.mktemp("baseline")
-    result = run_cli(run_dir, *SHORT)
-    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, launch(run_dir, *SHORT)
+
+
+@pytest.fixture(scope="module")
+def baseline(baseline_started) -> Path:
+    run_dir, process = baseline_started
+    _, stderr = process.communicate(timeout=TIMEOUT_S)
+    assert process.returncode == 0, stderr[-3000:]
     return run_dir
 
 
 @pytest.fixture(scope="module")
-def killed_mid_write(tmp_path_factory) -> dict:
+def killed_mid_write(tmp_path_factory, baseline_started) -> dict:
     """The same run, kill -9 while step 8's checkpoint is being written, then run again."""
     run_dir = tmp_path_factory.mktemp("killed")
     checkpoints = run_dir / "checkpoints"
