@@ -68,10 +68,18 @@ def requirements(name: Kernel, *, host: Host, shape: AttentionShape) -> str | No
     return " and ".join(needs) or None
 
 
+def block_errors(config: KernelConfig) -> list[str]:
+    """Splash tiles the sequence in multiples of 128 (a TPU lane width)."""
+    if config.name is Kernel.SPLASH:
+        return [f"kernel.{n}={getattr(config, n)} must be a multiple of 128 for kernel=splash"
+                for n in ("block_q", "block_kv") if getattr(config, n) % 128]
+    return []
+
+
 def kernel_errors(config: KernelConfig, *, host: Host, shape: AttentionShape) -> list[str]:
     missing = requirements(config.name, host=host, shape=shape)
     if missing is None:
-        return []
+        return block_errors(config)
     return [f"kernel.name={config.name.value} cannot run here: it needs {missing}; this host has "
             f"{host.describe()}; choose kernel=xla (runs everywhere) or kernel=auto"]
 
