@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from hydralearn import CONF_DIR
 from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.sharding import bytes_per_device
 from hydralearn.compose.validate import ConfigError
@@ -98,6 +99,26 @@ def test_state_is_created_sharded(layout):
         # and Adam's two moments) about 3/8 of one copy, not the 3 copies of a whole state.
         assert compiled.temp_size_in_bytes < whole / 2
         assert compiled.output_size_in_bytes < whole / 2
+
+
+@pytest.mark.skipif(not (CONF_DIR / "model/ffn/moe.yaml").exists(),
+                    reason="no MoE layer on this branch yet; expert2_fsdp4 covers the expert axis "
+                           "through the batch")
+def test_moe_experts_shard_over_the_expert_axis():
+    moe = ["model/ffn=moe", "model.ffn.num_experts=4"]
+    reference = _losses(tiny_config(*moe), jax.devices()[:1])[0]
+    config = tiny_config(*moe, *LAYOUTS["expert2_fsdp4"], device_count=8)
+    losses, program, _ = _losses(config, jax.devices())
+    np.testing.assert_allclose(losses, reference, rtol=1e-4)
+    _, params = abstract_params(config)
+    found = 0
+    for variable, sharding in zip(jax.tree.leaves(params, is_leaf=lambda x: hasattr(x, "get_metadata")),
+                                  jax.tree.leaves(program.state_shardings.params), strict=True):
+        axes = variable.get_metadata()["out_sharding"]
+        if "experts" in axes:
+            assert sharding.spec[axes.index("experts")] == "expert", axes
+            found += 1
+    assert found >= 3  # gate, up, down
 
 
 def test_per_device_bytes_fall_as_fsdp_grows():
