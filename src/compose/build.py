@@ -17,7 +17,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hydralearn.compose.kernels import attention_function
+from hydralearn.compose.kernels import Kernel, attention_function, per_shard
 from hydralearn.compose.mesh import batch_sharding, make_mesh
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.registry import layer_class
@@ -52,8 +52,11 @@ class Program:
     matmul_params: int  # parameters touched by matmuls per token (no embedding lookup)
 
 
-def model_factory(config: TrainConfig) -> Callable[[], nnx.Module]:
+def model_factory(config: TrainConfig, *, mesh: Mesh | None = None) -> Callable[[], nnx.Module]:
+    """`mesh`: where the program runs; Pallas kernels are then mapped over its shards."""
     attention_fn = attention_function(config.kernel)
+    if mesh is not None and config.kernel.name in (Kernel.PALLAS, Kernel.SPLASH):
+        attention_fn = per_shard(attention_fn, mesh=mesh, rules=config.sharding)
     remat = block_transform(config.remat)
     model_cls = layer_class(config.model)
 
@@ -63,9 +66,9 @@ def model_factory(config: TrainConfig) -> Callable[[], nnx.Module]:
     return create
 
 
-def abstract_params(config: TrainConfig) -> tuple[nnx.GraphDef, nnx.State]:
+def abstract_params(config: TrainConfig, *, mesh: Mesh | None = None) -> tuple[nnx.GraphDef, nnx.State]:
     """Shapes, dtypes and logical axes of every parameter, with no allocation."""
-    model = nnx.eval_shape(model_factory(config))
+    model = nnx.eval_shape(model_factory(config, mesh=mesh))
     graphdef, params = nnx.split(model, nnx.Param)
     return graphdef, params
 
@@ -81,7 +84,7 @@ def count_params(params: nnx.State) -> int:
 
 def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     mesh = make_mesh(config.mesh.axes, devices)
-    graphdef, abstract = abstract_params(config)
+    graphdef, abstract = abstract_params(config, mesh=mesh)
     optimizer = build_optimizer(config.optim, total_steps=config.trainer.steps)
     tx = optimizer.transform
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -91,7 +94,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         transform_non_params=lambda _: replicated,
         is_leaf=lambda x: isinstance(x, nnx.Variable))
     state_shardings = TrainState(step=replicated, params=p_shardings, opt_state=opt_shardings)
-    create = model_factory(config)
+    create = model_factory(config, mesh=mesh)
 
     def init_state() -> TrainState:
         params = nnx.state(create(), nnx.Param)

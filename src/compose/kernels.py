@@ -111,6 +111,22 @@ def attention_function(config: KernelConfig, *, interpret: bool = False) -> Atte
     raise ValueError(f"kernel.name={config.name.value} must be resolved before building")
 
 
+def per_shard(fn: AttentionFn, *, mesh, rules) -> AttentionFn:
+    """Run a Pallas kernel on each device's shard (XLA cannot partition a custom kernel).
+
+    Attention is independent per sequence and per head, so batch and head shards need no
+    communication; the sequence stays whole on each device (no context parallelism here).
+    """
+    from hydralearn.compose.sharding import logical_to_spec
+
+    q_spec = logical_to_spec(("batch", None, "heads", None), rules)
+    kv_spec = logical_to_spec(("batch", None, "kv_heads", None), rules)
+    if all(mesh.shape[a] == 1 for a in mesh.axis_names):
+        return fn
+    return jax.shard_map(fn, mesh=mesh, in_specs=(q_spec, kv_spec, kv_spec), out_specs=q_spec,
+                         check_vma=False)
+
+
 def _repeat_kv(q: jax.Array, k: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Grouped-query k, v (B, T, K, D) -> (B, T, N, D) for kernels that need equal heads."""
     groups = q.shape[2] // k.shape[2]

@@ -115,3 +115,36 @@ def test_cudnn_on_cpu_exits_2_before_any_work(tmp_path):
     assert "kernel.name=cudnn cannot run here: it needs an NVIDIA GPU" in result.stderr
     assert "this host has 1 cpu device(s)" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_pallas_kernels_run_per_shard_on_a_sharded_mesh(monkeypatch):
+    """data2 x fsdp2 x tensor2: the kernel sees its batch and head shard and the model gives
+    the loss of the xla kernel (Pallas interpreter standing in for the GPU)."""
+    import dataclasses
+
+    from hydralearn.compose import build as build_module
+    from hydralearn.data.pipeline import load_corpus, train_batch
+
+    layout = ["mesh=fsdp_tp", "mesh.axes.data=2", "mesh.axes.fsdp=2", "mesh.axes.tensor=2",
+              "sharding=fsdp_tp", "model.num_layers=1"]
+    config = tiny_config(*layout, device_count=8)
+    real, seen = build_module.attention_function, []
+
+    def recording(kernel_config):
+        fn = real(kernel_config, interpret=True)
+        return lambda q, k, v: seen.append((kernel_config.name.value, q.shape, k.shape)) or fn(q, k, v)
+    monkeypatch.setattr(build_module, "attention_function", recording)
+    corpus = load_corpus(config.data)
+    batch = train_batch(config.data, corpus, 0)
+    losses = {}
+    for name in ("xla", "pallas"):
+        kernel = dataclasses.replace(config.kernel, name=Kernel(name), block_q=8, block_kv=8)
+        program = build_module.build(dataclasses.replace(config, kernel=kernel))
+        put = lambda x: jax.device_put(x, program.batch_sharding)  # noqa: E731
+        params = program.init_state().params
+        losses[name] = float(program.eval_step(params, put(batch.inputs), put(batch.targets)))
+    assert losses["pallas"] == pytest.approx(losses["xla"], rel=1e-5)
+    # Global (8, 16, 4, 8) / (8, 16, 2, 8); pallas sees a quarter of the batch (data x fsdp)
+    # and half the heads (tensor); xla sees global shapes and is partitioned by XLA.
+    assert ("pallas", (2, 16, 2, 8), (2, 16, 1, 8)) in seen
+    assert ("xla", (8, 16, 4, 8), (8, 16, 2, 8)) in seen
