@@ -126,6 +126,28 @@ def test_sharded_init_never_materialises_the_whole_state(reference):
     assert compiled.output_size_in_bytes < whole / 2
 
 
+@pytest.mark.skipif(not (CONF_DIR / "model/ffn/moe.yaml").exists(),
+                    reason="no MoE layer on this branch yet; expert2_fsdp4 covers the expert axis "
+                           "through the batch")
+def test_moe_experts_shard_over_the_expert_axis():
+    moe = ["model/ffn=moe", "model.ffn.num_experts=4"]
+    one_device = tiny_config(*moe)
+    initial = jax.device_get(build(one_device, devices=jax.devices()[:1]).init_state())
+    reference = _losses(one_device, jax.devices()[:1], initial)[0]
+    config = tiny_config(*moe, *LAYOUTS["expert2_fsdp4"], device_count=8)
+    losses, program, _ = _losses(config, jax.devices(), initial)
+    np.testing.assert_allclose(losses, reference, rtol=1e-4)
+    _, params = abstract_params(config)
+    found = 0
+    for variable, sharding in zip(jax.tree.leaves(params, is_leaf=lambda x: hasattr(x, "get_metadata")),
+                                  jax.tree.leaves(program.state_shardings.params), strict=True):
+        axes = variable.get_metadata()["out_sharding"]
+        if "experts" in axes:
+            assert sharding.spec[axes.index("experts")] == "expert", axes
+            found += 1
+    assert found >= 3  # gate, up, down
+
+
 def test_per_device_bytes_fall_as_fsdp_grows():
     """Against a hand count: weights with an `embed` axis split fsdp ways, the rest whole."""
     measured = []
