@@ -4,6 +4,7 @@ Every Hydra flag works (--cfg job, -m, --help, +key=value, ~key). Each run's dir
 `resolved_config.yaml` (every auto concrete), `metrics.jsonl` and `summary.json`.
 """
 
+import logging
 import sys
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
+    # Hydra logs at INFO; JAX's probing of absent backends (TPU, GPU) is noise to users.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     config = load(OmegaConf.to_container(cfg, resolve=True))
     # Before anything asks JAX for devices: the backend reads its flags once, at start-up.
     xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
@@ -74,3 +77,7 @@ def _train(config: TrainConfig, run_dir: Path) -> RunSummary:
     if summary.sample:
         print(f"--- sample ---\n{summary.sample}\n--------------")
     return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -112,7 +112,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     def train_step(state: TrainState, inputs, targets):
         grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, inputs, targets)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        metrics |= {"grad_norm": optax.global_norm(grads), "lr": optimizer.schedule(state.step)}
+        metrics |= {"grad_norm": optax.tree.norm(grads), "lr": optimizer.schedule(state.step)}
         return TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                           opt_state=opt_state), metrics
 
