@@ -29,8 +29,9 @@ LAYOUTS = {
 EXPECTED_SPECS = {
     "dp8": {"blocks/attention/q": P(None, None, None, None), "blocks/ffn/down": P(None, None, None),
             "embed/table": P(None, None)},
-    "fsdp8": {"blocks/attention/q": P(None, "fsdp", None, None), "blocks/ffn/down": P(None, None, "fsdp"),
-              "embed/table": P(None, "fsdp")},
+    # The fsdp preset names tensor for hidden dimensions; with tensor=1 that shards nothing.
+    "fsdp8": {"blocks/attention/q": P(None, "fsdp", "tensor", None),
+              "blocks/ffn/down": P(None, "tensor", "fsdp"), "embed/table": P("tensor", "fsdp")},
     "data2_fsdp2_tensor2": {"blocks/attention/q": P(None, "fsdp", "tensor", None),
                             "blocks/attention/k": P(None, "fsdp", "tensor", None),
                             "blocks/ffn/down": P(None, "tensor", "fsdp"),
@@ -166,6 +167,7 @@ def test_per_device_bytes_fall_as_fsdp_grows():
 
 def test_one_rule_overridden_from_the_command_line():
     config = tiny_config("mesh=fsdp", "sharding=fsdp", "sharding.rules.mlp=fsdp", device_count=8)
+    assert config.sharding.rules["heads"] == "tensor"  # the other rules are untouched
     assert config.sharding.rules["mlp"] == "fsdp" and config.sharding.rules["embed"] == "fsdp"
     program = build(config, devices=jax.devices())
     # (layers, embed, mlp): embed takes fsdp first; mlp cannot reuse it in the same array.
@@ -176,7 +178,7 @@ def test_one_rule_overridden_from_the_command_line():
 @pytest.mark.parametrize("overrides, message", [
     (["sharding.rules.mlp=model"], "sharding.rules.mlp='model': unknown mesh axis 'model'"),
     (["sharding=fsdp_tp", "~sharding.rules.kv_heads"], "no entry for logical axis 'kv_heads'"),
-    (["mesh=fsdp_tp", "sharding=fsdp"], "mesh.axes.tensor=2 but no sharding rule uses mesh axis 'tensor'"),
+    (["mesh=fsdp_tp", "sharding=dp"], "mesh.axes.tensor=2 but no sharding rule uses mesh axis 'tensor'"),
     (["mesh=fsdp_tp", "mesh.axes.tensor=8", "sharding=fsdp_tp"],
      r"dimension 2 \('heads', size 4\) does not divide over mesh axes tensor \(8 devices\)"),
     (["data.batch_size=4", "mesh=dp", "sharding=dp"], "data.batch_size=4 must be divisible by the 8"),
