@@ -7,7 +7,6 @@ from the newest checkpoint, after checking the config against the saved one.
 """
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -19,7 +18,9 @@ from hydralearn import CONF_DIR
 from hydralearn.cli import preflight
 from hydralearn.cli.errors import exit_with
 from hydralearn.compose import config as compose_config
+from hydralearn.compose import xla
 from hydralearn.compose.build import build, flops_per_token
+from hydralearn.compose.hardware import Host
 from hydralearn.compose.schema import TrainConfig, load
 from hydralearn.compose.validate import ConfigError, to_container
 from hydralearn.data.pipeline import load_corpus
@@ -53,10 +54,9 @@ def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
     # Hydra logs at INFO; JAX's probing of absent backends (TPU, GPU) is noise to users.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     config = load(OmegaConf.to_container(cfg, resolve=True))
-    _apply_xla_flags(config.hardware.xla_flags)
-    import jax  # after XLA flags are set: the backend reads them once, at initialisation
-
-    config = compose_config.resolve(config, device_count=jax.device_count())
+    # Before anything asks JAX for devices: the backend reads its flags once, at start-up.
+    xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
+    config = compose_config.resolve(config, host=Host.current())
     container = to_container(config)
     _check_resume(run_dir, container)
     OmegaConf.save(OmegaConf.create(container), run_dir / "resolved_config.yaml")
@@ -78,16 +78,6 @@ def _check_resume(run_dir: Path, container: dict) -> None:
             + ["to train a new experiment, set name=<new name> or hydra.run.dir=<new dir>"])
     for line in changes.allowed:
         logger.info("resuming with a changed setting: %s", line)
-
-
-def _apply_xla_flags(flags: dict) -> None:
-    if flags:
-        extra = " ".join(f"--{k}={_flag_value(v)}" for k, v in flags.items())
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {extra}".strip()
-
-
-def _flag_value(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _train(config: TrainConfig, run_dir: Path) -> RunSummary:

@@ -17,12 +17,13 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hydralearn.compose.kernels import attention_function
+from hydralearn.compose.kernels import Kernel, attention_function, per_shard
 from hydralearn.compose.mesh import batch_sharding, make_mesh
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.registry import layer_class
 from hydralearn.compose.remat import block_transform
 from hydralearn.compose.schema import TrainConfig
+from hydralearn.compose.sharding import bytes_per_device, named_shardings, param_specs
 from hydralearn.layers.loss import cross_entropy
 from hydralearn.runtime.config import NonFinite
 
@@ -48,11 +49,15 @@ class Program:
     apply: Callable  # pure: (params, tokens) -> logits (B, T, V)
     schedule: optax.Schedule
     num_params: int
+    param_bytes_per_device: int  # parameters only, on the device holding the most
     matmul_params: int  # parameters touched by matmuls per token (no embedding lookup)
 
 
-def model_factory(config: TrainConfig) -> Callable[[], nnx.Module]:
+def model_factory(config: TrainConfig, *, mesh: Mesh | None = None) -> Callable[[], nnx.Module]:
+    """`mesh`: where the program runs; Pallas kernels are then mapped over its shards."""
     attention_fn = attention_function(config.kernel)
+    if mesh is not None and config.kernel.name in (Kernel.PALLAS, Kernel.SPLASH):
+        attention_fn = per_shard(attention_fn, mesh=mesh, rules=config.sharding)
     remat = block_transform(config.remat)
     model_cls = layer_class(config.model)
 
@@ -62,17 +67,16 @@ def model_factory(config: TrainConfig) -> Callable[[], nnx.Module]:
     return create
 
 
-def abstract_params(config: TrainConfig) -> tuple[nnx.GraphDef, nnx.State]:
+def abstract_params(config: TrainConfig, *, mesh: Mesh | None = None) -> tuple[nnx.GraphDef, nnx.State]:
     """Shapes, dtypes and logical axes of every parameter, with no allocation."""
-    model = nnx.eval_shape(model_factory(config))
+    model = nnx.eval_shape(model_factory(config, mesh=mesh))
     graphdef, params = nnx.split(model, nnx.Param)
     return graphdef, params
 
 
 def param_shardings(params: nnx.State, config: TrainConfig, mesh: Mesh) -> nnx.State:
-    with nnx.logical_axis_rules(config.sharding.as_flax_rules()):
-        specs = nnx.get_partition_spec(params)
-    return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs)
+    """NamedSharding of every parameter from its logical axes and conf/sharding's rules."""
+    return named_shardings(param_specs(params, config.sharding), mesh)
 
 
 def count_params(params: nnx.State) -> int:
@@ -81,7 +85,7 @@ def count_params(params: nnx.State) -> int:
 
 def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     mesh = make_mesh(config.mesh.axes, devices)
-    graphdef, abstract = abstract_params(config)
+    graphdef, abstract = abstract_params(config, mesh=mesh)
     optimizer = build_optimizer(config.optim, total_steps=config.trainer.steps)
     tx = optimizer.transform
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -91,7 +95,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         transform_non_params=lambda _: replicated,
         is_leaf=lambda x: isinstance(x, nnx.Variable))
     state_shardings = TrainState(step=replicated, params=p_shardings, opt_state=opt_shardings)
-    create = model_factory(config)
+    create = model_factory(config, mesh=mesh)
 
     def init_state() -> TrainState:
         params = nnx.state(create(), nnx.Param)
@@ -132,6 +136,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         eval_step=jax.jit(lambda params, x, y: cross_entropy(apply(params, x).logits, y),
                           in_shardings=(p_shardings, b_sharding, b_sharding)),
         apply=apply, schedule=optimizer.schedule, num_params=num_params,
+        param_bytes_per_device=bytes_per_device(abstract, p_shardings),
         matmul_params=num_params - _lookup_only_params(config))
 
 

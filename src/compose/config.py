@@ -6,6 +6,9 @@ the stated hardware and the devices present into concrete choices that are saved
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
+
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
@@ -15,8 +18,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn import CONF_DIR
 from hydralearn.compose import schema
-from hydralearn.compose.kernels import resolve_kernel
-from hydralearn.compose.mesh import resolve_axes
+from hydralearn.compose.hardware import Host, resolve_hardware
+from hydralearn.compose.kernels import AttentionShape, kernel_errors, resolve_kernel
+from hydralearn.compose.mesh import MeshConfig, MeshFacts, MeshMode, auto_axes, resolve_axes
+from hydralearn.compose.remat import remat_errors, resolve_remat
+from hydralearn.compose.sharding import (batch_errors, indivisible, missing_rules, param_specs,
+                                         unused_axes)
 from hydralearn.compose.validate import ConfigError, closest, to_container
 
 
@@ -104,16 +111,59 @@ def _dotted_keys(tree, prefix: str = ""):
             yield from _dotted_keys(value, path + ".")
 
 
-def resolve(config: schema.TrainConfig, *, device_count: int) -> schema.TrainConfig:
-    """Every auto made concrete for `device_count` devices; ConfigError if impossible."""
+def resolve(config: schema.TrainConfig, *, device_count: int | None = None,
+            host: Host | None = None) -> schema.TrainConfig:
+    """Every auto made concrete; ConfigError (all problems at once) if the run is impossible.
+
+    `host` is what the run really has (the CLI passes Host.current()); without it the
+    hardware profile is assumed present with `device_count` devices (planning, tests).
+    """
+    host = host or Host.assumed(config.hardware, device_count=device_count)
+    hardware, errors = resolve_hardware(config.hardware, host)
+    model = config.model
+    shape = AttentionShape(compute_dtype=model.compute_dtype, head_dim=model.resolved_head_dim,
+                           seq_len=config.data.seq_len)
+    kernel = resolve_kernel(config.kernel, preferred=hardware.preferred_kernel, host=host, shape=shape)
+    remat = resolve_remat(config.remat, preferred=hardware.preferred_remat)
+    errors += kernel_errors(kernel, host=host, shape=shape)
+    errors += remat_errors(remat, memory_kinds=host.memory_kinds, host=host.describe())
+    config = dataclasses.replace(config, hardware=hardware, kernel=kernel, remat=remat)
+    from hydralearn.compose.build import abstract_params  # flax; only once validation passed
+
+    _, params = abstract_params(config)
     try:
-        axes = resolve_axes(config.mesh.axes, device_count)
+        axes = _mesh_axes(config, host=host, params=params)
     except ValueError as e:
-        raise ConfigError([str(e)]) from None
-    return dataclasses.replace(
-        config,
-        mesh=dataclasses.replace(config.mesh, axes=axes),
-        kernel=resolve_kernel(config.kernel, platform=config.hardware.platform))
+        raise ConfigError(errors + [str(e)]) from None
+    errors += sharding_errors(config, axes=axes, params=params)
+    if errors:
+        raise ConfigError(errors)
+    return dataclasses.replace(config, mesh=MeshConfig(mode=MeshMode.FIXED, axes=axes))
+
+
+def _mesh_axes(config: schema.TrainConfig, *, host: Host, params) -> dict[str, int]:
+    if config.mesh.mode is MeshMode.FIXED:
+        return resolve_axes(config.mesh.axes, host.device_count)
+    num_params = sum(v.size for v in jax.tree.leaves(params))
+    param_bytes = jnp.dtype(config.model.param_dtype).itemsize
+    facts = MeshFacts(
+        device_count=host.device_count, devices_per_host=config.hardware.devices_per_host,
+        # parameters, gradients and Adam's two moments, all in the parameter dtype
+        train_bytes=4.0 * num_params * param_bytes,
+        device_memory_bytes=config.hardware.device_memory_bytes,
+        used_axes=frozenset(config.sharding.used_mesh_axes()))
+    return auto_axes(config.mesh.axes, facts)
+
+
+def sharding_errors(config: schema.TrainConfig, *, axes: dict[str, int], params) -> list[str]:
+    """Rules that miss a logical axis, leave a mesh axis idle, or split a dimension unevenly."""
+    rules = config.sharding
+    errors = missing_rules(params, rules) + unused_axes(rules, axes)
+    errors += batch_errors(batch_size=config.data.batch_size, seq_len=config.data.seq_len,
+                           rules=rules, axes=axes)
+    if not errors:
+        errors += indivisible(params, param_specs(params, rules), axes)
+    return errors
 
 
 def _missing_option_message(e: MissingConfigException) -> str:

@@ -94,7 +94,7 @@ def test_hydra_append_and_delete_overrides():
     (["model.d_modle=3"], r"unknown key model.d_modle; did you mean 'model.d_model'\?"),
     (["model=llama2_7"], r"model=llama2_7: no such option; did you mean 'llama2_7b'\?.*valid options: .*llama2_70b"),
     (["model.d_model=big"], r"model.d_model: expected int, got 'big' \(str\)"),
-    (["remat.policy=sometimes"], r"remat.policy='sometimes' is not valid; choose one of: none, full"),
+    (["remat.policy=sometimes"], r"remat.policy='sometimes' is not valid; choose one of: auto, none, full"),
     (["model.rope_theta=[1]"], r"model.rope_theta: expected float"),
     (["model._target_=subprocess.call"], r"_target_ 'subprocess.call' is not allowed"),
 ])

@@ -1,0 +1,147 @@
+"""Sharding rules (conf/sharding): logical axis names -> mesh axes, turned into NamedShardings.
+
+Rules are a dict so one entry can be overridden (`sharding.rules.mlp=fsdp`). A value is a
+mesh axis, a list of mesh axes, or null (replicated). Within one array a mesh axis is used at
+most once: a later dimension whose rule names an axis already used stays unsharded on it
+(the convention of flax's logical rules), so `embed=fsdp, mlp=fsdp` shards each matrix once.
+"""
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor", "expert", "seq")
+# Logical axes of the inputs, not of any parameter; they must have rules too.
+INPUT_AXES = ("batch", "length")
+
+
+@dataclasses.dataclass(kw_only=True, frozen=True)
+class ShardingConfig:
+    # Logical axis name -> mesh axis, list of mesh axes, or null (replicated).
+    rules: dict[str, Any]
+
+    def errors(self) -> list[str]:
+        out = []
+        for name, target in self.rules.items():
+            if not (target is None or isinstance(target, str)
+                    or (isinstance(target, (list, tuple)) and all(isinstance(t, str) for t in target))):
+                out.append(f"sharding.rules.{name}={target!r}: expected a mesh axis, a list of "
+                           "mesh axes or null")
+                continue
+            for axis in _as_tuple(target):
+                if axis not in MESH_AXES:
+                    out.append(f"sharding.rules.{name}={target!r}: unknown mesh axis '{axis}'; "
+                               f"valid axes: {', '.join(MESH_AXES)}")
+        out += [f"sharding.rules.{name} is required (the rule for the inputs' {name} axis)"
+                for name in INPUT_AXES if name not in self.rules]
+        return out
+
+    def mesh_axes(self, logical: str) -> tuple[str, ...]:
+        return _as_tuple(self.rules.get(logical))
+
+    def used_mesh_axes(self) -> set[str]:
+        return {axis for target in self.rules.values() for axis in _as_tuple(target)}
+
+
+def _as_tuple(target: Any) -> tuple[str, ...]:
+    if target is None:
+        return ()
+    return (target,) if isinstance(target, str) else tuple(target)
+
+
+def _entry(axes: tuple[str, ...]) -> Any:
+    return None if not axes else axes[0] if len(axes) == 1 else axes
+
+
+def logical_to_spec(logical_axes: tuple[str | None, ...], rules: ShardingConfig) -> PartitionSpec:
+    """PartitionSpec for an array whose dimensions carry these logical names."""
+    used: set[str] = set()
+    entries = []
+    for name in logical_axes:
+        axes = tuple(a for a in rules.mesh_axes(name) if a not in used) if name else ()
+        used |= set(axes)
+        entries.append(_entry(axes))
+    return PartitionSpec(*entries)
+
+
+def missing_rules(params: nnx.State, rules: ShardingConfig) -> list[str]:
+    """One error per logical axis the model uses that has no rule."""
+    names = sorted({n for axes in _logical_axes(params).values() for n in axes if n}
+                   - set(rules.rules))
+    return [f"sharding.rules has no entry for logical axis '{n}' used by the model; add "
+            f"sharding.rules.{n}=<mesh axis or null>" for n in names]
+
+
+def param_specs(params: nnx.State, rules: ShardingConfig) -> nnx.State:
+    """The PartitionSpec of every parameter (same tree as `params`)."""
+    def spec(variable):
+        return logical_to_spec(tuple(variable.get_metadata().get("out_sharding") or ()), rules)
+    return jax.tree.map(spec, params, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def named_shardings(specs: nnx.State, mesh: Mesh) -> nnx.State:
+    return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
+                        is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+
+def indivisible(params: nnx.State, specs: nnx.State, axes: dict[str, int]) -> list[str]:
+    """One error per parameter dimension its mesh axes do not divide evenly."""
+    out = []
+    flat_specs = dict(_flat(specs, leaf=PartitionSpec))
+    for path, variable in _flat(params, leaf=nnx.Variable):
+        logical = variable.get_metadata().get("out_sharding") or ()
+        for dim, (size, entry) in enumerate(zip(variable.shape, flat_specs[path])):
+            shards = math.prod(axes[a] for a in _as_tuple(entry))
+            if size % shards:
+                out.append(f"parameter {path} dimension {dim} ('{logical[dim]}', size {size}) does "
+                           f"not divide over mesh axes {entry} ({shards} devices); change "
+                           f"sharding.rules.{logical[dim]} or the mesh")
+    return out
+
+
+def batch_spec(rules: ShardingConfig) -> PartitionSpec:
+    """(B, T) inputs: batch follows the `batch` rule, length the `length` rule."""
+    return logical_to_spec(("batch", "length"), rules)
+
+
+def batch_errors(*, batch_size: int, seq_len: int, rules: ShardingConfig,
+                 axes: dict[str, int]) -> list[str]:
+    out = []
+    for key, size, logical in (("data.batch_size", batch_size, "batch"), ("data.seq_len", seq_len, "length")):
+        shards = math.prod(axes.get(a, 1) for a in rules.mesh_axes(logical))
+        if size % shards:
+            out.append(f"{key}={size} must be divisible by the {shards} devices of mesh axes "
+                       f"{list(rules.mesh_axes(logical))} (sharding.rules.{logical})")
+    return out
+
+
+def unused_axes(rules: ShardingConfig, axes: dict[str, int]) -> list[str]:
+    """Mesh axes with more than one device that no rule uses would only duplicate work."""
+    return [f"mesh.axes.{a}={s} but no sharding rule uses mesh axis '{a}', so its devices would "
+            f"repeat each other's work; set mesh.axes.{a}=1 or map a logical axis to it "
+            f"(e.g. sharding=fsdp_tp for tensor)"
+            for a, s in axes.items() if s > 1 and a not in rules.used_mesh_axes()]
+
+
+def bytes_per_device(params: nnx.State, shardings: nnx.State) -> int:
+    """Parameter bytes held by one device (the largest shard of each array)."""
+    total = 0
+    for (_, variable), (_, sharding) in zip(_flat(params, leaf=nnx.Variable),
+                                            _flat(shardings, leaf=NamedSharding)):
+        shard = sharding.shard_shape(variable.shape)
+        total += int(np.prod(shard)) * np.dtype(variable.dtype).itemsize
+    return total
+
+
+def _logical_axes(params: nnx.State) -> dict[str, tuple]:
+    return {p: tuple(v.get_metadata().get("out_sharding") or ()) for p, v in _flat(params, leaf=nnx.Variable)}
+
+
+def _flat(tree, *, leaf: type) -> list[tuple[str, Any]]:
+    pairs, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: isinstance(x, leaf))
+    return [("/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path), v) for path, v in pairs]
