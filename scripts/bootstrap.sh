@@ -11,7 +11,12 @@ if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
 fi
 echo "setting up .venv (first run only, about a minute)..." >&2
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' >&2 || true
-.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
-.venv/bin/python -c "import hydralearn, jax, flax, optax, hydra" # fail loudly if the install failed
+log=.venv/install.log
+if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".[test]"; } >"$log" 2>&1; then
+  grep -v '^WARNING: Location' "$log" >&2
+  echo "bootstrap: pip install failed (full log: $log)" >&2
+  exit 1
+fi
+.venv/bin/python -c "import hydralearn, jax, flax, optax, hydra" # fail loudly if the install is broken
 echo "$want" > "$stamp"
+echo ".venv ready" >&2

@@ -15,7 +15,8 @@ def parse_command_line(argv: list[str]):
 
 
 def sweep_points(overrides: list[str]) -> list[list[str]]:
-    """The override list of every point of a multirun (basic sweeper: cartesian product)."""
+    """The override list of every point of a multirun (basic sweeper: cartesian product),
+    index-aligned with `overrides`."""
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException as e:
@@ -23,16 +24,25 @@ def sweep_points(overrides: list[str]) -> list[list[str]]:
     return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch]
 
 
-def check(argv: list[str]) -> None:
-    """Raise one ConfigError listing the problems of every invalid run, point by point."""
+def check(argv: list[str]) -> list[str]:
+    """Validate every point; return argv as Hydra must receive it (see compose_normalized).
+
+    Raises one ConfigError listing the problems of every invalid point.
+    """
     args = parse_command_line(argv)
     points = sweep_points(args.overrides) if args.multirun else [args.overrides]
-    errors = []
+    errors, forced = [], set()
     for point in points:
         try:
-            compose_config.load(point)
+            cfg, normalized = compose_config.compose_normalized(point)
+            compose_config.load_composed(cfg)
+            forced |= {i for i, o in enumerate(normalized) if o != point[i]}
         except ConfigError as e:
             prefix = f"[{' '.join(point)}] " if args.multirun else ""
             errors += [prefix + line for line in e.errors]
     if errors:
         raise ConfigError(errors)
+    argv = list(argv)
+    for i in forced:
+        argv[argv.index(args.overrides[i])] = "++" + args.overrides[i]
+    return argv

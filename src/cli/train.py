@@ -4,6 +4,7 @@ Every Hydra flag works (--cfg job, -m, --help, +key=value, ~key). Each run's dir
 `resolved_config.yaml` (every auto concrete), `metrics.jsonl` and `summary.json`.
 """
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ def main() -> None:
     try:
         args = preflight.parse_command_line(sys.argv[1:])
         if not (args.help or args.hydra_help or args.info or args.shell_completion):
-            preflight.check(sys.argv[1:])
+            sys.argv[1:] = preflight.check(sys.argv[1:])
     except ConfigError as e:
         exit_with(e)
     _hydra_main()
@@ -42,6 +43,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
+    # Hydra logs at INFO; JAX's probing of absent backends (TPU, GPU) is noise to users.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     config = load(OmegaConf.to_container(cfg, resolve=True))
     _apply_xla_flags(config.hardware.xla_flags)
     import jax  # after XLA flags are set: the backend reads them once, at initialisation
@@ -84,3 +87,7 @@ def _train(config: TrainConfig, run_dir: Path) -> RunSummary:
     if summary.sample:
         print(f"--- sample ---\n{summary.sample}\n--------------")
     return summary
+
+
+if __name__ == "__main__":
+    main()

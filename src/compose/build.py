@@ -9,7 +9,7 @@ kernel function resolved from conf/kernel.
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -65,8 +65,7 @@ def model_factory(config: TrainConfig) -> Callable[[], nnx.Module]:
 
 def abstract_params(config: TrainConfig) -> tuple[nnx.GraphDef, nnx.State]:
     """Shapes, dtypes and logical axes of every parameter, with no allocation."""
-    with nnx.use_eager_sharding(False):
-        model = nnx.eval_shape(model_factory(config))
+    model = nnx.eval_shape(model_factory(config))
     graphdef, params = nnx.split(model, nnx.Param)
     return graphdef, params
 
@@ -78,7 +77,7 @@ def param_shardings(params: nnx.State, config: TrainConfig, mesh: Mesh) -> nnx.S
 
 
 def count_params(params: nnx.State) -> int:
-    return sum(int(jnp.size(x)) for x in jax.tree.leaves(params))
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(params))
 
 
 def build(config: TrainConfig, *, devices: list | None = None) -> Program:
@@ -96,8 +95,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     create = model_factory(config)
 
     def init_state() -> TrainState:
-        with nnx.use_eager_sharding(False):
-            params = nnx.state(create(), nnx.Param)
+        params = nnx.state(create(), nnx.Param)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
     def apply(params, tokens):
@@ -112,7 +110,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     def train_step(state: TrainState, inputs, targets):
         grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, inputs, targets)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        metrics |= {"grad_norm": optax.global_norm(grads), "lr": optimizer.schedule(state.step)}
+        metrics |= {"grad_norm": optax.tree.norm(grads), "lr": optimizer.schedule(state.step)}
         return TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                           opt_state=opt_state), metrics
 

@@ -49,6 +49,6 @@ def build_optimizer(config: OptimConfig, *, total_steps: int) -> Optimizer:
 def _decay_mask(params):
     """Weight decay on matrices only: not on norm scales or biases."""
     def decays(path, _):
-        name = getattr(path[-1], "key", getattr(path[-1], "name", ""))
-        return name not in ("scale", "bias")
+        names = {getattr(k, "key", None) for k in path}  # nnx Params add a trailing `.value` key
+        return not names & {"scale", "bias"}
     return jax.tree_util.tree_map_with_path(decays, params)

@@ -26,7 +26,10 @@ class ConfigError(ValueError):
 
 
 def closest(name: str, options: typing.Iterable[str]) -> str:
-    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    """"; did you mean 'x'?" for the nearest option, compared within the same parent key."""
+    parent = name.rpartition(".")[0]
+    options = [o for o in options if o.rpartition(".")[0] == parent] or list(options)
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
     return f"; did you mean '{match[0]}'?" if match else ""
 
 

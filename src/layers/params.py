@@ -20,13 +20,16 @@ class Numerics:
 
 def param(rngs: nnx.Rngs, shape: tuple[int, ...], axes: tuple[str, ...], *,
           std: float, dtype: str) -> nnx.Param:
-    """A normal(0, std) parameter whose axes carry logical names (see conf/sharding)."""
-    init = nnx.with_partitioning(nnx.initializers.normal(std), axes)
+    """A normal(0, std) parameter whose axes carry logical names (see conf/sharding).
+
+    Not sharded eagerly: layers are single-device maths, compose/build.py places them.
+    """
+    init = nnx.with_partitioning(nnx.initializers.normal(std), axes, eager_sharding=False)
     return nnx.Param(init(rngs.params(), shape, jnp.dtype(dtype)))
 
 
 def constant(value: float, shape: tuple[int, ...], axes: tuple[str, ...], *, dtype: str) -> nnx.Param:
-    init = nnx.with_partitioning(nnx.initializers.constant(value), axes)
+    init = nnx.with_partitioning(nnx.initializers.constant(value), axes, eager_sharding=False)
     return nnx.Param(init(jax.random.key(0), shape, jnp.dtype(dtype)))
 
 

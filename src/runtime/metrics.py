@@ -11,14 +11,19 @@ class MetricsLog:
     def __init__(self, run_dir: Path, *, total_steps: int, initial_step: int = 0):
         self.path = Path(run_dir) / "metrics.jsonl"
         self.file = self.path.open("a")
+        self.shown: dict[str, str] = {}
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
 
-    def write(self, step: int, metrics: dict[str, float], *, show: bool = True) -> None:
+    def write(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
-        if show:
-            self.bar.set_postfix({k: _short(v) for k, v in metrics.items() if k in _SHOWN}, refresh=False)
+        self.show(metrics)
+
+    def show(self, metrics: dict[str, float]) -> None:
+        """Update the progress bar's figures (the last value of each is kept)."""
+        self.shown |= {k: _short(v) for k, v in metrics.items() if k in _SHOWN}
+        self.bar.set_postfix(self.shown, refresh=False)
 
     def advance(self, steps: int = 1) -> None:
         self.bar.update(steps)

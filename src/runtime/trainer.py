@@ -79,6 +79,7 @@ def _record(log, trainer, throughput, step, metrics, timer_start, window_start):
     """Fetch one step's metrics; the clock starts after step 0 so compile time is excluded."""
     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
     now = time.perf_counter()
+    log.show(values)
     log.advance()
     if step == 0:
         log.write(step + 1, values)

@@ -1,0 +1,145 @@
+"""Composition and validation of every preset x option, and abstract parameter counts."""
+
+import itertools
+
+import pytest
+
+from hydralearn import CONF_DIR
+from hydralearn.compose import config as compose_config
+import jax.numpy as jnp
+from omegaconf import OmegaConf
+
+from hydralearn.compose.build import abstract_params, count_params, model_factory
+from hydralearn.compose.registry import TargetError, register, resolve
+from hydralearn.compose.validate import ConfigError, to_container
+
+PRESETS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+POSITIONS = sorted(p.stem for p in (CONF_DIR / "model/position").glob("*.yaml"))
+FFNS = sorted(p.stem for p in (CONF_DIR / "model/ffn").glob("*.yaml"))
+NORMS = sorted(p.stem for p in (CONF_DIR / "model/norm").glob("*.yaml"))
+
+
+def test_option_lists_are_not_empty():
+    assert {"llama_tiny", "llama2_7b", "llama2_13b", "llama2_70b", "llama3_8b"} <= set(PRESETS)
+    assert {"rope", "none"} <= set(POSITIONS) and {"swiglu", "gelu"} <= set(FFNS)
+    assert {"rms", "layer"} <= set(NORMS)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_option_composes_on_every_preset(preset):
+    for position, ffn, norm in itertools.product(POSITIONS, FFNS, NORMS):
+        config = compose_config.load([f"model={preset}", f"model/position={position}",
+                                      f"model/ffn={ffn}", f"model/norm={norm}"])
+        saved = to_container(config.model)
+        for group, option in (("position", position), ("ffn", ffn), ("norm", norm)):
+            expected = OmegaConf.load(CONF_DIR / "model" / group / f"{option}.yaml")._target_
+            assert saved[group]["_target_"] == expected
+
+
+@pytest.mark.parametrize("position, ffn, norm", list(itertools.product(POSITIONS, FFNS, NORMS)))
+def test_every_option_builds_and_runs_on_the_tiny_preset(position, ffn, norm):
+    config = resolved(f"model/position={position}", f"model/ffn={ffn}", f"model/norm={norm}",
+                      "model.d_model=32", "model.num_heads=4", "model.num_kv_heads=2",
+                      "model.num_layers=2", "model.ffn_dim=48")
+    model = model_factory(config)()
+    logits = model(jnp.zeros((1, 8), jnp.int32)).logits
+    assert logits.shape == (1, 8, 256) and bool(jnp.all(jnp.isfinite(logits)))
+
+
+def resolved(*overrides: str):
+    return compose_config.resolve(compose_config.load(list(overrides)), device_count=1)
+
+
+def llama_param_count(*, vocab, d, layers, heads, kv_heads, ffn, head_dim=None, tied=False):
+    """Published Llama architecture, counted by hand: embeddings, attention, SwiGLU, norms."""
+    head_dim = head_dim or d // heads
+    attention = d * heads * head_dim * 2 + d * kv_heads * head_dim * 2
+    per_layer = attention + 3 * d * ffn + 2 * d
+    return vocab * d * (1 if tied else 2) + layers * per_layer + d
+
+
+@pytest.mark.parametrize("preset, expected, published", [
+    ("llama2_7b", dict(vocab=32000, d=4096, layers=32, heads=32, kv_heads=32, ffn=11008), 6.74e9),
+    ("llama2_13b", dict(vocab=32000, d=5120, layers=40, heads=40, kv_heads=40, ffn=13824), 13.0e9),
+    ("llama2_70b", dict(vocab=32000, d=8192, layers=80, heads=64, kv_heads=8, ffn=28672), 69.0e9),
+    ("llama3_8b", dict(vocab=128256, d=4096, layers=32, heads=32, kv_heads=8, ffn=14336), 8.03e9),
+])
+def test_abstract_build_matches_published_parameter_count(preset, expected, published):
+    _, params = abstract_params(resolved(f"model={preset}"))  # nnx.eval_shape: no allocation
+    count = count_params(params)
+    assert count == llama_param_count(**expected)
+    assert abs(count - published) / published < 0.01
+
+
+def test_llama2_70b_exact_count():
+    # 68,976,648,192: the figure Meta's checkpoint holds (also measured in JAX-FLAX-NOTES).
+    _, params = abstract_params(resolved("model=llama2_70b"))
+    assert count_params(params) == 68_976_648_192
+
+
+def test_gelu_changes_parameter_count_by_one_matrix_per_layer():
+    swiglu = count_params(abstract_params(resolved("model=llama2_7b"))[1])
+    gelu = count_params(abstract_params(resolved("model=llama2_7b", "model/ffn=gelu"))[1])
+    assert swiglu - gelu == 32 * 4096 * 11008
+
+
+def test_hydra_append_and_delete_overrides():
+    config = compose_config.compose(["+trainer_note=hello", "~hardware.xla_flags"])
+    assert config.trainer_note == "hello" and "xla_flags" not in config.hardware
+    with pytest.raises(ConfigError, match="unknown key trainer_note"):
+        compose_config.load(["+trainer_note=hello"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.d_modle=3"], r"unknown key model.d_modle; did you mean 'model.d_model'\?"),
+    (["model=llama2_7"], r"model=llama2_7: no such option; did you mean 'llama2_7b'\?.*valid options: .*llama2_70b"),
+    (["model.d_model=big"], r"model.d_model: expected int, got 'big' \(str\)"),
+    (["remat.policy=sometimes"], r"remat.policy='sometimes' is not valid; choose one of: none, full"),
+    (["model.rope_theta=[1]"], r"model.rope_theta: expected float"),
+    (["model._target_=subprocess.call"], r"_target_ 'subprocess.call' is not allowed"),
+])
+def test_user_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        compose_config.load(overrides)
+
+
+def test_all_errors_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        compose_config.load(["+model.hiden=1", "trainer.steps=many", "optim.lr=fast"])
+    assert len(info.value.errors) == 3, info.value.errors
+
+
+def test_cross_field_rules_reported_together():
+    with pytest.raises(ConfigError) as info:
+        compose_config.load(["model.d_model=250", "model.num_heads=6", "model.num_kv_heads=4"])
+    text = "\n".join(info.value.errors)
+    assert "model.d_model=250 must be divisible by model.num_heads=6" in text
+    assert "model.num_heads=6 must be divisible by model.num_kv_heads=4" in text
+
+
+def test_rope_needs_even_head_dim_but_nope_does_not():
+    odd = ["model.d_model=36", "model.num_heads=4", "model.num_kv_heads=4"]  # head_dim 9
+    with pytest.raises(ConfigError, match="head_dim=9 must be even"):
+        compose_config.load(odd)
+    assert compose_config.load([*odd, "model/position=none"]).model.resolved_head_dim == 9
+
+
+def test_impossible_mesh_names_both_numbers():
+    config = compose_config.load(["mesh.axes.fsdp=4"])
+    with pytest.raises(ConfigError, match="multiply to 4 but there are 1 devices"):
+        compose_config.resolve(config, device_count=1)
+
+
+def test_allowlist_accepts_registered_user_class():
+    import dataclasses
+
+    with pytest.raises(TargetError):
+        resolve("collections.OrderedDict")
+
+    class MyNorm:
+        @dataclasses.dataclass(frozen=True)
+        class Config:
+            eps: float = 1e-6
+
+    register(MyNorm)
+    assert resolve(f"{__name__}.test_allowlist_accepts_registered_user_class.<locals>.MyNorm") is MyNorm
