@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 import optax
 
-from conftest import tiny_config
+from tests.conftest import tiny_config
 from hydralearn.compose.build import build
 from hydralearn.layers.loss import cross_entropy
 from hydralearn.layers.ffn.moe import Dispatch, MoE, TopKWeights

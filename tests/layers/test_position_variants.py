@@ -6,7 +6,7 @@ import pytest
 from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-from conftest import tiny_config
+from tests.conftest import tiny_config
 from hydralearn.compose.validate import ConfigError
 from hydralearn.layers.position.rope import RoPE
 from hydralearn.layers.position.rope_linear import LinearRoPE
