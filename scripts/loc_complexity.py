@@ -80,8 +80,9 @@ def _code_lines_naming(path: Path, classes: set[str], dotted: str) -> int:
 
 
 def composes(conf: Path, preset: str, override: str, build: bool) -> bool:
+    """Whether `model=<preset> <override>` composes and validates (and builds, with `build`);
+    the reason for a failure goes to stderr."""
     from hydralearn.compose import schema
-    from hydralearn.compose.validate import ConfigError
     try:
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
             cfg = hydra_compose("train", overrides=[f"model={preset}", override], return_hydra_config=True)
@@ -91,9 +92,12 @@ def composes(conf: Path, preset: str, override: str, build: bool) -> bool:
         config = schema.load(OmegaConf.to_container(cfg, resolve=True))
         if build:
             from hydralearn.compose.build import abstract_params
-            abstract_params(config)
+            from hydralearn.compose.config import resolve
+            abstract_params(resolve(config, device_count=1))
         return True
-    except (ConfigError, Exception):  # noqa: BLE001 - any failure means the override is not enough
+    except Exception as e:  # noqa: BLE001 - any failure means the override is not enough
+        print(f"model={preset} {override}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+              file=sys.stderr)
         return False
 
 
