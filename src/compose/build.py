@@ -50,7 +50,9 @@ class Program:
     schedule: optax.Schedule
     num_params: int
     param_bytes_per_device: int  # parameters only, on the device holding the most
-    matmul_params: int  # parameters touched by matmuls per token (no embedding lookup)
+    # Parameters one token's matmuls touch: no embedding lookup, and of routed experts
+    # (weights on the `experts` logical axis) only the top_k / num_experts share.
+    matmul_params: int
 
 
 def model_factory(config: TrainConfig, *, mesh: Mesh | None = None) -> Callable[[], nnx.Module]:
@@ -137,7 +139,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
                           in_shardings=(p_shardings, b_sharding, b_sharding)),
         apply=apply, schedule=optimizer.schedule, num_params=num_params,
         param_bytes_per_device=bytes_per_device(abstract, p_shardings),
-        matmul_params=num_params - _lookup_only_params(config))
+        matmul_params=num_params - _lookup_only_params(config) - inactive_expert_params(abstract, config))
 
 
 def _keep_if(finite: jax.Array, new, old):
@@ -148,6 +150,14 @@ def _lookup_only_params(config: TrainConfig) -> int:
     """Embedding entries used only by lookup (not by a matmul): the table when untied."""
     model = config.model
     return 0 if model.tie_embeddings else model.vocab_size * model.d_model
+
+
+def inactive_expert_params(params: nnx.State, config: TrainConfig) -> int:
+    """Routed-expert weights a token does not use: (1 - active share) of each `experts` weight."""
+    share = getattr(config.model.ffn, "active_expert_share", 1.0)
+    specs = jax.tree.leaves(nnx.get_partition_spec(params), is_leaf=lambda x: isinstance(x, PartitionSpec))
+    sizes = [math.prod(x.shape) for x in jax.tree.leaves(params)]
+    return round(sum(n for n, spec in zip(sizes, specs) if "experts" in spec) * (1 - share))
 
 
 def flops_per_token(*, matmul_params: int, num_layers: int, attention_dim: int, seq_len: int) -> float:

@@ -24,7 +24,7 @@ BlockFn = Callable[..., Any]
 @dataclasses.dataclass(frozen=True)
 class DecoderOutput:
     logits: jax.Array  # (B, T, vocab), float32
-    aux: dict  # auxiliary scalars from the blocks, summed over layers
+    aux: dict  # auxiliary scalars from the blocks: `*_loss` summed over layers, others averaged
 
 
 @register
@@ -57,6 +57,9 @@ class Decoder(nnx.Module):
             if self.head_dim is None and self.d_model % self.num_heads:
                 out.append(f"model.d_model={self.d_model} must be divisible by model.num_heads="
                            f"{self.num_heads} (or set model.head_dim)")
+            if self.num_layers % len(ffn_pattern(self.ffn)):
+                out.append(f"model.num_layers={self.num_layers} must be a multiple of the ffn's "
+                           f"layer pattern ({len(ffn_pattern(self.ffn))} layers, model.ffn.every)")
             if self.num_heads % self.num_kv_heads:
                 out.append(f"model.num_heads={self.num_heads} must be divisible by "
                            f"model.num_kv_heads={self.num_kv_heads}")
@@ -66,6 +69,8 @@ class Decoder(nnx.Module):
             for name in ("param_dtype", "compute_dtype"):
                 if getattr(self, name) not in ("float32", "bfloat16", "float16"):
                     out.append(f"model.{name}={getattr(self, name)!r} must be float32, bfloat16 or float16")
+            for child in (self.position, self.ffn, self.norm):  # the children's own rules
+                out += getattr(child, "errors", list)()
             if not out:  # the position option's own rules on the head_dim it is handed
                 position_rules = getattr(layer_class(self.position), "errors", lambda **_: [])
                 out += [f"model.position: {e}" for e in position_rules(head_dim=self.resolved_head_dim)]
@@ -84,10 +89,17 @@ class Decoder(nnx.Module):
         self.remat = remat
         self.embed = Embedding(vocab_size=c.vocab_size, d_model=c.d_model, numerics=numerics, rngs=rngs)
 
-        @nnx.split_rngs(splits=c.num_layers)
+        # One scan step runs one repeat of the ffn's layer pattern (e.g. MoE every n-th layer:
+        # n-1 dense blocks then one MoE block), so differing layers still share one scan.
+        pattern = ffn_pattern(c.ffn)
+
+        @nnx.split_rngs(splits=c.num_layers // len(pattern))
         @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
-        def stacked_blocks(rngs: nnx.Rngs) -> TransformerBlock:
-            return TransformerBlock(spec, attention_fn=attention_fn, rngs=rngs)
+        def stacked_blocks(rngs: nnx.Rngs) -> TransformerBlock | BlockGroup:
+            if len(pattern) == 1:
+                return TransformerBlock(spec, attention_fn=attention_fn, rngs=rngs)
+            specs = [dataclasses.replace(spec, ffn=ffn) for ffn in pattern]
+            return BlockGroup(specs, attention_fn=attention_fn, rngs=rngs)
 
         self.blocks = stacked_blocks(rngs)
         self.final_norm = instantiate(c.norm, dim=c.d_model, param_dtype=c.param_dtype, rngs=rngs)
@@ -108,6 +120,30 @@ class Decoder(nnx.Module):
         x, aux = jax.lax.scan(self.remat(one_block), x, stacked_state)
         x = self.final_norm(x)
         logits = self.embed.attend(x) if self.head is None else x @ use(self.head, self.dtype)
-        return DecoderOutput(logits=logits.astype(jnp.float32),
-                             aux=jax.tree.map(jnp.sum, aux))
+        return DecoderOutput(logits=logits.astype(jnp.float32), aux=reduce_aux(aux))
+
+
+def ffn_pattern(ffn: Any) -> tuple[Any, ...]:
+    """The ffn configs of one repeating group of layers (see layers/ffn/__init__.py)."""
+    return getattr(ffn, "layer_pattern", lambda: (ffn,))()
+
+
+def reduce_aux(stacked: dict) -> dict:
+    """Per-layer aux values stacked on axis 0 -> scalars: losses add up, metrics average."""
+    return {k: jnp.sum(v) if k.endswith("_loss") else jnp.mean(v) for k, v in stacked.items()}
+
+
+class BlockGroup(nnx.Module):
+    """Consecutive blocks that differ (e.g. dense, dense, MoE), run as one scan step."""
+
+    def __init__(self, specs: list[BlockSpec], *, attention_fn: AttentionFn, rngs: nnx.Rngs):
+        self.blocks = nnx.List([TransformerBlock(s, attention_fn=attention_fn, rngs=rngs) for s in specs])
+
+    def __call__(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, dict]:
+        per_block = []
+        for block in self.blocks:
+            x, aux = block(x, positions)
+            per_block.append(aux)
+        keys = {k for aux in per_block for k in aux}
+        return x, reduce_aux({k: jnp.stack([a[k] for a in per_block if k in a]) for k in keys})
 

@@ -1,0 +1,207 @@
+"""Hugging Face checkpoints (Llama, Mistral, Mixtral): a local directory of config.json plus
+*.safetensors in, a preset-shaped hydralearn config and parameters out, and back.
+
+    loaded = hf.load("/ckpt/Llama-3.2-1B")             # config (TrainConfig) + params
+    program = build(loaded.config)
+    state = hf.initial_state(program, loaded.params)    # continue training, or sample
+    hf.export(state.params, loaded.config, "/out/dir")  # config.json + model.safetensors
+
+Layouts: HF linear weights are (out, in) and computed as x @ W.T; hydralearn's are (in, out),
+with attention projections split per head: q (d_model, heads, head_dim), o (heads, head_dim,
+d_model). HF's Llama attention uses the same rotate-half RoPE as hydralearn, so q/k need no
+permutation. Mistral's sliding window is not modelled: results match up to that length.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from safetensors import safe_open
+from safetensors.flax import save_file
+
+from hydralearn.compose import config as compose_config
+from hydralearn.compose.build import Program, TrainState, abstract_params
+from hydralearn.compose.registry import layer_class
+from hydralearn.compose.schema import TrainConfig
+from hydralearn.compose.validate import ConfigError
+from hydralearn.interop.hf_config import from_hf_config, to_hf_config
+
+Array = Any  # numpy or jax array
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    config: TrainConfig  # resolved for the devices present
+    params: nnx.State  # hydralearn parameters, in config.model.param_dtype
+    overrides: tuple[str, ...]  # the Hydra overrides that describe the checkpoint
+
+
+@dataclasses.dataclass(frozen=True)
+class Tensor:
+    """One hydralearn parameter (path inside a block, or in the model) <-> HF tensor(s)."""
+
+    path: tuple[str, ...]
+    name: str  # HF name; `{e}` stands for the expert index
+    to_ours: Callable[[Array], Array]
+    to_hf: Callable[[Array], Array]
+    experts: int = 0  # > 0: one HF tensor per expert, stacked on our axis 0
+
+
+def _transpose() -> dict:
+    return dict(to_ours=lambda w: w.T, to_hf=lambda w: w.T)
+
+
+def _identity() -> dict:
+    return dict(to_ours=lambda w: w, to_hf=lambda w: w)
+
+
+def block_tensors(model) -> list[Tensor]:
+    """The per-layer tensors; HF names are relative to `model.layers.{i}.`."""
+    d, hd = model.d_model, model.resolved_head_dim
+
+    def heads_in(heads: int) -> dict:  # (heads*hd, d) <-> (d, heads, hd)
+        return dict(to_ours=lambda w: w.T.reshape(d, heads, hd), to_hf=lambda w: w.reshape(d, -1).T)
+
+    out = [
+        Tensor(("attn_norm", "scale"), "input_layernorm.weight", **_identity()),
+        Tensor(("attention", "q"), "self_attn.q_proj.weight", **heads_in(model.num_heads)),
+        Tensor(("attention", "k"), "self_attn.k_proj.weight", **heads_in(model.num_kv_heads)),
+        Tensor(("attention", "v"), "self_attn.v_proj.weight", **heads_in(model.num_kv_heads)),
+        Tensor(("attention", "o"), "self_attn.o_proj.weight",  # (d, heads*hd) <-> (heads, hd, d)
+               to_ours=lambda w: w.T.reshape(model.num_heads, hd, d), to_hf=lambda w: w.reshape(-1, d).T),
+        Tensor(("ffn_norm", "scale"), "post_attention_layernorm.weight", **_identity()),
+    ]
+    kind = layer_class(model.ffn).__name__
+    if kind == "SwiGLU":
+        return out + [Tensor(("ffn", ours), f"mlp.{hf}_proj.weight", **_transpose())
+                      for ours, hf in (("gate", "gate"), ("up", "up"), ("down", "down"))]
+    if kind == "MoE" and model.ffn.every == 1 and not model.ffn.shared_expert_dim:
+        e = model.ffn.num_experts
+        return out + [Tensor(("ffn", "router"), "block_sparse_moe.gate.weight", **_transpose())] + [
+            Tensor(("ffn", ours), f"block_sparse_moe.experts.{{e}}.{hf}.weight", experts=e, **_transpose())
+            for ours, hf in (("gate", "w1"), ("up", "w3"), ("down", "w2"))]
+    raise ConfigError([f"model.ffn: {kind} (every={getattr(model.ffn, 'every', 1)}) has no Hugging "
+                       "Face layout here; use model/ffn=swiglu or model/ffn=moe with every=1 and "
+                       "no shared expert"])
+
+
+def model_tensors(model) -> list[Tensor]:
+    out = [Tensor(("embed", "table"), "model.embed_tokens.weight", **_identity()),
+           Tensor(("final_norm", "scale"), "model.norm.weight", **_identity())]
+    if not model.tie_embeddings:
+        out.append(Tensor(("head",), "lm_head.weight", **_transpose()))
+    return out
+
+
+def overrides(hf_dir: str | Path) -> list[str]:
+    """Hydra overrides that give a model shaped like the checkpoint (family preset + keys)."""
+    return from_hf_config(_read_json(Path(hf_dir) / "config.json"))
+
+
+def load(hf_dir: str | Path, *extra_overrides: str, device_count: int = 1) -> Loaded:
+    """Compose the checkpoint's config (plus `extra_overrides`) and read its weights."""
+    found = overrides(hf_dir)
+    config = compose_config.load([*found, *extra_overrides])
+    config = compose_config.resolve(config, device_count=device_count)
+    return Loaded(config=config, params=load_params(hf_dir, config), overrides=tuple(found))
+
+
+def load_params(hf_dir: str | Path, config: TrainConfig) -> nnx.State:
+    """The checkpoint's weights as hydralearn parameters shaped for `config`; ConfigError
+    naming the tensor when one is missing or has the wrong shape."""
+    model = config.model
+    _, abstract = abstract_params(config)
+    pure = nnx.to_pure_dict(abstract)
+    reader = _Reader(Path(hf_dir))
+    for t in model_tensors(model):
+        _set(pure, t.path, reader.convert(t, t.name, _get(pure, t.path).shape))
+    for t in block_tensors(model):
+        target = _get(pure, ("blocks", *t.path))
+        layer_shape = target.shape[2:] if t.experts else target.shape[1:]
+        layers = [[reader.convert(t, f"model.layers.{i}.{t.name.format(e=e)}", layer_shape)
+                   for e in range(max(t.experts, 1))] for i in range(model.num_layers)]
+        if not reader.errors:
+            stacked = np.stack([np.stack(x) for x in layers]) if t.experts else np.stack([x[0] for x in layers])
+            _set(pure, ("blocks", *t.path), stacked)
+    if reader.errors:
+        raise ConfigError([f"{hf_dir}: {e}" for e in reader.errors[:8]])
+    pure = jax.tree.map(lambda x: jnp.asarray(x, dtype=model.param_dtype), pure)
+    nnx.replace_by_pure_dict(abstract, pure)
+    return abstract
+
+
+def export(params: nnx.State, config: TrainConfig, out_dir: str | Path, *,
+           max_position_embeddings: int = 4096) -> Path:
+    """Write config.json and model.safetensors in the Hugging Face layout; returns out_dir."""
+    model, out = config.model, Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pure = nnx.to_pure_dict(params)
+    tensors = {t.name: t.to_hf(jnp.asarray(_get(pure, t.path))) for t in model_tensors(model)}
+    for t in block_tensors(model):
+        stacked = jnp.asarray(_get(pure, ("blocks", *t.path)))
+        for i in range(model.num_layers):
+            for e in range(max(t.experts, 1)):
+                weight = stacked[i, e] if t.experts else stacked[i]
+                tensors[f"model.layers.{i}.{t.name.format(e=e)}"] = t.to_hf(weight)
+    save_file({k: jnp.array(v) for k, v in tensors.items()}, str(out / "model.safetensors"),
+              metadata={"format": "pt"})  # transformers refuses files without this tag
+    hf_config = to_hf_config(model, max_position_embeddings=max_position_embeddings)
+    (out / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
+    return out
+
+
+def initial_state(program: Program, params: nnx.State) -> TrainState:
+    """A fresh training state (step 0, fresh optimizer moments) holding `params`."""
+    state = program.init_state()
+    return dataclasses.replace(state, params=jax.device_put(params, program.state_shardings.params))
+
+
+class _Reader:
+    """Tensors by name across every *.safetensors file of a directory, converted to our
+    layout; problems are collected in `errors` (one line each) rather than raised one by one."""
+
+    def __init__(self, directory: Path):
+        files = sorted(directory.glob("*.safetensors"))
+        if not files:
+            raise ConfigError([f"{directory}: no *.safetensors files (expected a Hugging Face checkpoint)"])
+        self.handles = [safe_open(str(f), framework="flax") for f in files]
+        self.where = {name: h for h in self.handles for name in h.keys()}
+        self.errors: list[str] = []
+
+    def convert(self, t: Tensor, name: str, shape: tuple[int, ...]) -> Array | None:
+        if name not in self.where:
+            self.errors.append(f"no tensor {name} (is this a checkpoint of the configured family?)")
+            return None
+        weight = np.asarray(self.where[name].get_tensor(name).astype(jnp.float32))
+        try:
+            ours = t.to_ours(weight)
+        except ValueError:
+            ours = None
+        if ours is None or ours.shape != tuple(shape):
+            self.errors.append(f"{name}: checkpoint shape {weight.shape} does not fit the config "
+                               f"(expected {shape} in hydralearn's layout); check model.* against config.json")
+            return None
+        return ours
+
+
+def _get(tree: dict, path: tuple[str, ...]):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _set(tree: dict, path: tuple[str, ...], value) -> None:
+    for key in path[:-1]:
+        tree = tree[key]
+    tree[path[-1]] = value
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError([f"{path}: not found (expected a Hugging Face checkpoint directory)"])
+    return json.loads(path.read_text())

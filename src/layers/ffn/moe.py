@@ -1,0 +1,167 @@
+"""Mixture-of-experts SwiGLU feed-forward: a learned top-k router over `num_experts` experts.
+
+Router (Shazeer et al. 2017; Switch, Fedus et al. 2021): softmax over experts, the top_k
+kept per token and, by default, renormalised to sum to one (Mixtral). Two dispatch modes:
+
+- `capacity` (GShard, Lepikhin et al. 2020): each sequence gives every expert a buffer of
+  C = ceil(capacity_factor * T * top_k / E) slots; first choices are placed before second
+  choices, in token order, and assignments past C are dropped (their share of the output is
+  zero, the residual carries the token). Dense einsums over (B, E, C, d): fast on any backend
+  and sharded along the `experts` logical axis. capacity_factor >= E / top_k drops nothing.
+- `dropless` (MegaBlocks, Gale et al. 2022): assignments sorted by expert and multiplied with
+  `jax.lax.ragged_dot`; exact, efficient on GPU/TPU, slow on CPU XLA.
+
+Auxiliary outputs (see ffn/__init__.py): `moe_load_balance_loss` (Switch: E * sum_e f_e P_e,
+1.0 when balanced, times its weight), `moe_router_z_loss` (ST-MoE: mean logsumexp(logits)^2,
+times its weight) and `moe_dropped_fraction` (share of token-expert assignments dropped).
+`every: n` makes only every n-th layer MoE; the others use the `dense` ffn (see Config).
+"""
+
+import dataclasses
+import enum
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
+
+from hydralearn.compose.registry import register
+from hydralearn.layers.ffn.swiglu import SwiGLU
+from hydralearn.layers.params import Numerics, param, use
+
+
+class Dispatch(enum.Enum):
+    CAPACITY = "capacity"
+    DROPLESS = "dropless"
+
+
+class TopKWeights(enum.Enum):
+    RENORMALIZED = "renormalized"  # top-k softmax probabilities divided by their sum (Mixtral, Qwen3)
+    SOFTMAX = "softmax"  # the softmax probabilities as they are (Switch, Qwen2-MoE)
+
+
+@register
+class MoE(nnx.Module):
+    @dataclasses.dataclass(kw_only=True, frozen=True)
+    class Config:
+        num_experts: int = 8
+        top_k: int = 2
+        expert_dim: int | None = None  # None: the model's ffn_dim
+        top_k_weights: TopKWeights = TopKWeights.RENORMALIZED
+        dispatch: Dispatch = Dispatch.CAPACITY
+        capacity_factor: float = 1.25  # `capacity` dispatch only
+        load_balance_weight: float = 0.01
+        router_z_weight: float = 0.001
+        shared_expert_dim: int = 0  # > 0: a dense SwiGLU of that size every token also takes
+        every: int = 1  # MoE on every n-th layer (layers n, 2n, ...); `dense` elsewhere
+        dense: Any = dataclasses.field(default_factory=SwiGLU.Config)
+
+        @property
+        def active_expert_share(self) -> float:
+            """Share of the expert weights one token touches (for active-parameter FLOPs)."""
+            return self.top_k / self.num_experts
+
+        def layer_pattern(self) -> tuple[Any, ...]:
+            """The ffn configs of one repeating group of layers: every-1 dense, then this."""
+            return (self.dense,) * (self.every - 1) + (self,)
+
+        def errors(self) -> list[str]:
+            out = []
+            if not 1 <= self.top_k <= self.num_experts:
+                out.append(f"model.ffn.top_k={self.top_k} must be between 1 and "
+                           f"model.ffn.num_experts={self.num_experts}")
+            if self.every < 1:
+                out.append(f"model.ffn.every={self.every} must be at least 1")
+            if self.capacity_factor <= 0:
+                out.append(f"model.ffn.capacity_factor={self.capacity_factor} must be positive")
+            for name in ("expert_dim", "shared_expert_dim"):
+                if (getattr(self, name) or 0) < 0:
+                    out.append(f"model.ffn.{name}={getattr(self, name)} must not be negative")
+            return out
+
+    def __init__(self, config: Config, *, d_model: int, ffn_dim: int, numerics: Numerics,
+                 rngs: nnx.Rngs):
+        self.config = config
+        self.dtype = numerics.compute_dtype
+        e, f, p = config.num_experts, config.expert_dim or ffn_dim, numerics.param_dtype
+        std, out_std = numerics.init_std, numerics.out_std
+        # The router is small and every token uses all of it: replicated (no `experts` axis).
+        self.router = param(rngs, (d_model, e), ("embed", None), std=std, dtype="float32")
+        self.gate = param(rngs, (e, d_model, f), ("experts", "embed", "mlp"), std=std, dtype=p)
+        self.up = param(rngs, (e, d_model, f), ("experts", "embed", "mlp"), std=std, dtype=p)
+        self.down = param(rngs, (e, f, d_model), ("experts", "mlp", "embed"), std=out_std, dtype=p)
+        self.shared = None if not config.shared_expert_dim else SwiGLU(
+            SwiGLU.Config(), d_model=d_model, ffn_dim=config.shared_expert_dim, numerics=numerics,
+            rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, dict]:
+        """x: (B, T, d_model) -> ((B, T, d_model), aux scalars)."""
+        c = self.config
+        logits = x.astype(jnp.float32) @ self.router[...]  # (B, T, E), router in float32
+        probs = jax.nn.softmax(logits, axis=-1)
+        weights, experts = jax.lax.top_k(probs, c.top_k)  # (B, T, k)
+        if c.top_k_weights is TopKWeights.RENORMALIZED:
+            weights = weights / jnp.sum(weights, axis=-1, keepdims=True)
+        if c.dispatch is Dispatch.CAPACITY:
+            y, dropped = self._capacity(x, experts, weights)
+        else:
+            y, dropped = self._dropless(x, experts, weights), jnp.zeros((), jnp.float32)
+        if self.shared is not None:
+            y = y + self.shared(x)[0]
+        return checkpoint_name(y, "ffn_out"), self._aux(logits, probs, experts, dropped)
+
+    def _experts(self, h: jax.Array, subscripts: str) -> jax.Array:
+        """SwiGLU of every expert on its own slice of `h` (einsum over the experts axis)."""
+        gate = checkpoint_name(jnp.einsum(subscripts, h, use(self.gate, self.dtype)), "ffn_in")
+        up = checkpoint_name(jnp.einsum(subscripts, h, use(self.up, self.dtype)), "ffn_in")
+        return jnp.einsum(subscripts, jax.nn.silu(gate) * up, use(self.down, self.dtype))
+
+    def _capacity(self, x, experts, weights):
+        """GShard dispatch per sequence into (B, E, C, d) buffers; returns (y, dropped share)."""
+        batch, length, d = x.shape
+        e, k = self.config.num_experts, self.config.top_k
+        capacity = min(length, math.ceil(self.config.capacity_factor * length * k / e))
+        # Slot of each assignment in its expert's buffer: first choices first, then token order.
+        onehot = jax.nn.one_hot(experts, e, dtype=jnp.int32)  # (B, T, k, E)
+        by_choice = onehot.transpose(0, 2, 1, 3).reshape(batch, k * length, e)
+        slot = jnp.sum((jnp.cumsum(by_choice, axis=1) - 1) * by_choice, axis=-1)
+        slot = slot.reshape(batch, k, length).transpose(0, 2, 1)  # (B, T, k)
+        kept = slot < capacity
+        # Flat buffer index expert * C + slot; dropped assignments point past the end.
+        index = jnp.where(kept, experts * capacity + slot, e * capacity)
+        rows = jnp.arange(batch)[:, None, None]
+        tokens = jnp.broadcast_to(x[:, :, None, :], (batch, length, k, d))
+        buffers = jnp.zeros((batch, e * capacity, d), x.dtype).at[rows, index].set(tokens, mode="drop")
+        out = self._experts(buffers.reshape(batch, e, capacity, d), "becd,edf->becf")
+        picked = out.reshape(batch, e * capacity, d).at[rows, index].get(mode="fill", fill_value=0)
+        y = jnp.einsum("btkd,btk->btd", picked, (weights * kept).astype(x.dtype))
+        return y, 1.0 - jnp.mean(kept.astype(jnp.float32))
+
+    def _dropless(self, x, experts, weights):
+        """Every assignment computed: sorted by expert, grouped matmuls (ragged_dot)."""
+        batch, length, d = x.shape
+        e, k = self.config.num_experts, self.config.top_k
+        flat_experts = experts.reshape(-1)  # (B*T*k,)
+        order = jnp.argsort(flat_experts, stable=True)
+        sizes = jnp.bincount(flat_experts, length=e).astype(jnp.int32)
+        h = jnp.repeat(x.reshape(-1, d), k, axis=0)[order]  # (B*T*k, d), grouped by expert
+
+        def grouped(lhs, w):
+            return jax.lax.ragged_dot(lhs, use(w, self.dtype), sizes)
+
+        hidden = jax.nn.silu(checkpoint_name(grouped(h, self.gate), "ffn_in")) * \
+            checkpoint_name(grouped(h, self.up), "ffn_in")
+        out = jnp.zeros_like(h).at[order].set(grouped(hidden, self.down))
+        out = out.reshape(batch, length, k, d)
+        return jnp.einsum("btkd,btk->btd", out, weights.astype(x.dtype))
+
+    def _aux(self, logits, probs, experts, dropped) -> dict:
+        c = self.config
+        routed = jnp.mean(jax.nn.one_hot(experts, c.num_experts, dtype=jnp.float32), axis=(0, 1, 2))
+        balance = c.num_experts * jnp.sum(routed * jnp.mean(probs, axis=(0, 1)))
+        z = jnp.mean(jnp.square(jax.nn.logsumexp(logits, axis=-1)))
+        return {"moe_load_balance_loss": c.load_balance_weight * balance,
+                "moe_router_z_loss": c.router_z_weight * z,
+                "moe_dropped_fraction": dropped}

@@ -1,0 +1,161 @@
+"""Every preset builds, and its parameter count matches the published figure through a
+formula written here from the architecture papers (not from hydralearn's code)."""
+
+import importlib.util
+import shutil
+
+import pytest
+
+from hydralearn import CONF_DIR
+from hydralearn.compose import config as compose_config
+from hydralearn.compose.build import abstract_params, count_params, inactive_expert_params
+from hydralearn.compose.registry import layer_class
+
+REPO = CONF_DIR.parent
+PRESETS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+
+
+def decoder_params(*, vocab, d, layers, heads, kv_heads, ffn, head_dim=None, tied=False,
+                   experts=0):
+    """Llama-family count: embeddings (+ untied head), per layer q/k/v/o, SwiGLU (or `experts`
+    SwiGLUs plus a d x experts router) and two RMSNorm scales, and the final norm."""
+    head_dim = head_dim or d // heads
+    attention = d * heads * head_dim * 2 + d * kv_heads * head_dim * 2
+    mlp = 3 * d * ffn * max(experts, 1) + d * experts
+    return vocab * d * (1 if tied else 2) + layers * (attention + mlp + 2 * d) + d
+
+
+# name -> (architecture from the paper / model card, published parameter count)
+PUBLISHED = {
+    "llama2_7b": (dict(vocab=32000, d=4096, layers=32, heads=32, kv_heads=32, ffn=11008), 6_738_415_616),
+    "llama2_13b": (dict(vocab=32000, d=5120, layers=40, heads=40, kv_heads=40, ffn=13824), 13_015_864_320),
+    "llama2_70b": (dict(vocab=32000, d=8192, layers=80, heads=64, kv_heads=8, ffn=28672), 68_976_648_192),
+    "llama3_8b": (dict(vocab=128256, d=4096, layers=32, heads=32, kv_heads=8, ffn=14336), 8_030_261_248),
+    "llama3_70b": (dict(vocab=128256, d=8192, layers=80, heads=64, kv_heads=8, ffn=28672), 70_553_706_496),
+    "llama3_2_1b": (dict(vocab=128256, d=2048, layers=16, heads=32, kv_heads=8, ffn=8192, tied=True),
+                    1_235_814_400),
+    "llama3_2_3b": (dict(vocab=128256, d=3072, layers=28, heads=24, kv_heads=8, ffn=8192, tied=True),
+                    3_212_749_824),
+    "mistral_7b": (dict(vocab=32000, d=4096, layers=32, heads=32, kv_heads=8, ffn=14336), 7_241_732_096),
+    "mixtral_8x7b": (dict(vocab=32000, d=4096, layers=32, heads=32, kv_heads=8, ffn=14336, experts=8),
+                     46_702_792_704),
+    # Published 30,532,122,624 includes qk-norm (2 x 128 per layer), which is not modelled.
+    "qwen3_moe_30b_a3b": (dict(vocab=151936, d=2048, layers=48, heads=32, kv_heads=4, ffn=768,
+                               head_dim=128, experts=128), 30_532_122_624 - 48 * 2 * 128),
+}
+
+# Published active parameters (embeddings included): Mixtral "12.9B", Qwen3 "3.3B".
+ACTIVE = {"mixtral_8x7b": (12_879_925_248, 32000 * 4096), "qwen3_moe_30b_a3b": (3_353_020_416, 151936 * 2048)}
+
+
+def count(overrides):
+    config = compose_config.resolve(compose_config.load(overrides), device_count=1)
+    _, params = abstract_params(config)
+    return config, params
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_parameter_count(name):
+    architecture, published = PUBLISHED[name]
+    assert decoder_params(**architecture) == published  # the formula reproduces the paper
+    _, params = count([f"model={name}"])
+    assert count_params(params) == published
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVE))
+def test_active_parameters_of_moe_presets(name):
+    active, lookup = ACTIVE[name]
+    config, params = count([f"model={name}"])
+    assert count_params(params) - inactive_expert_params(params, config) - lookup == active - lookup
+
+
+def test_tiny_presets_exist():
+    assert {"llama_tiny", "mixtral_tiny", "llama3_2_tiny"} <= set(PRESETS)
+    assert set(PUBLISHED) <= set(PRESETS)
+
+
+FEATURES = {
+    "model/ffn=moe": ("MoE", None), "model/ffn=swiglu": ("SwiGLU", None),
+    "model/position=rope": (None, "RoPE"), "model/position=rope_llama3": (None, "Llama3RoPE"),
+    "model/position=yarn": (None, "YaRN"), "model/position=rope_linear": (None, "LinearRoPE"),
+    "model/position=none": (None, "NoPosition"),
+}
+
+
+def expected_count(model) -> int:
+    """The formula above on the composed dimensions; every-n-th-layer MoE mixes both counts."""
+    dims = dict(vocab=model.vocab_size, d=model.d_model, heads=model.num_heads,
+                kv_heads=model.num_kv_heads, head_dim=model.head_dim, tied=model.tie_embeddings)
+    if layer_class(model.ffn).__name__ != "MoE":
+        return decoder_params(**dims, layers=model.num_layers, ffn=model.ffn_dim)
+    moe, every = model.ffn, model.ffn.every
+    moe_layers = model.num_layers // every
+    with_moe = decoder_params(**dims, layers=moe_layers, ffn=moe.expert_dim or model.ffn_dim,
+                              experts=moe.num_experts)
+    dense = decoder_params(**dims, layers=model.num_layers - moe_layers, ffn=model.ffn_dim)
+    return with_moe + dense - decoder_params(**dims, layers=0, ffn=0)  # embeddings once
+
+
+@pytest.mark.parametrize("feature", [*FEATURES, "model/ffn=moe model.ffn.every=2"])
+def test_one_override_builds_on_every_preset(feature):
+    """The promise: a feature is ONE override; it composes, validates and builds (abstractly)
+    on every preset with nothing else changed, and gives the expected parameter count."""
+    ffn_class, position_class = FEATURES[feature.split()[0]]
+    for name in PRESETS:
+        config, params = count([f"model={name}", *feature.split()])
+        if ffn_class:
+            assert layer_class(config.model.ffn).__name__ == ffn_class, name
+        if position_class:
+            assert layer_class(config.model.position).__name__ == position_class, name
+        assert count_params(params) == expected_count(config.model), (name, feature)
+
+
+def _loc_complexity():
+    spec = importlib.util.spec_from_file_location("loc_complexity", REPO / "scripts" / "loc_complexity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NEW_PRESET = """
+defaults:
+  - position: rope
+  - ffn: swiglu
+  - norm: rms
+  - _self_
+
+_target_: hydralearn.layers.decoder.Decoder
+vocab_size: 512
+d_model: 96
+num_layers: 6
+num_heads: 6
+num_kv_heads: 3
+ffn_dim: 256
+rope_theta: 10000.0
+"""
+
+
+def test_loc_complexity_stays_zero_as_presets_are_added(tmp_path):
+    """scripts/loc_complexity.py on the repository's conf/ plus one new preset: every feature
+    still needs 0 lines outside its own module + YAML and 0 extra lines per preset."""
+    loc = _loc_complexity()
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "model" / "new_preset.yaml").write_text(NEW_PRESET)
+    rows = loc.measure(conf=conf)
+    assert {r.feature for r in rows} == {"rope", "rope_llama3", "yarn", "rope_linear", "none", "moe"}
+    for r in rows:
+        assert (r.lines_elsewhere, r.per_preset_lines, r.presets_ok) == (0, 0, len(PRESETS) + 1), r
+
+
+def test_loc_complexity_can_see_a_feature_that_needs_more(tmp_path):
+    """A preset on which the single override is not enough (odd head_dim: no RoPE), and one
+    whose body names the feature, both show in the measure."""
+    loc = _loc_complexity()
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "model" / "odd_heads.yaml").write_text(NEW_PRESET + "head_dim: 15\n# yarn here\n")
+    (conf / "model" / "names_yarn.yaml").write_text(NEW_PRESET + "name_hint: yarn\n")
+    (row,) = loc.measure(conf=conf, features={"position": ["yarn"]})
+    assert row.per_preset_lines is None and row.presets_ok == row.presets - 2
+    assert row.lines_elsewhere == 1  # the body line, not the comment
