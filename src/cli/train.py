@@ -1,7 +1,9 @@
 """`hydralearn-train`: compose, validate, resolve, build and train; a Hydra app.
 
-Every Hydra flag works (--cfg job, -m, --help, +key=value, ~key). Each run's directory gets
-`resolved_config.yaml` (every auto concrete), `metrics.jsonl` and `summary.json`.
+Every Hydra flag works (--cfg job, -m, --help, +key=value, ~key). Each run's directory
+(runs/<name>, deterministic) gets `resolved_config.yaml` (every auto concrete), `checkpoints/`,
+`metrics.jsonl`, `tensorboard/` and `summary.json`. Running the same command again resumes
+from the newest checkpoint, after checking the config against the saved one.
 """
 
 import logging
@@ -22,7 +24,9 @@ from hydralearn.compose.hardware import Host
 from hydralearn.compose.schema import TrainConfig, load
 from hydralearn.compose.validate import ConfigError, to_container
 from hydralearn.data.pipeline import load_corpus
-from hydralearn.runtime.trainer import RunSummary, Throughput, train
+from hydralearn.runtime.trainer import NonFiniteLoss, RunStatus, RunSummary, Throughput, train
+
+logger = logging.getLogger(__name__)
 
 
 def main() -> None:
@@ -41,6 +45,9 @@ def _hydra_main(cfg: DictConfig) -> None:
         run(cfg, run_dir=Path(HydraConfig.get().runtime.output_dir))
     except ConfigError as e:
         exit_with(e)
+    except NonFiniteLoss as e:
+        print(f"hydralearn: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
 
 
 def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
@@ -50,8 +57,27 @@ def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
     # Before anything asks JAX for devices: the backend reads its flags once, at start-up.
     xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
     config = compose_config.resolve(config, host=Host.current())
-    OmegaConf.save(OmegaConf.create(to_container(config)), run_dir / "resolved_config.yaml")
+    container = to_container(config)
+    _check_resume(run_dir, container)
+    OmegaConf.save(OmegaConf.create(container), run_dir / "resolved_config.yaml")
     return _train(config, run_dir)
+
+
+def _check_resume(run_dir: Path, container: dict) -> None:
+    """Refuse (exit 2) to resume checkpoints written by a config that computes something else."""
+    from hydralearn.runtime.checkpoint import committed_steps
+    from hydralearn.runtime.resume import compare
+
+    saved = run_dir / "resolved_config.yaml"
+    if not committed_steps(run_dir / "checkpoints") or not saved.exists():
+        return
+    changes = compare(saved=OmegaConf.to_container(OmegaConf.load(saved)), current=container)
+    if changes.refused:
+        raise ConfigError(
+            [f"{line} (cannot change when resuming {run_dir})" for line in changes.refused]
+            + ["to train a new experiment, set name=<new name> or hydra.run.dir=<new dir>"])
+    for line in changes.allowed:
+        logger.info("resuming with a changed setting: %s", line)
 
 
 def _train(config: TrainConfig, run_dir: Path) -> RunSummary:
@@ -69,7 +95,13 @@ def _train(config: TrainConfig, run_dir: Path) -> RunSummary:
     print(f"{config.name}: {program.num_params:,} parameters, mesh {config.mesh.axes}, "
           f"{corpus.description}; run dir {run_dir}")
     summary = train(program, data=config.data, corpus=corpus, trainer=config.trainer,
-                    throughput=throughput, run_dir=run_dir)
+                    checkpoint=config.checkpoint, throughput=throughput, run_dir=run_dir)
+    if summary.status is RunStatus.PREEMPTED:
+        print(f"preempted: checkpoint saved at step {summary.steps}; run the same command to resume")
+        return summary
+    if summary.status is RunStatus.ALREADY_COMPLETE:
+        print(f"{run_dir} is already complete ({summary.steps} steps); set name=<new name> for a new run")
+        return summary
     print(f"done in {summary.wall_s:.0f}s: train loss {summary.train_loss:.3f}, held-out loss "
           f"{summary.eval_loss:.3f} (unigram baseline {summary.unigram_loss:.3f}), "
           f"{summary.steps_per_s:.2f} steps/s, {summary.tokens_per_s:,.0f} tokens/s, "

@@ -9,7 +9,7 @@ kernel function resolved from conf/kernel.
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hydralearn.compose.kernels import attention_function
+from hydralearn.compose.kernels import Kernel, attention_function, per_shard
 from hydralearn.compose.mesh import batch_sharding, make_mesh
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.registry import layer_class
@@ -25,6 +25,7 @@ from hydralearn.compose.remat import block_transform
 from hydralearn.compose.schema import TrainConfig
 from hydralearn.compose.sharding import bytes_per_device, named_shardings, param_specs
 from hydralearn.layers.loss import cross_entropy
+from hydralearn.runtime.config import NonFinite
 
 
 @jax.tree_util.register_dataclass
@@ -54,8 +55,11 @@ class Program:
     matmul_params: int
 
 
-def model_factory(config: TrainConfig) -> Callable[[], nnx.Module]:
+def model_factory(config: TrainConfig, *, mesh: Mesh | None = None) -> Callable[[], nnx.Module]:
+    """`mesh`: where the program runs; Pallas kernels are then mapped over its shards."""
     attention_fn = attention_function(config.kernel)
+    if mesh is not None and config.kernel.name in (Kernel.PALLAS, Kernel.SPLASH):
+        attention_fn = per_shard(attention_fn, mesh=mesh, rules=config.sharding)
     remat = block_transform(config.remat)
     model_cls = layer_class(config.model)
 
@@ -65,9 +69,9 @@ def model_factory(config: TrainConfig) -> Callable[[], nnx.Module]:
     return create
 
 
-def abstract_params(config: TrainConfig) -> tuple[nnx.GraphDef, nnx.State]:
+def abstract_params(config: TrainConfig, *, mesh: Mesh | None = None) -> tuple[nnx.GraphDef, nnx.State]:
     """Shapes, dtypes and logical axes of every parameter, with no allocation."""
-    model = nnx.eval_shape(model_factory(config))
+    model = nnx.eval_shape(model_factory(config, mesh=mesh))
     graphdef, params = nnx.split(model, nnx.Param)
     return graphdef, params
 
@@ -83,7 +87,7 @@ def count_params(params: nnx.State) -> int:
 
 def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     mesh = make_mesh(config.mesh.axes, devices)
-    graphdef, abstract = abstract_params(config)
+    graphdef, abstract = abstract_params(config, mesh=mesh)
     optimizer = build_optimizer(config.optim, total_steps=config.trainer.steps)
     tx = optimizer.transform
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -93,7 +97,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         transform_non_params=lambda _: replicated,
         is_leaf=lambda x: isinstance(x, nnx.Variable))
     state_shardings = TrainState(step=replicated, params=p_shardings, opt_state=opt_shardings)
-    create = model_factory(config)
+    create = model_factory(config, mesh=mesh)
 
     def init_state() -> TrainState:
         params = nnx.state(create(), nnx.Param)
@@ -111,9 +115,16 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     def train_step(state: TrainState, inputs, targets):
         grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, inputs, targets)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        metrics |= {"grad_norm": optax.tree.norm(grads), "lr": optimizer.schedule(state.step)}
-        return TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                          opt_state=opt_state), metrics
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
+        metrics |= {"grad_norm": grad_norm, "lr": optimizer.schedule(state.step),
+                    "nonfinite": (~finite).astype(jnp.int32)}
+        new = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                         opt_state=opt_state)
+        if config.trainer.nonfinite is NonFinite.SKIP:  # keep the old state; the step still counts
+            new = TrainState(step=new.step, params=_keep_if(finite, new.params, state.params),
+                             opt_state=_keep_if(finite, new.opt_state, state.opt_state))
+        return new, metrics
 
     b_sharding = batch_sharding(mesh, config.sharding)
     num_params = count_params(abstract)
@@ -129,6 +140,10 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         apply=apply, schedule=optimizer.schedule, num_params=num_params,
         param_bytes_per_device=bytes_per_device(abstract, p_shardings),
         matmul_params=num_params - _lookup_only_params(config) - inactive_expert_params(abstract, config))
+
+
+def _keep_if(finite: jax.Array, new, old):
+    return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
 
 
 def _lookup_only_params(config: TrainConfig) -> int:

@@ -98,7 +98,7 @@ class Host:
                    memory_kinds=("device", "pinned_host"))
 
     def describe(self) -> str:
-        kind = f" ({self.device_kind})" if self.device_kind else ""
+        kind = f" ({self.device_kind})" if self.device_kind not in ("", self.platform.value) else ""
         return f"{self.device_count} {self.platform.value} device(s){kind}"
 
 

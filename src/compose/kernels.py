@@ -68,10 +68,18 @@ def requirements(name: Kernel, *, host: Host, shape: AttentionShape) -> str | No
     return " and ".join(needs) or None
 
 
+def block_errors(config: KernelConfig) -> list[str]:
+    """Splash tiles the sequence in multiples of 128 (a TPU lane width)."""
+    if config.name is Kernel.SPLASH:
+        return [f"kernel.{n}={getattr(config, n)} must be a multiple of 128 for kernel=splash"
+                for n in ("block_q", "block_kv") if getattr(config, n) % 128]
+    return []
+
+
 def kernel_errors(config: KernelConfig, *, host: Host, shape: AttentionShape) -> list[str]:
     missing = requirements(config.name, host=host, shape=shape)
     if missing is None:
-        return []
+        return block_errors(config)
     return [f"kernel.name={config.name.value} cannot run here: it needs {missing}; this host has "
             f"{host.describe()}; choose kernel=xla (runs everywhere) or kernel=auto"]
 
@@ -101,6 +109,22 @@ def attention_function(config: KernelConfig, *, interpret: bool = False) -> Atte
         return functools.partial(_splash_tpu, block_q=config.block_q, block_kv=config.block_kv,
                                  interpret=interpret)
     raise ValueError(f"kernel.name={config.name.value} must be resolved before building")
+
+
+def per_shard(fn: AttentionFn, *, mesh, rules) -> AttentionFn:
+    """Run a Pallas kernel on each device's shard (XLA cannot partition a custom kernel).
+
+    Attention is independent per sequence and per head, so batch and head shards need no
+    communication; the sequence stays whole on each device (no context parallelism here).
+    """
+    from hydralearn.compose.sharding import logical_to_spec
+
+    q_spec = logical_to_spec(("batch", None, "heads", None), rules)
+    kv_spec = logical_to_spec(("batch", None, "kv_heads", None), rules)
+    if all(mesh.shape[a] == 1 for a in mesh.axis_names):
+        return fn
+    return jax.shard_map(fn, mesh=mesh, in_specs=(q_spec, kv_spec, kv_spec), out_specs=q_spec,
+                         check_vma=False)
 
 
 def _repeat_kv(q: jax.Array, k: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -127,8 +127,10 @@ def make_mesh(axes: dict[str, int], devices: list | None = None) -> Mesh:
         from jax.experimental import mesh_utils
 
         per_host, across = host_split(axes, process_count)
+        # TPU slices are the granules where devices report one; elsewhere (GPU) each process is.
         device_array = mesh_utils.create_hybrid_device_mesh(
-            tuple(per_host.values()), tuple(across.values()), devices, allow_split_physical_axes=True)
+            tuple(per_host.values()), tuple(across.values()), devices, allow_split_physical_axes=True,
+            process_is_granule=not hasattr(devices[0], "slice_index"))
     else:
         device_array = np.asarray(devices).reshape(shape)
     return Mesh(device_array, tuple(axes), axis_types=(AxisType.Auto,) * len(axes))

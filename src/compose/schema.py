@@ -10,7 +10,7 @@ from hydralearn.compose.optim import OptimConfig
 from hydralearn.compose.remat import RematConfig
 from hydralearn.compose.validate import ConfigError, build
 from hydralearn.data.pipeline import DataConfig
-from hydralearn.runtime.config import TrainerConfig
+from hydralearn.runtime.config import CheckpointConfig, TrainerConfig
 
 
 @dataclasses.dataclass(kw_only=True, frozen=True)
@@ -26,6 +26,7 @@ class TrainConfig:
     optim: OptimConfig
     data: DataConfig
     trainer: TrainerConfig
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
 
 def load(container: dict) -> TrainConfig:
@@ -41,6 +42,13 @@ def load(container: dict) -> TrainConfig:
     if config.data.vocab_size > config.model.vocab_size:
         errors.append(f"model.vocab_size={config.model.vocab_size} is smaller than the data's "
                       f"tokenizer vocabulary ({config.data.vocab_size})")
+    if config.checkpoint.keep_best and not (
+            config.trainer.eval_every and config.checkpoint.every_steps % config.trainer.eval_every == 0
+            and config.checkpoint.every_steps):
+        errors.append(f"checkpoint.keep_best={config.checkpoint.keep_best} ranks checkpoints by "
+                      "the eval at their step: checkpoint.every_steps must be a positive multiple "
+                      f"of trainer.eval_every (got {config.checkpoint.every_steps} and "
+                      f"{config.trainer.eval_every})")
     if errors:
         raise ConfigError(errors)
     return config

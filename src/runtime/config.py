@@ -1,6 +1,13 @@
-"""Run-loop settings (conf/trainer)."""
+"""Run-loop settings (conf/trainer) and checkpoint settings (conf/checkpoint)."""
 
 import dataclasses
+import enum
+
+
+class NonFinite(enum.Enum):
+    """What a step with a non-finite loss or gradient norm does."""
+    STOP = "stop"  # end the run with an error naming the step (exit code 3)
+    SKIP = "skip"  # keep parameters and optimizer state unchanged; counted in `skipped_steps`
 
 
 @dataclasses.dataclass(kw_only=True, frozen=True)
@@ -12,10 +19,47 @@ class TrainerConfig:
     sample_tokens: int = 200  # 0: no end-of-run sample
     sample_prompt: str = "def "
     sample_temperature: float = 0.8
+    nonfinite: NonFinite = NonFinite.STOP
+    # Seconds without a completed step before the watchdog dumps stacks and exits (0: off).
+    # Armed after the first step, so compilation does not count.
+    watchdog_s: float = 600.0
 
     def errors(self) -> list[str]:
         out = [f"trainer.{n}={getattr(self, n)} must be positive"
                for n in ("steps", "log_every", "eval_batches") if getattr(self, n) <= 0]
         out += [f"trainer.{n}={getattr(self, n)} must be >= 0"
-                for n in ("eval_every", "sample_tokens", "sample_temperature") if getattr(self, n) < 0]
+                for n in ("eval_every", "sample_tokens", "sample_temperature", "watchdog_s")
+                if getattr(self, n) < 0]
+        return out
+
+
+class SaveMode(enum.Enum):
+    ASYNC = "async"  # training continues while tensorstore writes; only the device->host copy blocks
+    SYNC = "sync"  # the step waits for the write to finish
+
+
+class BestMode(enum.Enum):
+    MIN = "min"
+    MAX = "max"
+
+
+@dataclasses.dataclass(kw_only=True, frozen=True)
+class CheckpointConfig:
+    every_steps: int = 100  # save period in steps; 0: only at the end and on SIGTERM
+    keep_last: int = 3  # keep the newest N
+    keep_every_steps: int = 0  # also keep steps that are multiples of this (0: none)
+    keep_best: int = 0  # also keep the N best by `best_metric` (evaluated at saving steps)
+    best_metric: str = "eval_loss"
+    best_mode: BestMode = BestMode.MIN
+    mode: SaveMode = SaveMode.ASYNC
+    inflight_gb: int = 96  # at most this many GB being written or read at once (orbax's default)
+
+    def errors(self) -> list[str]:
+        out = [f"checkpoint.{n}={getattr(self, n)} must be >= 0"
+               for n in ("every_steps", "keep_every_steps", "keep_best") if getattr(self, n) < 0]
+        if self.inflight_gb < 1:
+            out.append(f"checkpoint.inflight_gb={self.inflight_gb} must be at least 1")
+        if self.keep_last < 1:
+            out.append(f"checkpoint.keep_last={self.keep_last} must be at least 1 (the latest "
+                       "checkpoint is the one a resumed job needs)")
         return out

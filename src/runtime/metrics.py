@@ -1,16 +1,29 @@
-"""Metrics sinks: a JSONL file in the run directory and a progress bar on the console."""
+"""Metrics sinks: JSONL and TensorBoard event files in the run directory, a console progress bar.
+
+On resume from step S, records after S (written by the interrupted process past its last
+checkpoint) are dropped from metrics.jsonl and purged from TensorBoard, so both read like one
+uninterrupted run.
+"""
 
 import json
 import math
+import os
 from pathlib import Path
 
+from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 
 class MetricsLog:
     def __init__(self, run_dir: Path, *, total_steps: int, initial_step: int = 0):
         self.path = Path(run_dir) / "metrics.jsonl"
+        if initial_step and self.path.exists():
+            _truncate_after(self.path, initial_step)
+        elif not initial_step:
+            self.path.unlink(missing_ok=True)  # a fresh start: no records from an older attempt
         self.file = self.path.open("a")
+        self.board = SummaryWriter(str(Path(run_dir) / "tensorboard"), flush_secs=10,
+                                   purge_step=initial_step + 1 if initial_step else None)
         self.shown: dict[str, str] = {}
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
 
@@ -18,6 +31,9 @@ class MetricsLog:
         record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
+        for name, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.board.add_scalar(name, value, global_step=step)
         self.show(metrics)
 
     def show(self, metrics: dict[str, float]) -> None:
@@ -33,10 +49,27 @@ class MetricsLog:
 
     def close(self) -> None:
         self.bar.close()
+        self.board.close()
         self.file.close()
 
 
 _SHOWN = ("loss", "eval_loss", "tokens_per_s", "mfu")
+
+
+def _truncate_after(path: Path, step: int) -> None:
+    """Keep the records of steps <= `step`; the file is replaced atomically."""
+    lines = [line for line in path.read_text().splitlines() if _step_of(line) <= step]
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
+
+
+def _step_of(line: str) -> float:
+    """A record's step; a line cut short by a killed process counts as past every step."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def _plain(value) -> float | int | str:

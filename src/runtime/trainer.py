@@ -1,7 +1,15 @@
-"""The training loop: data -> jitted step -> metrics, periodic eval, end-of-run sample."""
+"""The training loop: data -> jitted step -> metrics, periodic eval and checkpoints.
+
+A run resumes from the newest complete checkpoint in <run_dir>/checkpoints. Everything a step
+depends on is restored or recomputed from it: the TrainState (step, params, optimizer state)
+and the data position (batches are a pure function of (data.seed, step); no step draws
+randomness), so the steps after a resume are bit-identical to an uninterrupted run's.
+"""
 
 import dataclasses
+import enum
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -12,22 +20,43 @@ from hydralearn.compose.build import Program
 from hydralearn.data import tokenizer
 from hydralearn.data.corpus import Corpus, unigram_cross_entropy
 from hydralearn.data.pipeline import DataConfig, heldout_batches, train_batch
-from hydralearn.runtime.config import TrainerConfig
+from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
+from hydralearn.runtime.config import CheckpointConfig, NonFinite, TrainerConfig
 from hydralearn.runtime.metrics import MetricsLog
+from hydralearn.runtime.preemption import Preemption
 from hydralearn.runtime.sample import generate
+from hydralearn.runtime.watchdog import Watchdog
+
+logger = logging.getLogger(__name__)
+
+NONFINITE_EXIT = 3
+
+
+class RunStatus(enum.Enum):
+    COMPLETED = "completed"
+    PREEMPTED = "preempted"  # SIGTERM: checkpoint saved at `steps`; run again to resume
+    ALREADY_COMPLETE = "already_complete"  # the newest checkpoint is at trainer.steps
+
+
+class NonFiniteLoss(RuntimeError):
+    """A step produced a non-finite loss or gradient norm with trainer.nonfinite=stop."""
+    exit_code = NONFINITE_EXIT
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSummary:
-    steps: int
-    train_loss: float  # last step's training loss
-    eval_loss: float  # held-out loss at the end
-    unigram_loss: float  # held-out loss of the byte-frequency baseline
-    steps_per_s: float  # after the first (compiling) step
-    tokens_per_s: float
-    mfu: float
-    wall_s: float
-    sample: str
+    status: RunStatus
+    steps: int  # steps completed, counting those before a resume
+    resumed_from: int  # 0 for a fresh start
+    skipped_steps: int  # steps whose update was dropped (trainer.nonfinite=skip)
+    train_loss: float = float("nan")  # last step's training loss
+    eval_loss: float = float("nan")  # held-out loss at the end
+    unigram_loss: float = float("nan")  # held-out loss of the byte-frequency baseline
+    steps_per_s: float = float("nan")  # after the first (compiling) step of this process
+    tokens_per_s: float = float("nan")
+    mfu: float = float("nan")
+    wall_s: float = float("nan")
+    sample: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,56 +72,141 @@ class Throughput:
 
 
 def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: TrainerConfig,
-          throughput: Throughput, run_dir: Path) -> RunSummary:
+          checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path) -> RunSummary:
     started = time.perf_counter()
-    put = lambda x: jax.device_put(x, program.batch_sharding)  # noqa: E731
-    evals = [(put(b.inputs), put(b.targets)) for b in heldout_batches(data, corpus, trainer.eval_batches)]
-    state = program.init_state()
-    log = MetricsLog(run_dir, total_steps=trainer.steps)
-    pending, timer_start, window_start, last = None, None, None, {}
-    for step in range(trainer.steps):
-        batch = train_batch(data, corpus, step)
-        state, metrics = program.train_step(state, put(batch.inputs), put(batch.targets))
-        if pending is not None:  # fetch the previous step while this one runs
-            last, timer_start, window_start = _record(log, trainer, throughput, *pending,
-                                                      timer_start, window_start)
-        pending = (step, metrics)
-        if trainer.eval_every and (step + 1) % trainer.eval_every == 0 and step + 1 < trainer.steps:
-            log.write(step + 1, {"eval_loss": _evaluate(program, state, evals)})
-    last, timer_start, _ = _record(log, trainer, throughput, *pending, timer_start, window_start)
-    elapsed = time.perf_counter() - timer_start if timer_start else float("nan")
-    eval_loss = _evaluate(program, state, evals)
-    rates = throughput.rates(trainer.steps - 1, elapsed)
-    log.write(trainer.steps, {"eval_loss": eval_loss, **rates})
-    log.close()
-    sample = _sample(program, state, data, trainer)
-    summary = RunSummary(
-        steps=trainer.steps, train_loss=last["loss"], eval_loss=eval_loss,
-        unigram_loss=unigram_cross_entropy(corpus.train, corpus.heldout),
-        steps_per_s=(trainer.steps - 1) / elapsed, wall_s=time.perf_counter() - started,
-        sample=sample, **rates)
-    (Path(run_dir) / "summary.json").write_text(json.dumps(dataclasses.asdict(summary), indent=2))
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints", checkpoint)
+    try:
+        if (checkpointer.latest_step() or 0) >= trainer.steps:
+            logger.info("the run is already complete (checkpoint at step %d)", checkpointer.latest_step())
+            return RunSummary(status=RunStatus.ALREADY_COMPLETE, steps=checkpointer.latest_step(),
+                              resumed_from=checkpointer.latest_step(), skipped_steps=0)
+        restored = checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+        start = restored.step if restored else 0
+        skipped = restored.meta.get("skipped_steps", 0) if restored else 0
+        if restored:
+            logger.info("resuming from step %d", start)
+        loop = _Loop(program, data=data, corpus=corpus, trainer=trainer, checkpoint=checkpoint,
+                     checkpointer=checkpointer, throughput=throughput, skipped=skipped,
+                     log=MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start))
+        state = restored.state if restored else program.init_state()
+        try:
+            with Preemption() as preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
+                state, status = loop.run(state, start=start, preemption=preemption, watchdog=watchdog)
+        finally:
+            loop.log.close()
+    finally:
+        checkpointer.close()  # waits for writes in flight: a started checkpoint is completed
+    summary = loop.summary(state, status=status, start=start, wall_s=time.perf_counter() - started)
+    if status is RunStatus.COMPLETED:
+        (Path(run_dir) / "summary.json").write_text(
+            json.dumps(dataclasses.asdict(summary), indent=2, default=lambda s: s.value))
     return summary
 
 
-def _record(log, trainer, throughput, step, metrics, timer_start, window_start):
-    """Fetch one step's metrics; the clock starts after step 0 so compile time is excluded."""
-    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    now = time.perf_counter()
-    log.show(values)
-    log.advance()
-    if step == 0:
-        log.write(step + 1, values)
-        return values, now, (now, step)
-    if (step + 1) % trainer.log_every == 0 or step + 1 == trainer.steps:
-        values |= throughput.rates(step - window_start[1], now - window_start[0])
-        log.write(step + 1, values)
-        window_start = (now, step)
-    return values, timer_start, window_start
+class _Loop:
+    def __init__(self, program: Program, *, data: DataConfig, corpus: Corpus,
+                 trainer: TrainerConfig, checkpoint: CheckpointConfig, checkpointer: Checkpointer,
+                 throughput: Throughput, skipped: int, log: MetricsLog):
+        self.program, self.data, self.corpus, self.trainer = program, data, corpus, trainer
+        self.checkpoint, self.checkpointer, self.throughput = checkpoint, checkpointer, throughput
+        self.skipped, self.log = skipped, log
+        self.put = lambda x: jax.device_put(x, program.batch_sharding)
+        self.evals = [(self.put(b.inputs), self.put(b.targets))
+                      for b in heldout_batches(data, corpus, trainer.eval_batches)]
+        self.pending = None  # (step, device metrics): fetched while the next step runs
+        self.last: dict[str, float] = {}  # the newest fetched step's metrics
+        self.first = self.window = self.newest = None  # (time, step) marks for rates
+        self.final: dict[str, float] = {}
 
+    def run(self, state, *, start: int, preemption: Preemption, watchdog: Watchdog):
+        for step in range(start, self.trainer.steps):
+            batch = train_batch(self.data, self.corpus, step)
+            state, metrics = self.program.train_step(state, self.put(batch.inputs), self.put(batch.targets))
+            self._flush()
+            watchdog.beat()
+            self.pending = (step, metrics)
+            done = step + 1
+            evaluated = {}
+            if self.trainer.eval_every and done % self.trainer.eval_every == 0 and done < self.trainer.steps:
+                evaluated = {"eval_loss": self.evaluate(state)}
+                self.log.write(done, evaluated)
+            if preemption.requested and done < self.trainer.steps:
+                self._save(done, state, evaluated)
+                logger.warning("preempted: checkpoint saved at step %d; run the same command to resume", done)
+                return state, RunStatus.PREEMPTED
+            if self.checkpoint.every_steps and done % self.checkpoint.every_steps == 0 \
+                    and done < self.trainer.steps:  # the last step is saved after the final eval
+                self._save(done, state, evaluated)
+            watchdog.beat()
+        self._flush()
+        self.final = {"eval_loss": self.evaluate(state), **self._overall_rates()}
+        self.log.write(self.trainer.steps, self.final)
+        self._save(self.trainer.steps, state, self.final)
+        return state, RunStatus.COMPLETED
 
-def _evaluate(program: Program, state, evals) -> float:
-    return float(np.mean([float(program.eval_step(state.params, x, y)) for x, y in evals]))
+    def _save(self, step: int, state, evaluated: dict[str, float]) -> None:
+        self._flush()  # with nonfinite=stop, a non-finite step raises here, before it is saved
+        meta = {"step": step, "data_seed": self.data.seed, "seed": self.program.config.seed,
+                "skipped_steps": self.skipped}
+        values = {**self.last, **evaluated}
+        name = self.checkpoint.best_metric
+        metrics = {name: values[name]} if self.checkpoint.keep_best and name in values else None
+        if self.checkpointer.save(step, state, meta=meta, metrics=metrics):
+            self.log.write(step, {"checkpoint_blocking_s": self.checkpointer.blocking_s})
+
+    def _flush(self) -> None:
+        """Fetch the pending step's metrics; the clock starts after the first step (compile)."""
+        if self.pending is None:
+            return
+        step, metrics = self.pending
+        self.pending = None
+        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        self._check_finite(step + 1, values)
+        values["skipped_steps"] = self.skipped
+        now = time.perf_counter()
+        self.log.show(values)
+        self.log.advance()
+        if self.first is None:
+            self.first = self.window = (now, step)
+            self.log.write(step + 1, values)
+        elif (step + 1) % self.trainer.log_every == 0 or step + 1 == self.trainer.steps or values["nonfinite"]:
+            values |= self.throughput.rates(step - self.window[1], now - self.window[0])
+            self.log.write(step + 1, values)
+            self.window = (now, step)
+        self.last, self.newest = values, (now, step)
+
+    def _overall_rates(self) -> dict[str, float]:
+        steps = self.newest[1] - self.first[1]
+        return self.throughput.rates(steps, self.newest[0] - self.first[0]) if steps else {}
+
+    def _check_finite(self, step: int, values: dict[str, float]) -> None:
+        if not values.get("nonfinite"):
+            return
+        if self.trainer.nonfinite is NonFinite.SKIP:
+            self.skipped += 1
+            logger.warning("step %d: non-finite loss or gradient (loss=%s, grad_norm=%s); update "
+                           "skipped (%d so far)", step, values["loss"], values["grad_norm"], self.skipped)
+            return
+        self.log.write(step, values)
+        raise NonFiniteLoss(
+            f"step {step}: the loss ({values['loss']}) or gradient norm ({values['grad_norm']}) is "
+            f"not finite; the newest checkpoint is at step {self.checkpointer.latest_step()}. Lower "
+            "optim.lr or raise optim.warmup_steps, or set trainer.nonfinite=skip to drop such steps")
+
+    def evaluate(self, state) -> float:
+        return float(np.mean([float(self.program.eval_step(state.params, x, y)) for x, y in self.evals]))
+
+    def summary(self, state, *, status: RunStatus, start: int, wall_s: float) -> RunSummary:
+        base = dict(status=status, steps=int(jax.device_get(state.step)), resumed_from=start,
+                    skipped_steps=self.skipped, train_loss=self.last.get("loss", float("nan")))
+        if status is not RunStatus.COMPLETED:
+            return RunSummary(**base, wall_s=wall_s)
+        rates = {k: self.final[k] for k in ("tokens_per_s", "mfu") if k in self.final}
+        return RunSummary(
+            **base, **rates, eval_loss=self.final["eval_loss"],
+            unigram_loss=unigram_cross_entropy(self.corpus.train, self.corpus.heldout),
+            steps_per_s=rates.get("tokens_per_s", float("nan")) / self.throughput.tokens_per_step,
+            wall_s=wall_s, sample=_sample(self.program, state, self.data, self.trainer))
 
 
 def _sample(program: Program, state, data: DataConfig, trainer: TrainerConfig) -> str:

@@ -14,7 +14,7 @@ from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, M
                           MistralForCausalLM, MixtralConfig, MixtralForCausalLM)
 
 from hydralearn.compose import config as compose_config
-from hydralearn.compose.build import abstract_params
+from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.registry import layer_class
 from hydralearn.compose.validate import ConfigError
 from hydralearn.interop import hf
@@ -114,3 +114,18 @@ def test_unsupported_checkpoint_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     with pytest.raises(ConfigError, match="model_type='gpt2' is not supported"):
         hf.load(tmp_path)
+
+
+def test_training_continues_from_the_imported_weights(checkpoints, one_device):
+    """The first training step on imported weights sees transformers' own loss."""
+    directory, expected = checkpoints["mixtral"]
+    loaded = hf.load(directory, "trainer.steps=3")
+    program = build(loaded.config, devices=one_device)
+    state = hf.initial_state(program, loaded.params)
+    inputs, targets = jnp.asarray(TOKENS[:, :-1]), jnp.asarray(TOKENS[:, 1:])
+    state, metrics = program.train_step(state, inputs, targets)
+    logits = expected[:, :-1].astype(np.float64)  # causal: the prefix's logits are unchanged
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    want = -np.mean(np.take_along_axis(log_probs, TOKENS[:, 1:, None], -1))
+    np.testing.assert_allclose(float(metrics["loss"]), want, rtol=1e-5)
+    assert int(state.step) == 1

@@ -70,3 +70,13 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
     assert model.embed.table[...].dtype == jnp.float32
     out = model(jnp.zeros((1, 4), jnp.int32))
     assert out.logits.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(out.logits)))
+
+
+def test_whole_model_matches_a_plain_jax_llama():
+    from tests.reference import plain_llama
+
+    config = tiny_config("model.num_layers=3", "model.rope_theta=500.0")
+    model = model_factory(config)()
+    tokens = jax.random.randint(jax.random.key(4), (2, 16), 0, 256)
+    reference = plain_llama.forward(plain_llama.from_hydralearn(nnx.state(model)), tokens, rope_theta=500.0)
+    np.testing.assert_allclose(model(tokens).logits, reference, atol=2e-5)

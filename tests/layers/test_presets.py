@@ -1,6 +1,9 @@
 """Every preset builds, and its parameter count matches the published figure through a
 formula written here from the architecture papers (not from hydralearn's code)."""
 
+import importlib.util
+import shutil
+
 import pytest
 
 from hydralearn import CONF_DIR
@@ -8,6 +11,7 @@ from hydralearn.compose import config as compose_config
 from hydralearn.compose.build import abstract_params, count_params, inactive_expert_params
 from hydralearn.compose.registry import layer_class
 
+REPO = CONF_DIR.parent
 PRESETS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
 
@@ -104,3 +108,54 @@ def test_one_override_builds_on_every_preset(feature):
         if position_class:
             assert layer_class(config.model.position).__name__ == position_class, name
         assert count_params(params) == expected_count(config.model), (name, feature)
+
+
+def _loc_complexity():
+    spec = importlib.util.spec_from_file_location("loc_complexity", REPO / "scripts" / "loc_complexity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NEW_PRESET = """
+defaults:
+  - position: rope
+  - ffn: swiglu
+  - norm: rms
+  - _self_
+
+_target_: hydralearn.layers.decoder.Decoder
+vocab_size: 512
+d_model: 96
+num_layers: 6
+num_heads: 6
+num_kv_heads: 3
+ffn_dim: 256
+rope_theta: 10000.0
+"""
+
+
+def test_loc_complexity_stays_zero_as_presets_are_added(tmp_path):
+    """scripts/loc_complexity.py on the repository's conf/ plus one new preset: every feature
+    still needs 0 lines outside its own module + YAML and 0 extra lines per preset."""
+    loc = _loc_complexity()
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "model" / "new_preset.yaml").write_text(NEW_PRESET)
+    rows = loc.measure(conf=conf)
+    assert {r.feature for r in rows} == {"rope", "rope_llama3", "yarn", "rope_linear", "none", "moe"}
+    for r in rows:
+        assert (r.lines_elsewhere, r.per_preset_lines, r.presets_ok) == (0, 0, len(PRESETS) + 1), r
+
+
+def test_loc_complexity_can_see_a_feature_that_needs_more(tmp_path):
+    """A preset on which the single override is not enough (odd head_dim: no RoPE), and one
+    whose body names the feature, both show in the measure."""
+    loc = _loc_complexity()
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "model" / "odd_heads.yaml").write_text(NEW_PRESET + "head_dim: 15\n# yarn here\n")
+    (conf / "model" / "names_yarn.yaml").write_text(NEW_PRESET + "name_hint: yarn\n")
+    (row,) = loc.measure(conf=conf, features={"position": ["yarn"]})
+    assert row.per_preset_lines is None and row.presets_ok == row.presets - 2
+    assert row.lines_elsewhere == 1  # the body line, not the comment

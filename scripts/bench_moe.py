@@ -1,0 +1,55 @@
+"""Step time of a dense model vs the same model with `model/ffn=moe` (8 experts, top-2).
+
+Both programs are built from the same overrides (plus the MoE override for the second) and
+trained on the same batches; steps are interleaved so machine noise hits both alike. Prints
+median step times (compile steps dropped), their ratio, and parameter counts.
+
+    .venv/bin/python scripts/bench_moe.py [overrides...]      # default: model=llama_tiny
+    .venv/bin/python scripts/bench_moe.py model=llama_tiny model.ffn.dispatch=dropless
+"""
+
+import statistics
+import sys
+import time
+
+import jax
+
+from hydralearn.compose import config as compose_config
+from hydralearn.compose.build import build
+from hydralearn.data.pipeline import load_corpus, train_batch
+
+STEPS = 10
+SHAPE = ["data=synthetic", "data.seq_len=256", "data.batch_size=16"]  # the stdlib default shape
+
+
+def main() -> None:
+    user = sys.argv[1:] or ["model=llama_tiny"]
+    dense_overrides = [*SHAPE, *(o for o in user if not o.startswith("model.ffn."))]
+    variants = {"dense": dense_overrides, "moe": [*SHAPE, "model/ffn=moe", *user]}
+    programs, states = {}, {}
+    for name, overrides in variants.items():
+        config = compose_config.resolve(compose_config.load(overrides), device_count=1)
+        programs[name] = build(config, devices=jax.devices()[:1])
+        states[name] = programs[name].init_state()
+    config = programs["dense"].config
+    corpus = load_corpus(config.data)
+    batches = [train_batch(config.data, corpus, s) for s in range(STEPS)]
+    times = {name: [] for name in programs}
+    for batch in batches:
+        for name, program in programs.items():
+            t = time.perf_counter()
+            states[name], metrics = program.train_step(states[name], batch.inputs, batch.targets)
+            jax.block_until_ready(metrics["loss"])
+            times[name].append(time.perf_counter() - t)
+    medians = {k: statistics.median(v[2:]) for k, v in times.items()}  # drop compile steps
+    for name, program in programs.items():
+        print(f"{name:6s} {medians[name] * 1e3:8.1f} ms/step  {program.num_params:>12,} params "
+              f"({program.matmul_params:,} active in matmuls)")
+    moe = programs["moe"].config.model.ffn
+    print(f"moe/dense step time ratio: {medians['moe'] / medians['dense']:.2f} "
+          f"({moe.num_experts} experts, top-{moe.top_k}, {moe.dispatch.value} dispatch, "
+          f"{config.data.batch_size}x{config.data.seq_len} tokens/step, {jax.devices()[0].platform})")
+
+
+if __name__ == "__main__":
+    main()

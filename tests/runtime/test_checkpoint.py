@@ -1,0 +1,136 @@
+"""Checkpoints in-process on the 8 simulated devices: resharding on restore, corrupt and
+partial checkpoints, retention; plus the config-change rules of a resume."""
+
+import logging
+
+import jax
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+from hydralearn.compose.build import build
+from hydralearn.data.pipeline import load_corpus, train_batch
+from hydralearn.runtime.checkpoint import Checkpointer, abstract_state, committed_steps
+from hydralearn.runtime.config import CheckpointConfig, SaveMode
+from hydralearn.runtime.resume import compare
+
+SYNC = CheckpointConfig(mode=SaveMode.SYNC)
+
+
+def host_leaves(tree) -> list[np.ndarray]:
+    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
+@pytest.fixture(scope="module")
+def saved_on_8(tmp_path_factory):
+    """A state after one training step on 8 devices (fsdp=8), saved; its host copy."""
+    config = tiny_config("mesh.axes.fsdp=-1", device_count=8)
+    program = build(config)
+    assert dict(program.mesh.shape)["fsdp"] == 8
+    corpus = load_corpus(config.data)
+    batch = train_batch(config.data, corpus, 0)
+    put = lambda x: jax.device_put(x, program.batch_sharding)  # noqa: E731
+    state, _ = program.train_step(program.init_state(), put(batch.inputs), put(batch.targets))
+    expected = host_leaves(state)
+    directory = tmp_path_factory.mktemp("ckpt") / "checkpoints"
+    checkpointer = Checkpointer(directory, SYNC)
+    checkpointer.save(1, state, meta={"step": 1})
+    checkpointer.close()
+    return directory, expected
+
+
+@pytest.mark.parametrize("mesh,devices", [
+    ([], 1),
+    (["mesh.axes.fsdp=4", "mesh.axes.tensor=2"], 8),
+])
+def test_restore_reshards_into_another_mesh(saved_on_8, mesh, devices):
+    directory, expected = saved_on_8
+    program = build(tiny_config(*mesh, device_count=devices), devices=jax.devices()[:devices])
+    checkpointer = Checkpointer(directory, SYNC)
+    restored = checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+    checkpointer.close()
+    assert restored.step == 1 and restored.meta == {"step": 1}
+    got = host_leaves(restored.state)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    shardings = jax.tree.leaves(jax.tree.map(lambda x: x.sharding, restored.state))
+    assert shardings == jax.tree.leaves(program.state_shardings)
+    assert all(len(s.device_set) == devices for s in shardings)
+
+
+@pytest.fixture(scope="module")
+def small(one_device):
+    program = build(tiny_config(), devices=one_device)
+    return program, program.init_state()
+
+
+def test_truncated_file_is_detected_and_skipped(small, tmp_path, caplog):
+    program, state = small
+    checkpointer = Checkpointer(tmp_path, SYNC)
+    for step in (1, 2):
+        checkpointer.save(step, state, meta={"step": step})
+    checkpointer.close()
+    data_files = sorted((tmp_path / "2" / "state").rglob("d/*"), key=lambda p: p.stat().st_size)
+    with data_files[-1].open("r+b") as f:  # the largest array data file, cut in half
+        f.truncate(data_files[-1].stat().st_size // 2)
+    checkpointer = Checkpointer(tmp_path, SYNC)
+    with caplog.at_level(logging.WARNING):
+        restored = checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+    checkpointer.close()
+    assert restored.step == 1
+    assert any(str(tmp_path / "2") in r.getMessage() and "cannot be restored" in r.getMessage()
+               for r in caplog.records)
+    assert committed_steps(tmp_path) == [1] and (tmp_path / "2.corrupt").is_dir()
+
+
+def test_partial_checkpoint_is_named_and_ignored(small, tmp_path, caplog):
+    program, state = small
+    checkpointer = Checkpointer(tmp_path, SYNC)
+    checkpointer.save(1, state, meta={"step": 1})
+    checkpointer.close()
+    partial = tmp_path / "2.orbax-checkpoint-tmp-1234"  # what kill -9 mid-write leaves
+    (partial / "state").mkdir(parents=True)
+    with caplog.at_level(logging.WARNING):
+        checkpointer = Checkpointer(tmp_path, SYNC)
+        restored = checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+        checkpointer.close()
+    assert restored.step == 1
+    assert any(str(partial) in r.getMessage() and "incomplete" in r.getMessage() for r in caplog.records)
+
+
+def test_retention_keeps_last_n_every_n_and_best(small, tmp_path):
+    _, state = small
+    config = CheckpointConfig(mode=SaveMode.SYNC, keep_last=2, keep_every_steps=4, keep_best=1)
+    checkpointer = Checkpointer(tmp_path, config)
+    eval_losses = {1: 3.0, 2: 1.0, 3: 2.5, 4: 2.0, 5: 2.2, 6: 2.1, 7: 2.4, 8: 2.3, 9: 2.6}
+    for step, loss in eval_losses.items():
+        checkpointer.save(step, state, meta={"step": step}, metrics={"eval_loss": loss})
+    checkpointer.close()
+    # newest 2 (8, 9) + multiples of 4 (4, 8) + lowest eval loss (2)
+    assert committed_steps(tmp_path) == [2, 4, 8, 9]
+
+
+def test_save_is_skipped_for_an_existing_step(small, tmp_path):
+    _, state = small
+    checkpointer = Checkpointer(tmp_path, SYNC)
+    assert checkpointer.save(3, state, meta={})
+    assert not checkpointer.save(3, state, meta={})
+    checkpointer.close()
+
+
+def test_config_changes_split_into_allowed_and_refused():
+    saved = {"model": {"d_model": 32, "ffn": {"_target_": "a.Swiglu"}}, "remat": {"policy": "none"},
+             "mesh": {"axes": {"fsdp": 8, "tensor": 1}}, "hardware": {"xla_flags": {}},
+             "trainer": {"steps": 10, "eval_every": 5}, "optim": {"lr": 0.1}}
+    current = {"model": {"d_model": 48, "ffn": {"_target_": "a.Gelu"}}, "remat": {"policy": "full"},
+               "mesh": {"axes": {"fsdp": 1, "tensor": 1}}, "hardware": {"xla_flags": {"x": 1}},
+               "trainer": {"steps": 10, "eval_every": 2}, "optim": {"lr": 0.1}, "new": 1}
+    changes = compare(saved=saved, current=current)
+    assert changes.refused == ["model.d_model: 32 -> 48", "model.ffn._target_: 'a.Swiglu' -> 'a.Gelu'",
+                               "new: '<absent>' -> 1"]
+    assert changes.allowed == ["hardware.xla_flags: {} -> '<absent>'",
+                               "hardware.xla_flags.x: '<absent>' -> 1",
+                               "mesh.axes.fsdp: 8 -> 1", "remat.policy: 'none' -> 'full'",
+                               "trainer.eval_every: 5 -> 2"]
+    assert compare(saved=saved, current=saved) == type(changes)(allowed=[], refused=[])

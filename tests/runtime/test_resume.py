@@ -1,0 +1,220 @@
+"""Real processes of the real CLI: exact resume after kill -9 (also mid-checkpoint-write),
+SIGTERM preemption and requeue, config changes on resume, TensorBoard/JSONL metrics.
+
+Each process costs several seconds of import and compile, so a few runs are shared by all the
+assertions (module-scoped fixtures). Processes see one CPU device (XLA_FLAGS cleared).
+"""
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY = ["data=synthetic", "model.d_model=32", "model.num_layers=2", "model.num_heads=4",
+        "model.num_kv_heads=2", "model.ffn_dim=64", "data.seq_len=16", "data.batch_size=8",
+        "trainer.sample_tokens=0"]
+# 12 steps, a checkpoint every 4, eval every 4, every step logged.
+SHORT = [*TINY, "trainer.steps=12", "checkpoint.every_steps=4", "trainer.eval_every=4",
+         "trainer.log_every=1"]
+CLI = [str(Path(sys.executable).parent / "hydralearn-train")]
+TIMEOUT_S = 240
+
+
+def _env() -> dict:
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def launch(run_dir: Path, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen([*CLI, *overrides, f"hydra.run.dir={run_dir}"], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_cli(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *overrides, f"hydra.run.dir={run_dir}"], env=_env(),
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
+
+
+def records(run_dir: Path) -> dict[int, dict]:
+    """metrics.jsonl merged per step (a step may have a train record and an eval record)."""
+    out: dict[int, dict] = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        out.setdefault(record["step"], {}).update(record)
+    return out
+
+
+def deterministic(run_dir: Path) -> dict[int, dict]:
+    """The per-step values that must not depend on timing or interruptions."""
+    keys = ("loss", "grad_norm", "lr", "eval_loss", "nonfinite", "skipped_steps")
+    return {s: {k: r[k] for k in keys if k in r} for s, r in records(run_dir).items()}
+
+
+def wait_for(predicate, process: subprocess.Popen, what: str, timeout_s: float = TIMEOUT_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        if process.poll() is not None:
+            raise AssertionError(f"process exited ({process.returncode}) before {what}:\n"
+                                 + process.stderr.read()[-3000:])
+        time.sleep(0.0005)
+    process.kill()
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def baseline_started(tmp_path_factory) -> tuple[Path, subprocess.Popen]:
+    """The uninterrupted run, started early so its cost overlaps the killed run's."""
+    run_dir = tmp_path_factory.mktemp("baseline")
+    return run_dir, launch(run_dir, *SHORT)
+
+
+@pytest.fixture(scope="module")
+def baseline(baseline_started) -> Path:
+    run_dir, process = baseline_started
+    _, stderr = process.communicate(timeout=TIMEOUT_S)
+    assert process.returncode == 0, stderr[-3000:]
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def killed_mid_write(tmp_path_factory, baseline_started) -> dict:
+    """The same run, kill -9 while step 8's checkpoint is being written, then run again."""
+    run_dir = tmp_path_factory.mktemp("killed")
+    checkpoints = run_dir / "checkpoints"
+    process = launch(run_dir, *SHORT)
+
+    def writing_step_8():  # array data of step 8 is on disk but the step is not committed
+        tmp = [p for p in checkpoints.glob("8.orbax-checkpoint-tmp*")] if checkpoints.is_dir() else []
+        return tmp and any(tmp[0].glob("state*/ocdbt.process_0/d/*")) and tmp[0]
+
+    tmp_dir = wait_for(writing_step_8, process, "step 8's checkpoint write")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    left = {"tmp_still_there": tmp_dir.exists(), "steps": sorted(p.name for p in checkpoints.iterdir())}
+    resumed = run_cli(run_dir, *SHORT)
+    return {"run_dir": run_dir, "left": left, "tmp_name": tmp_dir.name, "resumed": resumed}
+
+
+def test_kill_mid_write_leaves_previous_checkpoint(killed_mid_write):
+    left = killed_mid_write["left"]
+    assert left["tmp_still_there"], "the kill landed after the commit: not a mid-write kill"
+    assert "4" in left["steps"] and "8" not in left["steps"], left
+    resumed = killed_mid_write["resumed"]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = resumed.stdout + resumed.stderr
+    assert killed_mid_write["tmp_name"] in log and "incomplete" in log  # the skipped one is named
+    assert "resuming from step 4" in log
+
+
+def test_resumed_run_is_bit_identical_to_uninterrupted(baseline, killed_mid_write):
+    expected, got = deterministic(baseline), deterministic(killed_mid_write["run_dir"])
+    assert sorted(expected) == list(range(1, 13)) and "eval_loss" in expected[8]
+    assert got == expected  # every step's loss, grad norm, lr and eval loss, exactly
+    summary = json.loads((killed_mid_write["run_dir"] / "summary.json").read_text())
+    assert summary["resumed_from"] == 4 and summary["steps"] == 12
+
+
+def test_final_state_equals_uninterrupted(baseline, killed_mid_write):
+    import orbax.checkpoint as ocp
+
+    def final_params(run_dir: Path):
+        restored = ocp.StandardCheckpointer().restore(run_dir / "checkpoints" / "12" / "state")
+        return {"/".join(map(str, path)): np.asarray(leaf)
+                for path, leaf in _leaves_with_paths(restored)}
+
+    expected, got = final_params(baseline), final_params(killed_mid_write["run_dir"])
+    assert expected.keys() == got.keys() and len(expected) > 10
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def _leaves_with_paths(tree):
+    import jax
+    return jax.tree_util.tree_flatten_with_path(tree)[0]
+
+
+def test_tensorboard_events_match_jsonl(baseline):
+    (event_file,) = (baseline / "tensorboard").glob("events.out.tfevents.*")
+    scalars = {}
+    for event in _events(event_file):
+        for value in event.summary.value:
+            scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+    expected = records(baseline)
+    assert set(scalars["loss"]) == set(range(1, 13))
+    for step, value in scalars["loss"].items():
+        assert value == pytest.approx(expected[step]["loss"], rel=1e-6)
+    assert set(scalars["eval_loss"]) == {4, 8, 12}
+    assert {"grad_norm", "lr", "tokens_per_s", "mfu", "checkpoint_blocking_s"} <= set(scalars)
+
+
+def _events(path: Path):
+    """TFRecord framing (u64 length, u32 crc, payload, u32 crc) of tensorboard Event protos."""
+    from tensorboardX.proto import event_pb2
+    data = path.read_bytes()
+    offset = 0
+    while offset < len(data):
+        (length,) = struct.unpack_from("<Q", data, offset)
+        payload = data[offset + 12: offset + 12 + length]
+        offset += 12 + length + 4
+        event = event_pb2.Event()
+        event.ParseFromString(payload)
+        yield event
+
+
+@pytest.fixture(scope="module")
+def preempted(tmp_path_factory) -> dict:
+    """A long run that gets SIGTERM once it is training; periodic checkpoints off."""
+    run_dir = tmp_path_factory.mktemp("preempted")
+    args = [*TINY, "trainer.steps=1000", "checkpoint.every_steps=0", "trainer.log_every=100",
+            "trainer.eval_every=0"]
+    process = launch(run_dir, *args)
+    metrics = run_dir / "metrics.jsonl"
+    wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0, process, "the first step")
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=TIMEOUT_S)
+    return {"run_dir": run_dir, "args": args, "rc": process.returncode, "out": stdout + stderr}
+
+
+def test_sigterm_saves_at_current_step_and_exits_cleanly(preempted):
+    assert preempted["rc"] == 0, preempted["out"][-3000:]
+    run_dir = preempted["run_dir"]
+    (step,) = [int(p.name) for p in (run_dir / "checkpoints").iterdir()]
+    assert 0 < step < 1000
+    assert f"preempted: checkpoint saved at step {step}" in preempted["out"]
+    meta = json.loads((run_dir / "checkpoints" / str(step) / "run" / "metadata").read_text())
+    assert meta["step"] == step
+    assert not (run_dir / "summary.json").exists()
+
+
+def test_shape_change_on_resume_is_refused(preempted):
+    run_dir = preempted["run_dir"]
+    saved = (run_dir / "resolved_config.yaml").read_text()
+    result = run_cli(run_dir, *preempted["args"], "model.d_model=48", "model/ffn=gelu")
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("hydralearn: error:")]
+    assert any("model.d_model: 32 -> 48" in line for line in errors), errors
+    assert any("model.ffn._target_" in line for line in errors), errors
+    assert "Traceback" not in result.stderr
+    assert (run_dir / "resolved_config.yaml").read_text() == saved  # nothing was touched
+
+
+def test_requeued_job_resumes_with_a_remat_change(preempted):  # runs after the refusal above
+    run_dir = preempted["run_dir"]
+    (step,) = [int(p.name) for p in (run_dir / "checkpoints").iterdir()]
+    result = run_cli(run_dir, *preempted["args"], "remat=full")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming with a changed setting: remat.policy: 'none' -> 'full'" in result.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["resumed_from"] == step and summary["steps"] == 1000
+    assert "remat" in (run_dir / "resolved_config.yaml").read_text()
