@@ -64,7 +64,8 @@ def summarize(sweep_dir: Path, *, since: float = 0.0) -> list[dict]:
         summary = _read_json(d / "summary.json")
         row = {"job": str(d.relative_to(sweep_dir)), **{k: point.get(k, "") for k in varying}}
         row |= {m: summary.get(m, "") for m in METRICS}
-        row["status"] = "ok" if summary else "no summary.json (failed or still running)"
+        # The run's own status (completed, preempted, ...) where it wrote one.
+        row["status"] = summary.get("status", "completed") if summary else "no summary.json (failed)"
         rows.append(row)
     (sweep_dir / "summary.csv").write_text(_csv(rows))
     (sweep_dir / "summary.md").write_text(markdown(rows) + "\n")

@@ -31,7 +31,7 @@ def test_multirun_of_four_points_writes_a_summary(tmp_path):
         rows = list(csv.DictReader(f))
     assert [(r["model/ffn"], r["optim.lr"]) for r in rows] == [
         ("swiglu", "0.001"), ("swiglu", "0.0003"), ("gelu", "0.001"), ("gelu", "0.0003")]
-    assert all(r["status"] == "ok" and float(r["train_loss"]) > 0 for r in rows)
+    assert all(r["status"] == "completed" and float(r["train_loss"]) > 0 for r in rows)
     markdown = (tmp_path / "summary.md").read_text()
     assert markdown.count("\n") == 2 + 4 and markdown in proc.stdout + "\n"
     assert (tmp_path / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
