@@ -62,10 +62,11 @@ def summarize(sweep_dir: Path, *, since: float = 0.0) -> list[dict]:
     rows = []
     for d, point in zip(dirs, points):
         summary = _read_json(d / "summary.json")
-        row = {"job": str(d.relative_to(sweep_dir)), **{k: point.get(k, "") for k in varying}}
+        row = {"job": _job_num(d / ".hydra"), **{k: point.get(k, "") for k in varying}}
         row |= {m: summary.get(m, "") for m in METRICS}
         # The run's own status (completed, preempted, ...) where it wrote one.
         row["status"] = summary.get("status", "completed") if summary else "no summary.json (failed)"
+        row["run_dir"] = str(d.relative_to(sweep_dir))
         rows.append(row)
     (sweep_dir / "summary.csv").write_text(_csv(rows))
     (sweep_dir / "summary.md").write_text(markdown(rows) + "\n")

@@ -24,14 +24,15 @@ def run(args, sweep_dir):
 def test_multirun_of_four_points_writes_a_summary(tmp_path):
     proc = run(["model/ffn=swiglu,gelu", "optim.lr=1e-3,3e-4"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run_dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert len(run_dirs) == 4
+    run_dirs = [p.parent.parent for p in tmp_path.rglob(".hydra/overrides.yaml")]
+    assert len(set(run_dirs)) == 4
     assert all((p / "summary.json").exists() and (p / "resolved_config.yaml").exists() for p in run_dirs)
     with open(tmp_path / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["model/ffn"], r["optim.lr"]) for r in rows] == [
         ("swiglu", "0.001"), ("swiglu", "0.0003"), ("gelu", "0.001"), ("gelu", "0.0003")]
     assert all(r["status"] == "completed" and float(r["train_loss"]) > 0 for r in rows)
+    assert sorted(tmp_path / r["run_dir"] for r in rows) == sorted(run_dirs)
     markdown = (tmp_path / "summary.md").read_text()
     assert markdown.count("\n") == 2 + 4 and markdown in proc.stdout + "\n"
     assert (tmp_path / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
