@@ -45,9 +45,14 @@ def committed_steps(directory: Path) -> list[int]:
 
 
 def abstract_state(init_state, shardings) -> Any:
-    """Shapes, dtypes and target shardings of the state, with no allocation."""
-    return jax.tree.map(lambda s, sharding: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-                        jax.eval_shape(init_state), shardings)
+    """Shapes, dtypes and target shardings of the state, with no allocation.
+
+    `shardings` may omit the nnx Variable wrappers the state has: leaves are paired in order.
+    """
+    leaves, treedef = jax.tree.flatten(jax.eval_shape(init_state))
+    targets = jax.tree.leaves(shardings, is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
+    return treedef.unflatten([jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=target)
+                              for leaf, target in zip(leaves, targets, strict=True)])
 
 
 class Checkpointer:

@@ -24,7 +24,7 @@ def host_leaves(tree) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def saved_on_8(tmp_path_factory):
     """A state after one training step on 8 devices (fsdp=8), saved; its host copy."""
-    config = tiny_config("mesh.axes.fsdp=-1", device_count=8)
+    config = tiny_config("mesh=fsdp", device_count=8)
     program = build(config)
     assert dict(program.mesh.shape)["fsdp"] == 8
     corpus = load_corpus(config.data)
@@ -41,7 +41,7 @@ def saved_on_8(tmp_path_factory):
 
 @pytest.mark.parametrize("mesh,devices", [
     ([], 1),
-    (["mesh.axes.fsdp=4", "mesh.axes.tensor=2"], 8),
+    (["mesh=fsdp_tp", "mesh.axes.fsdp=4", "mesh.axes.tensor=2"], 8),
 ])
 def test_restore_reshards_into_another_mesh(saved_on_8, mesh, devices):
     directory, expected = saved_on_8
