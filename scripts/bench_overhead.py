@@ -44,7 +44,7 @@ def main() -> None:
     batches = [train_batch(config.data, corpus, s) for s in range(STEPS)]
     state = program.init_state()
     tx, plain_step = plain_step_fn(config)
-    params = plain_llama.from_hydralearn(state.params)
+    params = jax.tree.map(jax.numpy.copy, plain_llama.from_hydralearn(state.params))  # state is donated
     opt_state = tx.init(params)
     times = {"hydralearn": [], "plain_jax": []}
     for batch in batches:
