@@ -66,7 +66,7 @@ def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
 def _check_resume(run_dir: Path, container: dict) -> None:
     """Refuse (exit 2) to resume checkpoints written by a config that computes something else."""
     from hydralearn.runtime.checkpoint import committed_steps
-    from hydralearn.runtime.resume import compare
+    from hydralearn.compose.resume_rule import compare
 
     saved = run_dir / "resolved_config.yaml"
     if not committed_steps(run_dir / "checkpoints") or not saved.exists():

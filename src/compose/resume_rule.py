@@ -13,12 +13,14 @@ Keys are matched by their dotted prefix (first match wins, most specific first);
 their prefixes here. Where both configs are at hand, `hydralearn.compose.diff` also compares
 the abstract parameter and optimizer-state trees, which is exact; this rule labels each key.
 
-The PERFORMANCE keys are exactly the "execution-only" changes a resumed run may make
-(runtime/resume.py, EXECUTION_ONLY): keep the two in step, or let that module ask
-`classify(key) is Effect.PERFORMANCE`.
+A resumed run may make PERFORMANCE changes only (`compare`); anything else would silently
+make a different run, so `hydralearn-train` refuses it. Unknown keys are never PERFORMANCE:
+new options are safe until listed here.
 """
 
+import dataclasses
 import enum
+from typing import Any
 
 
 class Effect(enum.Enum):
@@ -58,3 +60,34 @@ def classify(key: str) -> Effect:
     if key.startswith("model."):
         return Effect.SHAPE if key.rpartition(".")[2] in SHAPE_FIELDS else Effect.TRAINING
     return Effect.TRAINING
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigChanges:
+    allowed: list[str]  # "key: old -> new", PERFORMANCE only
+    refused: list[str]  # "key: old -> new", changes what the run computes
+
+
+_ABSENT = "<absent>"
+
+
+def compare(*, saved: dict, current: dict) -> ConfigChanges:
+    """Differences between two plain config containers, split by whether a resume may go on."""
+    old, new = _flatten(saved), _flatten(current)
+    allowed, refused = [], []
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key, _ABSENT), new.get(key, _ABSENT)
+        if before == after:
+            continue
+        line = f"{key}: {before!r} -> {after!r}"
+        (allowed if classify(key) is Effect.PERFORMANCE else refused).append(line)
+    return ConfigChanges(allowed=allowed, refused=refused)
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict) and node:
+        out = {}
+        for k, v in node.items():
+            out |= _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return {prefix: node}

@@ -12,7 +12,7 @@ from hydralearn.compose.build import build
 from hydralearn.data.pipeline import load_corpus, train_batch
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state, committed_steps
 from hydralearn.runtime.config import CheckpointConfig, SaveMode
-from hydralearn.runtime.resume import compare
+from hydralearn.compose.resume_rule import compare
 
 SYNC = CheckpointConfig(mode=SaveMode.SYNC)
 
