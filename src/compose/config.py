@@ -48,6 +48,9 @@ def compose_normalized(overrides: list[str] = ()) -> tuple[DictConfig, list[str]
                 raise ConfigError([_composition_message(e)]) from None
             rest = overrides[:index] + overrides[index + 1:]
             known = _schema_keys(rest)
+            if key in known and overrides[index].startswith("~"):
+                raise ConfigError([f"cannot delete {key}: Hydra 1.3 cannot delete a key whose value "
+                                   f"is null; set it instead ({key}=...)"]) from None
             if key not in known or overrides[index].startswith(("+", "~")):
                 raise ConfigError([f"unknown key {key}{closest(key, known)}"]) from None
             overrides[index] = "++" + overrides[index]

@@ -95,6 +95,8 @@ def test_hydra_append_and_delete_overrides():
     (["remat.policy=sometimes"], r"remat.policy='sometimes' is not valid; choose one of: auto, none, full"),
     (["model.rope_theta=[1]"], r"model.rope_theta: expected float"),
     (["model._target_=subprocess.call"], r"_target_ 'subprocess.call' is not allowed"),
+    (["~model.nothing"], r"unknown key model.nothing"),
+    (["~sharding.rules.head_dim"], r"cannot delete sharding.rules.head_dim: Hydra 1.3 cannot delete a key whose value is null"),
 ])
 def test_user_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
