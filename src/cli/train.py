@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import hydra
+import jax  # importing does not start the backend: XLA flags are still applied first
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,9 +22,11 @@ from hydralearn.compose import config as compose_config
 from hydralearn.compose import xla
 from hydralearn.compose.build import build, flops_per_token
 from hydralearn.compose.hardware import Host
+from hydralearn.compose.resume_rule import compare
 from hydralearn.compose.schema import TrainConfig, load
 from hydralearn.compose.validate import ConfigError, to_container
 from hydralearn.data.pipeline import load_corpus
+from hydralearn.runtime.checkpoint import committed_steps
 from hydralearn.runtime.trainer import NonFiniteLoss, RunStatus, RunSummary, Throughput, train
 
 logger = logging.getLogger(__name__)
@@ -65,9 +68,6 @@ def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
 
 def _check_resume(run_dir: Path, container: dict) -> None:
     """Refuse (exit 2) to resume checkpoints written by a config that computes something else."""
-    from hydralearn.runtime.checkpoint import committed_steps
-    from hydralearn.compose.resume_rule import compare
-
     saved = run_dir / "resolved_config.yaml"
     if not committed_steps(run_dir / "checkpoints") or not saved.exists():
         return
@@ -81,8 +81,6 @@ def _check_resume(run_dir: Path, container: dict) -> None:
 
 
 def _train(config: TrainConfig, run_dir: Path) -> RunSummary:
-    import jax
-
     corpus = load_corpus(config.data)
     program = build(config)
     model = config.model
