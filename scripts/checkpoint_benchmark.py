@@ -28,7 +28,7 @@ from hydralearn.compose import config as compose_config
 from hydralearn.compose.build import build
 from hydralearn.data.pipeline import load_corpus, train_batch
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
-from hydralearn.runtime.config import CheckpointConfig, SaveMode
+from hydralearn.compose.schema import CheckpointConfig, SaveMode
 
 MODELS = {
     "llama_tiny": ["model=llama_tiny", "data=synthetic", "data.seq_len=128", "data.batch_size=8"],

@@ -2,7 +2,7 @@
 
 import sys
 
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 
 USER_ERROR_EXIT = 2
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from hydralearn import CONF_DIR
-from hydralearn.compose.jsonschema import group_schema, schema
+from hydralearn.review.jsonschema import group_schema, schema
 
 
 def config_groups(conf_dir: Path = CONF_DIR) -> list[str]:

@@ -10,7 +10,7 @@
 
 Keys are matched by their dotted prefix (first match wins, most specific first); a key under
 `model` that is not listed is TRAINING unless its leaf name is a shape field. New groups add
-their prefixes here. Where both configs are at hand, `hydralearn.compose.diff` also compares
+their prefixes here. Where both configs are at hand, `hydralearn.review.diff` also compares
 the abstract parameter and optimizer-state trees, which is exact; this rule labels each key.
 
 A resumed run may make PERFORMANCE changes only (`compare`); anything else would silently

@@ -6,9 +6,9 @@ from typing import Any
 import jax
 from flax import nnx
 
-from hydralearn.compose.registry import instantiate
 from hydralearn.layers.attention import Attention, AttentionFn
 from hydralearn.layers.params import Numerics
+from hydralearn.layers.registry import instantiate
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-from hydralearn.runtime.config import BestMode, CheckpointConfig, SaveMode
+from hydralearn.compose.schema import BestMode, CheckpointConfig, SaveMode
 
 logger = logging.getLogger(__name__)
 # orbax reports every phase of every save at INFO through absl; keep the run's log readable.
@@ -86,9 +86,9 @@ class Checkpointer:
         if c.keep_best:
             keep.append(policies.BestN(
                 get_metric_fn=lambda metrics: metrics[c.best_metric], n=c.keep_best,
-                reverse=c.best_mode is BestMode.MIN, keep_checkpoints_without_metrics=False))
+                reverse=c.best_mode is BestMode.min, keep_checkpoints_without_metrics=False))
         return ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=c.mode is SaveMode.ASYNC, cleanup_tmp_directories=True,
+            enable_async_checkpointing=c.mode is SaveMode["async"], cleanup_tmp_directories=True,
             preservation_policy=policies.AnyPreservationPolicy(policies=keep),
             # best_fn only makes orbax store the metrics; `keep` above decides what stays.
             best_fn=(lambda metrics: metrics[c.best_metric]) if c.keep_best else None,

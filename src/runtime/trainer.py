@@ -17,11 +17,12 @@ import jax
 import numpy as np
 
 from hydralearn.compose.build import Program
+from hydralearn.compose.schema import CheckpointConfig, NonFinite, TrainerConfig
 from hydralearn.data import tokenizer
+from hydralearn.data.config import DataConfig
 from hydralearn.data.corpus import Corpus, unigram_cross_entropy
-from hydralearn.data.pipeline import DataConfig, heldout_batches, train_batch
+from hydralearn.data.pipeline import heldout_batches, train_batch
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
-from hydralearn.runtime.config import CheckpointConfig, NonFinite, TrainerConfig
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
 from hydralearn.runtime.sample import generate
@@ -182,7 +183,7 @@ class _Loop:
     def _check_finite(self, step: int, values: dict[str, float]) -> None:
         if not values.get("nonfinite"):
             return
-        if self.trainer.nonfinite is NonFinite.SKIP:
+        if self.trainer.nonfinite is NonFinite.skip:
             self.skipped += 1
             logger.warning("step %d: non-finite loss or gradient (loss=%s, grad_norm=%s); update "
                            "skipped (%d so far)", step, values["loss"], values["grad_norm"], self.skipped)

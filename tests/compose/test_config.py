@@ -8,7 +8,8 @@ from hydralearn import CONF_DIR
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.build import abstract_params, count_params, model_factory
 from hydralearn.compose.registry import TargetError, register, resolve
-from hydralearn.compose.validate import ConfigError, to_container
+from hydralearn.compose.config import to_container
+from hydralearn.errors import ConfigError
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 POSITIONS = sorted(p.stem for p in (CONF_DIR / "model/position").glob("*.yaml"))

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from hydralearn.compose import config as compose_config
-from hydralearn.compose import golden
+from hydralearn.review import golden
 
 NAMES = golden.experiment_names()
 

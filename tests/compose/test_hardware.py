@@ -6,7 +6,7 @@ import pytest
 from hydralearn import CONF_DIR
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.hardware import Host, Platform, resolve_hardware
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 
 PROFILES = sorted(p.stem for p in (CONF_DIR / "hardware").glob("*.yaml"))
 

@@ -9,7 +9,7 @@ import pytest
 from hydralearn.compose.hardware import Host, Platform
 from hydralearn.compose.kernels import (AttentionShape, Kernel, KernelConfig, attention_function,
                                         kernel_errors, resolve_kernel)
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from tests.compose.cli_run import run_cli
 from tests.conftest import tiny_config
 

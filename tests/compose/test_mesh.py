@@ -6,7 +6,7 @@ import pytest
 
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.mesh import MeshFacts, auto_axes, host_split, make_mesh, resolve_axes
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from tests.compose.cli_run import run_cli
 from tests.conftest import tiny_config
 

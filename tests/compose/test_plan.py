@@ -5,8 +5,8 @@ import json
 import pytest
 
 from hydralearn.cli import plan as plan_cli
-from hydralearn.compose.explain import explain
-from hydralearn.compose.plan import load_resolved, make_plan
+from hydralearn.review.explain import explain
+from hydralearn.review.plan import load_resolved, make_plan
 
 TINY = ["mesh=fsdp", "model.d_model=64", "model.num_layers=3", "model.num_heads=4", "model.num_kv_heads=2",
         "model.ffn_dim=96", "data=synthetic", "data.seq_len=32", "data.batch_size=8"]
@@ -60,7 +60,7 @@ def test_remat_full_keeps_fewer_activations():
 
 def test_compiled_memory_agrees_with_the_state_size():
     """XLA's argument bytes per device = state (params + 2 Adam moments, fsdp/8) + the batch."""
-    from hydralearn.compose.compiled import compiled_memory
+    from hydralearn.review.compiled import compiled_memory
     plan = make_plan(load_resolved([*TINY, "hardware.devices_per_host=8"]))
     stats = compiled_memory([*TINY, "hardware.devices_per_host=8"], device_count=8)
     state = plan.memory.params + plan.memory.optimizer

@@ -11,7 +11,7 @@ from flax import nnx
 from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.remat import (CHECKPOINT_NAMES, RematConfig, RematPolicy, block_transform,
                                       remat_errors)
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from hydralearn.layers.loss import cross_entropy
 from tests.conftest import tiny_config
 

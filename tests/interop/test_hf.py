@@ -16,7 +16,7 @@ from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, M
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.registry import layer_class
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from hydralearn.interop import hf
 
 # vocab 256: the default data config's byte tokenizer must fit the model.

@@ -7,7 +7,7 @@ from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 from tests.conftest import tiny_config
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from hydralearn.layers.position.rope import RoPE
 from hydralearn.layers.position.rope_linear import LinearRoPE
 from hydralearn.layers.position.rope_llama3 import Llama3RoPE

@@ -11,7 +11,7 @@ from tests.conftest import tiny_config
 from hydralearn.compose.build import build
 from hydralearn.data.pipeline import load_corpus, train_batch
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state, committed_steps
-from hydralearn.runtime.config import CheckpointConfig, SaveMode
+from hydralearn.compose.schema import CheckpointConfig, SaveMode
 from hydralearn.compose.resume_rule import compare
 
 SYNC = CheckpointConfig(mode=SaveMode.SYNC)
