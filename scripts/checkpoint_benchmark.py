@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hydralearn.compose import config as compose_config
+from hydralearn.compose.resolve import resolve
 from hydralearn.compose.build import build
 from hydralearn.data.pipeline import load_corpus, train_batch
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
@@ -41,7 +42,7 @@ MODELS = {
 
 def load(model: str, extra: list[str]):
     config = compose_config.load([*MODELS[model], *extra])
-    return compose_config.resolve(config, device_count=jax.device_count())
+    return resolve(config, device_count=jax.device_count())
 
 
 def random_state(program):
@@ -73,7 +74,7 @@ def bench_save(model: str, directory: Path, *, inflight_gb: int) -> None:
     nbytes = sum(x.nbytes for x in jax.tree.leaves(state))
     print(f"{model}: {program.num_params:,} parameters, state {nbytes / 2**30:.2f} GiB "
           f"(params + Adam moments, random values), created in {time.perf_counter() - started:.1f} s")
-    config = CheckpointConfig(mode=SaveMode.ASYNC, inflight_gb=inflight_gb)
+    config = CheckpointConfig(mode=SaveMode["async"], inflight_gb=inflight_gb)
     checkpointer = Checkpointer(directory, config)
     started = time.perf_counter()
     checkpointer.save(1, state, meta={"step": 1})
@@ -103,9 +104,9 @@ def bench_steps(model: str, directory: Path, *, steps: int, every: int) -> None:
     program = build(config)
     corpus = load_corpus(config.data)
     batches = [train_batch(config.data, corpus, s) for s in range(steps)]
-    for label, mode in (("none", None), ("async", SaveMode.ASYNC), ("sync", SaveMode.SYNC)):
+    for label, mode in (("none", None), ("async", SaveMode["async"]), ("sync", SaveMode.sync)):
         shutil.rmtree(directory, ignore_errors=True)
-        checkpointer = Checkpointer(directory, CheckpointConfig(mode=mode or SaveMode.SYNC, keep_last=2))
+        checkpointer = Checkpointer(directory, CheckpointConfig(mode=mode or SaveMode.sync, keep_last=2))
         state = program.init_state()
         state, _ = program.train_step(state, batches[0].inputs, batches[0].targets)  # compile
         jax.block_until_ready(state)

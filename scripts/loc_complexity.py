@@ -1,7 +1,8 @@
 """LoC-complexity (AXLearn): what it costs, in lines, to switch a feature on for every preset.
 
 For each feature (a `model/position` or `model/ffn` option) this measures, from the files:
-- own lines: its module (the YAML's `_target_`) plus its YAML;
+- own lines: its layer module (its schema's `_target_`), its schema module (the `*_config.py`
+  its YAML extends) and its YAML;
 - lines elsewhere: lines of the model-building code (src/layers, src/compose) outside its own
   module, and of the presets' bodies, that name the feature (its option, module or class);
 - per-preset lines: override lines beyond the single `model/<group>=<option>` needed for each
@@ -20,10 +21,11 @@ import sys
 import tokenize
 from pathlib import Path
 
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
+
+from hydralearn.compose import config as compose_config
+from hydralearn.compose.store import register_schemas
+from hydralearn.layers import registry
 
 REPO = Path(__file__).resolve().parent.parent
 FEATURES = {"position": ["rope", "rope_llama3", "yarn", "rope_linear", "none"], "ffn": ["moe"]}
@@ -40,19 +42,33 @@ class Row:
     presets: int
 
 
-def own_files(repo: Path, group: str, option: str) -> tuple[Path, Path]:
+def own_files(repo: Path, group: str, option: str) -> tuple[Path, ...]:
+    """The option's YAML, its schema's module and its layer's module."""
     yaml_file = repo / "conf" / "model" / group / f"{option}.yaml"
-    target = re.search(r"^_target_:\s*(\S+)", yaml_file.read_text(), re.M).group(1)
-    module = target.rsplit(".", 1)[0].removeprefix("hydralearn.").replace(".", "/")
-    return yaml_file, repo / "src" / f"{module}.py"
+    config_cls = schema_class(repo, group, option)
+    target = registry.default_target(config_cls)
+    layer = repo / "src" / (target.rsplit(".", 1)[0].removeprefix("hydralearn.").replace(".", "/") + ".py")
+    schema = repo / "src" / (config_cls.__module__.removeprefix("hydralearn.").replace(".", "/") + ".py")
+    return (yaml_file, schema, layer)
+
+
+def schema_class(repo: Path, group: str, option: str) -> type:
+    """The registered schema an option extends, following its defaults list (`moe_qwen3`
+    extends `moe`, which extends `base_moe`)."""
+    register_schemas()
+    first = str(OmegaConf.load(repo / "conf" / "model" / group / f"{option}.yaml").defaults[0])
+    if not first.startswith("base_"):
+        return schema_class(repo, group, first)
+    places = {place: cls for cls, place in registry.places().items()}
+    return places[(f"model/{group}", first.removeprefix("base_"))]
 
 
 def lines_naming(repo: Path, conf: Path, group: str, option: str, exclude: set[Path]) -> int:
     """Lines of model-building code (outside every feature's own module) that name the feature
     in code (its class, or a string holding its module path), plus
     lines of preset bodies that name its option."""
-    _, module = own_files(repo, group, option)
-    classes = set(re.findall(r"^class (\w+)\(", module.read_text(), re.M))
+    _, schema, module = own_files(repo, group, option)
+    classes = {c for f in (schema, module) for c in re.findall(r"^class (\w+)\(", f.read_text(), re.M)}
     dotted = "hydralearn." + str(module.relative_to(repo / "src").with_suffix("")).replace("/", ".")
     code = [p for d in ("layers", "compose") for p in (repo / "src" / d).rglob("*.py") if p not in exclude]
     count = sum(_code_lines_naming(p, classes, dotted) for p in code)
@@ -82,17 +98,12 @@ def _code_lines_naming(path: Path, classes: set[str], dotted: str) -> int:
 def composes(conf: Path, preset: str, override: str, build: bool) -> bool:
     """Whether `model=<preset> <override>` composes and validates (and builds, with `build`);
     the reason for a failure goes to stderr."""
-    from hydralearn.compose import schema
     try:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            cfg = hydra_compose("train", overrides=[f"model={preset}", override], return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        config = schema.load(OmegaConf.to_container(cfg, resolve=True))
+        config = compose_config.load([f"model={preset}", override],
+                                     compose_config.Location(config_path=str(conf)))
         if build:
             from hydralearn.compose.build import abstract_params
-            from hydralearn.compose.config import resolve
+            from hydralearn.compose.resolve import resolve
             abstract_params(resolve(config, device_count=1))
         return True
     except Exception as e:  # noqa: BLE001 - any failure means the override is not enough

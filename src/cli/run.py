@@ -22,6 +22,7 @@ RESOLVED_CONFIG = "resolved_config.yaml"
 class Prepared:
     config: TrainConfig  # every auto resolved for the devices this process has
     complete: bool  # the run directory already holds the final checkpoint
+    notes: tuple[str, ...] = ()  # logged once the run's logging is set up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,23 +44,23 @@ def prepare(config: TrainConfig, *, run_dir: Path) -> Prepared:
 
     config = resolve(config, host=Host.current())
     steps = committed_steps(run_dir / "checkpoints")
-    if steps:
-        _check_resume(run_dir, to_container(config))
-    return Prepared(config=config, complete=bool(steps) and steps[-1] >= config.trainer.steps)
+    allowed = _check_resume(run_dir, to_container(config)) if steps else []
+    return Prepared(config=config, complete=bool(steps) and steps[-1] >= config.trainer.steps,
+                    notes=tuple(f"resuming with a changed setting: {line}" for line in allowed))
 
 
-def _check_resume(run_dir: Path, container: dict) -> None:
-    """Refuse (exit 2) to resume checkpoints written by a config that computes something else."""
+def _check_resume(run_dir: Path, container: dict) -> list[str]:
+    """Refuse (exit 2) to resume checkpoints written by a config that computes something else;
+    returns the changes that only affect how it runs."""
     saved = run_dir / RESOLVED_CONFIG
     if not saved.exists():
-        return
+        return []
     changes = compare(saved=OmegaConf.to_container(OmegaConf.load(saved)), current=container)
     if changes.refused:
         raise ConfigError(
             [f"{line} (cannot change when resuming {run_dir})" for line in changes.refused]
             + ["to train a new experiment, set name=<new name> or hydra.run.dir=<new dir>"])
-    for line in changes.allowed:
-        logger.info("resuming with a changed setting: %s", line)
+    return changes.allowed
 
 
 def train_run(prepared: Prepared, *, run_dir: Path):
@@ -71,6 +72,8 @@ def train_run(prepared: Prepared, *, run_dir: Path):
     from hydralearn.runtime.trainer import RunStatus, Throughput, train
 
     config = prepared.config
+    for note in prepared.notes:
+        logger.info(note)
     OmegaConf.save(OmegaConf.create(to_container(config)), run_dir / RESOLVED_CONFIG)
     corpus = load_corpus(config.data)
     program = build(config)

@@ -7,6 +7,8 @@ sets or adds, `~key` deletes), so one run of the command names every bad overrid
 inside the compose context of compose/config.py.
 """
 
+import dataclasses
+
 from hydra import compose as hydra_compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -89,12 +91,17 @@ def _apply(cfg: DictConfig, override: Override) -> list[str]:
         if override.is_delete():
             if current is _ABSENT:
                 return [f"unknown key {key}{_closest(cfg, key)}"]
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            schema = OmegaConf.get_type(node)
+            if dataclasses.is_dataclass(schema) and leaf in {f.name for f in dataclasses.fields(schema)}:
+                return [f"cannot delete {key}: every config has it (a field of {schema.__name__}); "
+                        f"set it instead ({key}=...)"]
             if current is None:
                 return [f"cannot delete {key}: Hydra 1.3 cannot delete a key whose value is null; "
                         f"set it instead ({key}=...)"]
-            parent, _, leaf = key.rpartition(".")
             with open_dict(cfg):
-                del (OmegaConf.select(cfg, parent) if parent else cfg)[leaf]
+                del node[leaf]
         elif override.is_add():
             if current not in (_ABSENT, None) and not isinstance(value, (dict, list)):
                 return [f"cannot add {key}: it already exists; set it with {key}=... (no '+')"]

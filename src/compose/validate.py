@@ -131,9 +131,12 @@ def describe(e: OmegaConfBaseException, *, prefix: str = "") -> str:
 def _field_type(e: OmegaConfBaseException) -> Any:
     """The schema type of the field the error is about, if its parent is a dataclass."""
     owner = e.object_type
-    if not (dataclasses.is_dataclass(owner) and e.key is not None):
+    if owner in (dict, list) and typing.get_args(e.ref_type):  # an element of a typed container
+        hint = typing.get_args(e.ref_type)[-1]
+    elif dataclasses.is_dataclass(owner) and e.key is not None:
+        hint = typing.get_type_hints(owner).get(str(e.key))
+    else:
         return None
-    hint = typing.get_type_hints(owner).get(str(e.key))
     if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[T] -> T
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return args[0] if len(args) == 1 else None

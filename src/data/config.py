@@ -3,7 +3,9 @@
 import dataclasses
 import enum
 
-from hydralearn.data import tokenizer
+
+
+BYTE_VOCAB_SIZE = 256  # the byte-level tokenizer of both sources (data/tokenizer.py)
 
 
 class Source(enum.Enum):
@@ -22,7 +24,7 @@ class DataConfig:
 
     @property
     def vocab_size(self) -> int:
-        return tokenizer.VOCAB_SIZE
+        return BYTE_VOCAB_SIZE
 
     def errors(self) -> list[str]:
         out = [f"data.{n}={getattr(self, n)} must be positive"

@@ -95,7 +95,7 @@ def _any_layer(defs: dict) -> dict:
         if name not in defs:
             defs[name] = {}
             body = _dataclass(cls, defs)
-            body["properties"] = {"_target_": {"const": target}, **body["properties"]}
+            body["properties"] = {**body["properties"], "_target_": {"const": target}}
             defs[name] = body
         options.append({"$ref": f"#/$defs/{name}"})
     return {"anyOf": options}

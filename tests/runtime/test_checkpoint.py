@@ -14,7 +14,7 @@ from hydralearn.runtime.checkpoint import Checkpointer, abstract_state, committe
 from hydralearn.compose.schema import CheckpointConfig, SaveMode
 from hydralearn.compose.resume_rule import compare
 
-SYNC = CheckpointConfig(mode=SaveMode.SYNC)
+SYNC = CheckpointConfig(mode=SaveMode.sync)
 
 
 def host_leaves(tree) -> list[np.ndarray]:
@@ -101,7 +101,7 @@ def test_partial_checkpoint_is_named_and_ignored(small, tmp_path, caplog):
 
 def test_retention_keeps_last_n_every_n_and_best(small, tmp_path):
     _, state = small
-    config = CheckpointConfig(mode=SaveMode.SYNC, keep_last=2, keep_every_steps=4, keep_best=1)
+    config = CheckpointConfig(mode=SaveMode.sync, keep_last=2, keep_every_steps=4, keep_best=1)
     checkpointer = Checkpointer(tmp_path, config)
     eval_losses = {1: 3.0, 2: 1.0, 3: 2.5, 4: 2.0, 5: 2.2, 6: 2.1, 7: 2.4, 8: 2.3, 9: 2.6}
     for step, loss in eval_losses.items():
