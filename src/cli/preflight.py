@@ -7,6 +7,7 @@ from hydra.errors import OverrideParseException
 
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.validate import ConfigError
+from hydralearn.runtime.rundir import name_errors
 
 
 def parse_command_line(argv: list[str]):
@@ -35,7 +36,8 @@ def check(argv: list[str]) -> list[str]:
     for point in points:
         try:
             cfg, normalized = compose_config.compose_normalized(point)
-            compose_config.load_composed(cfg)
+            if problems := name_errors(compose_config.load_composed(cfg).name):
+                raise ConfigError(problems)
             forced |= {i for i, o in enumerate(normalized) if o != point[i]}
         except ConfigError as e:
             # Name a sweep point by the overrides that vary across points, not the shared ones.

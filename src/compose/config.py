@@ -8,6 +8,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import yaml
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -18,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn import CONF_DIR
 from hydralearn.compose import schema
+from hydralearn.compose.files import yaml_problem
 from hydralearn.compose.hardware import Host, resolve_hardware
 from hydralearn.compose.kernels import AttentionShape, kernel_errors, resolve_kernel
 from hydralearn.compose.mesh import MeshConfig, MeshFacts, MeshMode, auto_axes, resolve_axes
@@ -78,6 +80,8 @@ def _hydra_compose(overrides: list[str]) -> DictConfig:
         raise ConfigError([_missing_option_message(e)]) from None
     except OverrideParseException as e:
         raise ConfigError([f"cannot parse override: {_first_line(e)}"]) from None
+    except yaml.YAMLError as e:  # a config file of a group or experiment that is not YAML
+        raise ConfigError([yaml_problem(e)]) from None
     # As in a real run, `${hydra:...}` interpolations resolve against this composition.
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):

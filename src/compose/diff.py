@@ -13,12 +13,11 @@ from typing import Any
 
 import jax
 from flax import nnx
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn.compose import config as compose_config
 from hydralearn.compose import schema
 from hydralearn.compose.build import abstract_params
+from hydralearn.compose.files import read_mapping
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.plan import Plan, load_resolved, make_plan
 from hydralearn.compose.resume_rule import Effect, classify
@@ -85,10 +84,7 @@ def load_side(spec: list[str]) -> Side:
 
 
 def _load_file(path: Path) -> schema.TrainConfig:
-    try:
-        container = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except (OmegaConfBaseException, OSError) as e:
-        raise ConfigError([f"{path}: cannot read it as a config: {str(e).splitlines()[0]}"]) from None
+    container = read_mapping(path)
     try:
         return schema.load(container)
     except ConfigError as e:
