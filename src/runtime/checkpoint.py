@@ -19,10 +19,8 @@ any other.
 
 import dataclasses
 import logging
-import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,15 +31,13 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 from hydralearn.compose.validate import ConfigError
-from hydralearn.runtime import integrity, storage
+from hydralearn.runtime import integrity, library_noise, storage
 from hydralearn.runtime.config import BestMode, CheckpointConfig, SaveMode
 from hydralearn.runtime.errors import RunRefused
 
 logger = logging.getLogger(__name__)
 # orbax reports every phase of every save at INFO through absl; keep the run's log readable.
 logging.getLogger("absl").setLevel(logging.WARNING)
-# With HYDRA_FULL_ERROR=1 orbax's and tensorstore's own error reports are shown as well.
-_VERBOSE_ERRORS = os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 _STEP_DIR = re.compile(r"^\d+$")
 _TMP_MARK = ".orbax-checkpoint-tmp"
@@ -105,34 +101,17 @@ def _key_name(key) -> str:
 
 
 def mismatches(saved: dict[str, str], current: dict[str, str]) -> list[str]:
-    """'path: saved -> current' for every leaf that differs, is missing or is new."""
+    """'path: saved -> current' for every leaf that differs, is missing or is new; parameters
+    first (the optimizer state mirrors them)."""
+    paths = sorted(saved.keys() | current.keys(), key=lambda p: (not p.startswith("params."), p))
     return [f"{path}: {saved.get(path, '<absent>')} -> {current.get(path, '<absent>')}"
-            for path in sorted(saved.keys() | current.keys()) if saved.get(path) != current.get(path)]
-
-
-def _drop_orbax_error_logs(record: logging.LogRecord) -> bool:
-    """Orbax logs each failure of its writer threads with a traceback, then raises it to the
-    caller, who reports it once (one line for a full disk)."""
-    return record.levelno < logging.ERROR or _VERBOSE_ERRORS
-
-
-def _drop_abandoned_io_reports(unraisable) -> None:
-    """After a read or write fails, tensorstore completes the operations it had started in
-    parallel and tries to wake orbax's event loop, already closed: each reports 'Event loop is
-    closed' as an unraisable exception. Those operations were abandoned on purpose."""
-    error = unraisable.exc_value
-    if isinstance(error, RuntimeError) and str(error) == "Event loop is closed" and not _VERBOSE_ERRORS:
-        return
-    sys.__unraisablehook__(unraisable)
-
-
-logging.getLogger("absl").addFilter(_drop_orbax_error_logs)
+            for path in paths if saved.get(path) != current.get(path)]
 
 
 class Checkpointer:
     def __init__(self, directory: Path, config: CheckpointConfig, *, record: dict | None = None):
         """`record`: the resolved config, saved with every checkpoint as the `config` item."""
-        sys.unraisablehook = _drop_abandoned_io_reports
+        library_noise.install()
         self.directory = Path(directory).absolute()
         self.config = config
         self.record = record

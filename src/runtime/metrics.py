@@ -11,7 +11,6 @@ import math
 import os
 from pathlib import Path
 
-from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 
@@ -21,6 +20,9 @@ class MetricsLog:
         if self.path.exists():  # records past the starting step are from an interrupted attempt
             _truncate_after(self.path, initial_step)
         self.file = self.path.open("a")
+        # Here, not at module level: tensorboardX imports torch when it is installed (~4 s),
+        # which a process that is refused before training must not pay.
+        from tensorboardX import SummaryWriter
         self.board = SummaryWriter(str(Path(run_dir) / "tensorboard"), flush_secs=10,
                                    purge_step=initial_step + 1)
         self.shown: dict[str, str] = {}

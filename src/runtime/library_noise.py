@@ -1,0 +1,44 @@
+"""Orbax and tensorstore report one failed write many times over; the failure itself reaches
+the Checkpointer, which reports it once (one line for a full disk). `install` drops the echoes:
+
+- orbax logs each failure of its writer threads at ERROR, with a traceback, then raises it;
+- the parallel writes of a failed save that also fail are never awaited, so asyncio logs
+  "Task exception was never retrieved" for each;
+- writes still running when the save gave up complete later and try to wake orbax's event
+  loop, already closed: tensorstore reports "Event loop is closed" as unraisable exceptions.
+
+HYDRA_FULL_ERROR=1 keeps all of them, as it keeps tracebacks.
+"""
+
+import logging
+import os
+import sys
+
+
+def _verbose() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def _orbax_record(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR or _verbose()
+
+
+def _asyncio_record(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    orphan = message.startswith("Task exception was never retrieved") and "orbax" in message
+    return not orphan or _verbose()
+
+
+def _unraisable(unraisable) -> None:
+    error = unraisable.exc_value
+    if isinstance(error, RuntimeError) and str(error) == "Event loop is closed" and not _verbose():
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def install() -> None:
+    """Idempotent; process-wide (loggers and sys.unraisablehook)."""
+    for name, keep in (("absl", _orbax_record), ("asyncio", _asyncio_record)):
+        if keep not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(keep)
+    sys.unraisablehook = _unraisable
