@@ -27,8 +27,8 @@ def read_mapping(path: Path) -> dict:
         raise ConfigError([yaml_problem(e, path)]) from None
     except OmegaConfBaseException as e:
         raise ConfigError([f"{path}: cannot read it as a config: {str(e).strip().splitlines()[0]}"]) from None
-    if not isinstance(container, dict):
-        found = "nothing" if container is None else f"a {type(container).__name__}"
+    if not isinstance(container, dict) or not container:
+        found = f"a {type(container).__name__}" if container else "nothing"
         raise ConfigError([f"{path}: not a config (a YAML mapping of keys was expected, it holds {found})"])
     return container
 
