@@ -13,7 +13,6 @@ from pathlib import Path
 import hydra
 import jax  # importing does not start the backend: XLA flags are still applied first
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hydralearn import CONF_DIR
@@ -30,7 +29,7 @@ from hydralearn.compose.resume_rule import compare
 from hydralearn.compose.schema import TrainConfig, load
 from hydralearn.compose.validate import ConfigError, to_container
 from hydralearn.data.pipeline import load_corpus
-from hydralearn.runtime import memory_check, rundir, storage
+from hydralearn.runtime import lock, memory_check, rundir, storage
 from hydralearn.runtime.checkpoint import committed_steps, saved_config
 from hydralearn.runtime.errors import INTERRUPTED_EXIT, RunError
 from hydralearn.runtime.trainer import RunStatus, RunSummary, Throughput, train
@@ -45,7 +44,8 @@ def main() -> None:
         if not (args.help or args.hydra_help or args.info or args.shell_completion):
             sys.argv[1:] = preflight.check(sys.argv[1:])
             if not (args.multirun or args.cfg):  # a sweep claims each job's directory in run()
-                claim = rundir.claim(planned_run_dir(preflight.parse_command_line(sys.argv[1:]).overrides))
+                overrides = preflight.parse_command_line(sys.argv[1:]).overrides
+                claim = rundir.claim(planned_run_dir(overrides))
     except ConfigError as e:
         exit_with(e)
     except RunError as e:
@@ -65,11 +65,11 @@ def main() -> None:
 def _hydra_main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        if HydraConfig.get().mode is RunMode.MULTIRUN:
+        if lock.held_here(run_dir):  # claimed by main() before Hydra started
+            summary = run(cfg, run_dir=run_dir)
+        else:  # a sweep's job (or a directory pattern that changes per call, e.g. ${now:...})
             with rundir.claim(run_dir).lock:
                 summary = run(cfg, run_dir=run_dir)
-        else:
-            summary = run(cfg, run_dir=run_dir)
     except ConfigError as e:
         exit_with(e)
     except RunError as e:
@@ -96,7 +96,8 @@ def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
     config = compose_config.resolve(config, host=Host.current())
     container = to_container(config)
     _check_resume(run_dir, container)
-    memory_check.check_fits(make_plan(config).memory.as_dict(), memory_check.device_memory(jax.local_devices()),
+    memory_check.check_fits(make_plan(config).memory.as_dict(),
+                            memory_check.device_memory(jax.local_devices()),
                             skip=config.trainer.skip_memory_check)
     return _train(config, run_dir, container)
 

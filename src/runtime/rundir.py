@@ -7,6 +7,7 @@ runs leave nothing behind and never touch a directory another process holds.
 """
 
 import dataclasses
+import os
 import shutil
 from pathlib import Path
 
@@ -46,7 +47,10 @@ class Claim:
             shutil.rmtree(self.path, ignore_errors=True)
 
     def release(self) -> None:
+        """The run is over; a directory this process made and left empty is removed."""
         self.lock.release()
+        if self.created and self.path.is_dir() and os.listdir(self.path) == [lock.LOCK_FILE]:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def claim(run_dir: Path, *, primary: bool = True) -> Claim:

@@ -76,10 +76,15 @@ def test_a_refused_claim_removes_only_a_directory_it_made(tmp_path):
     assert made.created and (made.path / lock.LOCK_FILE).exists()
     made.abandon()
     assert not (tmp_path / "new").exists()
+    made.release()  # after abandon: nothing left to do
     (tmp_path / "old").mkdir()
     kept = rundir.claim(tmp_path / "old")
     kept.abandon()
     assert (tmp_path / "old").is_dir()
+    unused = rundir.claim(tmp_path / "unused")  # made, then never written by the run
+    assert lock.held_here(tmp_path / "unused")
+    unused.release()
+    assert not (tmp_path / "unused").exists() and not lock.held_here(tmp_path / "unused")
 
 
 def test_storage_through_a_file_is_one_line(tmp_path):
