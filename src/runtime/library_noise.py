@@ -29,16 +29,21 @@ def _asyncio_record(record: logging.LogRecord) -> bool:
     return not orphan or _verbose()
 
 
+_next_hook = sys.__unraisablehook__  # the hook installed before ours gets everything else
+
+
 def _unraisable(unraisable) -> None:
     error = unraisable.exc_value
     if isinstance(error, RuntimeError) and str(error) == "Event loop is closed" and not _verbose():
         return
-    sys.__unraisablehook__(unraisable)
+    _next_hook(unraisable)
 
 
 def install() -> None:
     """Idempotent; process-wide (loggers and sys.unraisablehook)."""
+    global _next_hook
     for name, keep in (("absl", _orbax_record), ("asyncio", _asyncio_record)):
         if keep not in logging.getLogger(name).filters:
             logging.getLogger(name).addFilter(keep)
-    sys.unraisablehook = _unraisable
+    if sys.unraisablehook is not _unraisable:
+        _next_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
