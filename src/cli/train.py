@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 
 def main() -> None:
+    # A log file on a full disk must not print a traceback per record (the failure is reported
+    # once); the logging docs' advice for production.
+    logging.raiseExceptions = False
     claim = None
     try:
         args = preflight.parse_command_line(sys.argv[1:])

@@ -7,12 +7,19 @@ the Checkpointer, which reports it once (one line for a full disk). `install` dr
 - writes still running when the save gave up complete later and try to wake orbax's event
   loop, already closed: tensorstore reports "Event loop is closed" as unraisable exceptions.
 
+Background writers of other libraries (TensorBoard's event thread) die on a full or read-only
+disk with a traceback; that becomes one warning line naming the thread and the cause.
 HYDRA_FULL_ERROR=1 keeps all of them, as it keeps tracebacks.
 """
 
 import logging
 import os
 import sys
+import threading
+
+from hydralearn.runtime.storage import storage_cause
+
+logger = logging.getLogger(__name__)
 
 
 def _verbose() -> bool:
@@ -30,6 +37,16 @@ def _asyncio_record(record: logging.LogRecord) -> bool:
 
 
 _next_hook = sys.__unraisablehook__  # the hook installed before ours gets everything else
+_next_thread_hook = threading.__excepthook__
+
+
+def _thread_exception(args) -> None:
+    cause = storage_cause(args.exc_value) if args.exc_value is not None else None
+    if cause is None or _verbose():
+        _next_thread_hook(args)
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    logger.warning("%s stopped: %s", name, cause)
 
 
 def _unraisable(unraisable) -> None:
@@ -41,9 +58,11 @@ def _unraisable(unraisable) -> None:
 
 def install() -> None:
     """Idempotent; process-wide (loggers and sys.unraisablehook)."""
-    global _next_hook
+    global _next_hook, _next_thread_hook
     for name, keep in (("absl", _orbax_record), ("asyncio", _asyncio_record)):
         if keep not in logging.getLogger(name).filters:
             logging.getLogger(name).addFilter(keep)
     if sys.unraisablehook is not _unraisable:
         _next_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
+    if threading.excepthook is not _thread_exception:
+        _next_thread_hook, threading.excepthook = threading.excepthook, _thread_exception

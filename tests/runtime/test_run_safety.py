@@ -91,10 +91,12 @@ def result(started, name: str) -> subprocess.CompletedProcess:
 
 
 def _one_line_refusal(done: subprocess.CompletedProcess, code: int = 2) -> str:
-    assert done.returncode == code, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr + done.stdout
-    (line,) = errors(done.stderr)
-    return line
+    output = f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    assert done.returncode == code, output
+    assert "Traceback" not in done.stderr + done.stdout, output
+    lines = errors(done.stderr)
+    assert len(lines) == 1, output
+    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -213,10 +215,11 @@ def test_full_disk_during_a_save_keeps_the_previous_checkpoint(started, race):
     line = _one_line_refusal(done, code=5)
     mount = started["root"] / "full"
     assert line.startswith(f"hydralearn: error: checkpoint of step 8 could not be written to "
-                           f"{mount / 'run' / 'checkpoints'}: No space left on device (disk {mount} (tmpfs): ")
-    assert "Task exception" not in done.stdout
+                           f"{mount / 'run' / 'checkpoints'}: No space left on device (disk {mount} (tmpfs): "), line
+    assert "Task exception" not in done.stdout, done.stdout
     checkpoints = started["root"] / "full_out" / "run" / "checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["4"]  # no partial step left
+    left = sorted(p.name for p in checkpoints.iterdir())
+    assert left == ["4"], left  # no partial step left
     assert integrity.verify(checkpoints / "4") is None
 
 
