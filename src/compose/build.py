@@ -43,9 +43,11 @@ class Program:
     state_shardings: TrainState
     batch_sharding: NamedSharding
     init_state: Callable[[], TrainState]  # jitted: creates the state already sharded
-    train_step: Callable  # jitted: (state, inputs, targets) -> (state, metrics); donates state
-    eval_step: Callable  # jitted: (params, inputs, targets) -> loss
-    apply: Callable  # pure: (params, tokens) -> logits (B, T, V)
+    # Batches are (inputs, targets[, segments]); `segments` (packed documents) is a dict of
+    # `positions` and `segment_ids` (B, T), segment 0 being padding, which the loss skips.
+    train_step: Callable  # jitted: (state, inputs, targets[, segments]) -> (state, metrics); donates state
+    eval_step: Callable  # jitted: (params, inputs, targets[, segments]) -> mean loss per token
+    apply: Callable  # pure: (params, tokens[, positions, segment_ids]) -> DecoderOutput
     schedule: optax.Schedule
     num_params: int
     param_bytes_per_device: int  # parameters only, on the device holding the most
@@ -102,17 +104,21 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         params = nnx.state(create(), nnx.Param)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
-    def apply(params, tokens):
-        return nnx.merge(graphdef, params)(tokens)
+    def apply(params, tokens, positions=None, segment_ids=None):
+        return nnx.merge(graphdef, params)(tokens, positions=positions, segment_ids=segment_ids)
 
-    def loss_fn(params, inputs, targets):
-        out = apply(params, inputs)
-        ce = cross_entropy(out.logits, targets)
+    def token_loss(params, inputs, targets, segments):
+        out = apply(params, inputs, **(segments or {}))
+        mask = None if segments is None else segments["segment_ids"] != 0
+        return cross_entropy(out.logits, targets, mask), out
+
+    def loss_fn(params, inputs, targets, segments):
+        ce, out = token_loss(params, inputs, targets, segments)
         objective = ce + sum(v for k, v in out.aux.items() if k.endswith("_loss"))
         return objective, {"loss": ce, **out.aux}
 
-    def train_step(state: TrainState, inputs, targets):
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, inputs, targets)
+    def train_step(state: TrainState, inputs, targets, segments=None):
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, inputs, targets, segments)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
@@ -131,14 +137,24 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         config=config, mesh=mesh, graphdef=graphdef, state_shardings=state_shardings,
         batch_sharding=b_sharding,
         init_state=jax.jit(init_state, out_shardings=state_shardings),
-        train_step=jax.jit(train_step, donate_argnums=0,
-                           in_shardings=(state_shardings, b_sharding, b_sharding),
-                           out_shardings=(state_shardings, replicated)),
-        eval_step=jax.jit(lambda params, x, y: cross_entropy(apply(params, x).logits, y),
-                          in_shardings=(p_shardings, b_sharding, b_sharding)),
+        train_step=_segments_optional(jax.jit(
+            train_step, donate_argnums=0, in_shardings=(state_shardings, b_sharding, b_sharding, b_sharding),
+            out_shardings=(state_shardings, replicated))),
+        eval_step=_segments_optional(jax.jit(
+            lambda params, x, y, segments: token_loss(params, x, y, segments)[0],
+            in_shardings=(p_shardings, b_sharding, b_sharding, b_sharding))),
         apply=apply, schedule=optimizer.schedule, num_params=num_params,
         param_bytes_per_device=bytes_per_device(abstract, p_shardings),
         matmul_params=num_params - _lookup_only_params(config) - inactive_expert_params(abstract, config))
+
+
+def _segments_optional(jitted) -> Callable:
+    """`jitted(a, inputs, targets[, segments])`: jit with in_shardings wants every positional
+    argument, so a left-out `segments` is passed as None (no leaves: one sequence per row)."""
+    def call(*args):
+        return jitted(*args, *(None,) * (4 - len(args)))
+    call.lower = lambda *args: jitted.lower(*args, *(None,) * (4 - len(args)))
+    return call
 
 
 def _keep_if(finite: jax.Array, new, old):

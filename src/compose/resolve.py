@@ -15,6 +15,8 @@ from hydralearn.compose.remat import remat_errors, resolve_remat
 from hydralearn.compose.schema import AUTO, MeshConfig, MeshMode, TrainConfig
 from hydralearn.compose.sharding import (batch_errors, indivisible, missing_rules, param_specs,
                                          unused_axes)
+from hydralearn.data.config import Packing
+from hydralearn.data.tokenizer import padded_vocab_size
 from hydralearn.errors import ConfigError
 
 
@@ -33,10 +35,13 @@ def resolve(config: TrainConfig, *, device_count: int | None = None,
         per_device = measured_cpu_peak() / hardware.devices_per_host
         hardware = dataclasses.replace(hardware, peak_flops_per_device=per_device)
     model = config.model
+    if model.vocab_size == AUTO:
+        model = dataclasses.replace(model, vocab_size=padded_vocab_size(config.data))
     if model.compute_dtype == AUTO:
         model = dataclasses.replace(model, compute_dtype=hardware.preferred_compute_dtype)
     shape = AttentionShape(compute_dtype=model.compute_dtype, head_dim=model.resolved_head_dim,
-                           seq_len=config.data.seq_len)
+                           seq_len=config.data.seq_len,
+                           segments=config.data.packing is Packing.segments)
     kernel = resolve_kernel(config.kernel, preferred=hardware.preferred_kernel, host=host, shape=shape)
     remat = resolve_remat(config.remat, preferred=hardware.preferred_remat)
     errors += kernel_errors(kernel, host=host, shape=shape)

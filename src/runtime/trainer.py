@@ -1,15 +1,16 @@
 """The training loop: data -> jitted step -> metrics, periodic eval and checkpoints.
 
 A run resumes from the newest complete checkpoint in <run_dir>/checkpoints. Everything a step
-depends on is restored or recomputed from it: the TrainState (step, params, optimizer state)
-and the data position (batches are a pure function of (data.seed, step); no step draws
-randomness), so the steps after a resume are bit-identical to an uninterrupted run's.
+depends on is restored from it: the TrainState (step, params, optimizer state) and the data
+loader's position (its Grain iterator state); no step draws randomness, so the steps after a
+resume are bit-identical to an uninterrupted run's.
 """
 
 import dataclasses
 import enum
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,7 @@ import numpy as np
 
 from hydralearn.compose.build import Program
 from hydralearn.compose.schema import CheckpointConfig, NonFinite, TrainerConfig
-from hydralearn.data import tokenizer
-from hydralearn.data.config import DataConfig
-from hydralearn.data.corpus import Corpus, unigram_cross_entropy
-from hydralearn.data.pipeline import heldout_batches, train_batch
+from hydralearn.data.loader import HostBatch, Loader
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.runtime.errors import RunError
 from hydralearn.runtime.metrics import MetricsLog
@@ -54,8 +52,9 @@ class RunSummary:
     resumed_from: int  # 0 for a fresh start
     skipped_steps: int  # steps whose update was dropped (trainer.nonfinite=skip)
     train_loss: float = float("nan")  # last step's training loss
-    eval_loss: float = float("nan")  # held-out loss at the end
-    unigram_loss: float = float("nan")  # held-out loss of the byte-frequency baseline
+    eval_loss: float = float("nan")  # held-out loss at the end, nats per token of the tokenizer
+    bits_per_byte: float = float("nan")  # the same loss per byte of text: compares tokenizers
+    unigram_loss: float = float("nan")  # held-out loss of the token-frequency baseline
     steps_per_s: float = float("nan")  # after the first (compiling) step of this process
     tokens_per_s: float = float("nan")
     mfu: float = float("nan")
@@ -75,7 +74,7 @@ class Throughput:
                 "mfu": tokens_per_s * self.flops_per_token / self.peak_flops}
 
 
-def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: TrainerConfig,
+def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
           checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path,
           config_record: dict | None = None, on_start: Callable[[], None] | None = None) -> RunSummary:
     """Train to `trainer.steps`, resuming from the newest intact checkpoint.
@@ -99,8 +98,9 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
         start = restored.step if restored else 0
         skipped = restored.meta.get("skipped_steps", 0) if restored else 0
         if restored:
+            loader.set_state(restored.data_state)
             logger.info("resuming from step %d", start)
-        loop = _Loop(program, data=data, corpus=corpus, trainer=trainer, checkpoint=checkpoint,
+        loop = _Loop(program, loader=loader, trainer=trainer, checkpoint=checkpoint,
                      checkpointer=checkpointer, throughput=throughput, skipped=skipped,
                      log=MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start))
         state = restored.state if restored else program.init_state()
@@ -111,6 +111,7 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
             loop.log.close()
     finally:
         checkpointer.close()  # waits for writes in flight: a started checkpoint is completed
+        loader.close()
     summary = loop.summary(state, status=status, start=start, wall_s=time.perf_counter() - started)
     if status is RunStatus.COMPLETED:
         (Path(run_dir) / "summary.json").write_text(
@@ -119,15 +120,15 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
 
 
 class _Loop:
-    def __init__(self, program: Program, *, data: DataConfig, corpus: Corpus,
-                 trainer: TrainerConfig, checkpoint: CheckpointConfig, checkpointer: Checkpointer,
+    def __init__(self, program: Program, *, loader: Loader, trainer: TrainerConfig,
+                 checkpoint: CheckpointConfig, checkpointer: Checkpointer,
                  throughput: Throughput, skipped: int, log: MetricsLog):
-        self.program, self.data, self.corpus, self.trainer = program, data, corpus, trainer
+        self.program, self.loader, self.trainer = program, loader, trainer
         self.checkpoint, self.checkpointer, self.throughput = checkpoint, checkpointer, throughput
         self.skipped, self.log = skipped, log
-        self.put = lambda x: jax.device_put(x, program.batch_sharding)
-        self.evals = [(self.put(b.inputs), self.put(b.targets))
-                      for b in heldout_batches(data, corpus, trainer.eval_batches)]
+        self.heldout = loader.heldout(trainer.eval_batches)
+        self.evals = [(self.put(b), float(b.mask.sum())) for b in self.heldout]
+        self.data_stats: list[dict[str, float]] = []  # per step since the last record
         self.pending = None  # (step, device metrics): fetched while the next step runs
         self.last: dict[str, float] = {}  # the newest fetched step's metrics
         self.first = self.window = self.newest = None  # (time, step) marks for rates
@@ -135,8 +136,9 @@ class _Loop:
 
     def run(self, state, *, start: int, preemption: Preemption, watchdog: Watchdog):
         for step in range(start, self.trainer.steps):
-            batch = train_batch(self.data, self.corpus, step)
-            state, metrics = self.program.train_step(state, self.put(batch.inputs), self.put(batch.targets))
+            batch = next(self.loader)
+            state, metrics = self.program.train_step(state, *self.put(batch))
+            self.data_stats.append(self.loader.stats(batch))
             self._flush()
             watchdog.beat()
             self.pending = (step, metrics)
@@ -162,12 +164,13 @@ class _Loop:
 
     def _save(self, step: int, state, evaluated: dict[str, float]) -> None:
         self._flush()  # with nonfinite=stop, a non-finite step raises here, before it is saved
-        meta = {"step": step, "data_seed": self.data.seed, "seed": self.program.config.seed,
-                "skipped_steps": self.skipped}
+        meta = {"step": step, "data_seed": self.program.config.data.seed,
+                "seed": self.program.config.seed, "skipped_steps": self.skipped}
         values = {**self.last, **evaluated}
         name = self.checkpoint.best_metric
         metrics = {name: values[name]} if self.checkpoint.keep_best and name in values else None
-        if self.checkpointer.save(step, state, meta=meta, metrics=metrics):
+        if self.checkpointer.save(step, state, meta=meta, data_state=self.loader.get_state(),
+                                  metrics=metrics):
             self.log.write(step, {"checkpoint_blocking_s": self.checkpointer.blocking_s})
 
     def _flush(self) -> None:
@@ -187,9 +190,25 @@ class _Loop:
             self.log.write(step + 1, values)
         elif (step + 1) % self.trainer.log_every == 0 or step + 1 == self.trainer.steps or values["nonfinite"]:
             values |= self.throughput.rates(step - self.window[1], now - self.window[0])
+            values |= self._data_window()
             self.log.write(step + 1, values)
             self.window = (now, step)
         self.last, self.newest = values, (now, step)
+
+    def put(self, batch: HostBatch) -> tuple:
+        """(inputs, targets[, segments]) as global arrays from this process's rows."""
+        def put(x):
+            return jax.make_array_from_process_local_data(self.program.batch_sharding, x)
+        arrays = (put(batch.inputs), put(batch.targets))
+        if batch.segment_ids is None:
+            return arrays
+        return (*arrays, {"positions": put(batch.positions), "segment_ids": put(batch.segment_ids)})
+
+    def _data_window(self) -> dict[str, float]:
+        """The loader's statistics averaged over the steps since the last record."""
+        window, self.data_stats = self.data_stats, []
+        out = {k: float(np.mean([s[k] for s in window])) for k in (window[0] if window else {})}
+        return out | ({"bad_records": self.loader.bad_records} if self.loader.bad_records else {})
 
     def _overall_rates(self) -> dict[str, float]:
         steps = self.newest[1] - self.first[1]
@@ -210,7 +229,9 @@ class _Loop:
             "optim.lr or raise optim.warmup_steps, or set trainer.nonfinite=skip to drop such steps")
 
     def evaluate(self, state) -> float:
-        return float(np.mean([float(self.program.eval_step(state.params, x, y)) for x, y in self.evals]))
+        """Mean loss per held-out target token (padding excluded)."""
+        losses = [(float(self.program.eval_step(state.params, *batch)), n) for batch, n in self.evals]
+        return sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
 
     def summary(self, state, *, status: RunStatus, start: int, wall_s: float) -> RunSummary:
         base = dict(status=status, steps=int(jax.device_get(state.step)), resumed_from=start,
@@ -218,18 +239,21 @@ class _Loop:
         if status is not RunStatus.COMPLETED:
             return RunSummary(**base, wall_s=wall_s)
         rates = {k: self.final[k] for k in ("tokens_per_s", "mfu") if k in self.final}
+        eval_loss = self.final["eval_loss"]
         return RunSummary(
-            **base, **rates, eval_loss=self.final["eval_loss"],
-            unigram_loss=unigram_cross_entropy(self.corpus.train, self.corpus.heldout),
+            **base, **rates, eval_loss=eval_loss,
+            bits_per_byte=eval_loss / math.log(2) * self.loader.tokens_per_byte(),
+            unigram_loss=self.loader.unigram_loss(self.heldout),
             steps_per_s=rates.get("tokens_per_s", float("nan")) / self.throughput.tokens_per_step,
-            wall_s=wall_s, sample=_sample(self.program, state, self.data, self.trainer))
+            wall_s=wall_s, sample=_sample(self.program, state, self.loader, self.trainer))
 
 
-def _sample(program: Program, state, data: DataConfig, trainer: TrainerConfig) -> str:
+def _sample(program: Program, state, loader: Loader, trainer: TrainerConfig) -> str:
     if not trainer.sample_tokens:
         return ""
-    prompt = tokenizer.encode(trainer.sample_prompt)
-    num_tokens = min(trainer.sample_tokens, data.seq_len - len(prompt))
+    tokenizer, seq_len = loader.tokenizer, program.config.data.seq_len
+    prompt = np.asarray(tokenizer.encode(trainer.sample_prompt), np.int32)
+    num_tokens = min(trainer.sample_tokens, seq_len - len(prompt))
     tokens = generate(program.apply, state.params, prompt, num_tokens=num_tokens,
-                      buffer_len=data.seq_len, temperature=trainer.sample_temperature, seed=0)
-    return tokenizer.decode(np.asarray(tokens))
+                      buffer_len=seq_len, temperature=trainer.sample_temperature, seed=0)
+    return tokenizer.decode(np.asarray(tokens).tolist())

@@ -18,12 +18,13 @@ from hydralearn.compose.schema.optim import OptimConfig
 from hydralearn.compose.schema.remat import CHECKPOINT_NAMES, NameAction, RematConfig, RematPolicy
 from hydralearn.compose.schema.run import (BestMode, CheckpointConfig, NonFinite, SaveMode,
                                            TrainerConfig)
-from hydralearn.data.config import DataConfig, Source
+from hydralearn.data.config import DATA_SCHEMAS, DataConfig, Source
+from hydralearn.data.tokenizer_config import TOKENIZER_SCHEMAS
 
 __all__ = ["AUTO", "CHECKPOINT_NAMES", "MESH_AXES", "BestMode", "CheckpointConfig", "DataConfig",
            "HardwareConfig", "Kernel", "KernelConfig", "MeshConfig", "MeshMode", "NameAction",
            "NonFinite", "OptimConfig", "Platform", "RematConfig", "RematPolicy", "SaveMode",
-           "ShardingConfig", "Source", "TrainConfig", "TrainerConfig", "GROUPS"]
+           "ShardingConfig", "Source", "TrainConfig", "TrainerConfig", "GROUPS", "OPTION_SCHEMAS"]
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -47,6 +48,10 @@ GROUPS: dict[str, tuple[str, type]] = {
     "hardware": ("hardware", HardwareConfig), "mesh": ("mesh", MeshConfig),
     "sharding": ("sharding", ShardingConfig), "remat": ("remat", RematConfig),
     "kernel": ("kernel", KernelConfig), "optim": ("adamw", OptimConfig),
-    "data": ("data", DataConfig), "trainer": ("trainer", TrainerConfig),
+    "trainer": ("trainer", TrainerConfig),
     "checkpoint": ("checkpoint", CheckpointConfig),
 }
+
+# Groups with one schema per option (group -> option name -> schema), each stored as
+# `<group>/base_<option>`: `data=jsonl` extends data/base_jsonl.
+OPTION_SCHEMAS: dict[str, dict[str, type]] = {"data": DATA_SCHEMAS, "data/tokenizer": TOKENIZER_SCHEMAS}
