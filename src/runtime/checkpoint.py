@@ -53,7 +53,7 @@ class Restored:
     step: int
     state: Any  # TrainState, placed in the target shardings
     meta: dict  # the JSON written with it
-    data_state: dict | None = None  # this process's data-loader position
+    data_state: dict | None = None  # this process's data-loader position, if saved
 
 
 class _DataPosition:
@@ -97,18 +97,18 @@ def saved_config(directory: Path) -> dict | None:
     return None
 
 
-def _check_data_position(step_dir: Path) -> None:
-    """Refuse a checkpoint whose data position this run cannot continue: none saved, or saved
-    by another number of JAX processes (each process's shard and position are its own)."""
+def _has_data_position(step_dir: Path) -> bool:
+    """Whether the step holds a data position this run can continue; RunRefused if it was
+    saved by another number of JAX processes (each process's shard and position are its own)."""
     files = sorted((step_dir / "data").glob("process_*-of-*.json"))
     if not files:
-        raise RunRefused(f"checkpoint {step_dir} holds no data-loader position (written by an "
-                         "older hydralearn); set name=<new name> to start a new run")
+        return False
     saved, count = int(files[0].stem.rsplit("-of-", 1)[1]), jax.process_count()
     if saved != count:
         raise RunRefused(f"checkpoint {step_dir} was written by {saved} JAX processes and this run "
                          f"has {count}: each process resumes its own data shard, so resume with "
                          f"{saved} processes (or set name=<new name> for a new run)")
+    return True
 
 
 def abstract_state(init_state, shardings) -> Any:
@@ -250,26 +250,28 @@ class Checkpointer:
             raise ConfigError(
                 [f"checkpoint {path} does not fit this config (it was left as it is):"] + shown
                 + ["to train a new experiment, set name=<new name> or hydra.run.dir=<new dir>"])
-        _check_data_position(path)
+        items = {"data": grain.checkpoint.CheckpointRestore(_DataPosition())} \
+            if _has_data_position(path) else {}
         started = time.perf_counter()
         try:
             out = self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(target), run=ocp.args.JsonRestore(),
-                data=grain.checkpoint.CheckpointRestore(_DataPosition())))
+                state=ocp.args.StandardRestore(target), run=ocp.args.JsonRestore(), **items))
             jax.block_until_ready(out.state)
         except Exception as e:
             raise storage.failed("cannot read checkpoint", path, e) or e
         logger.info("restored checkpoint %s in %.2f s", path, time.perf_counter() - started)
-        return Restored(step=step, state=out.state, meta=dict(out.run), data_state=out.data.state)
+        return Restored(step=step, state=out.state, meta=dict(out.run),
+                        data_state=out.data.state if items else None)
 
     def restore_latest(self, target) -> Restored | None:
         """The newest intact checkpoint in `target`'s shardings; None if there is none."""
         step = self.newest_intact()
         return None if step is None else self.restore(step, target)
 
-    def save(self, step: int, state, *, meta: dict, data_state: dict, metrics: dict | None = None) -> bool:
-        """Start writing `state` and the loader's `data_state` as `step`; False if that step is
-        already saved.
+    def save(self, step: int, state, *, meta: dict, data_state: dict | None = None,
+             metrics: dict | None = None) -> bool:
+        """Start writing `state` (and the data loader's position `data_state`, if given) as
+        `step`; False if that step is already saved.
 
         Raises StorageError (the partial step removed) if this or the previous write failed
         for lack of space or a read-only/missing disk.
@@ -277,8 +279,9 @@ class Checkpointer:
         if step in self._manager.all_steps():
             return False
         started = time.perf_counter()
-        items = {"state": ocp.args.StandardSave(state), "run": ocp.args.JsonSave(meta),
-                 "data": grain.checkpoint.CheckpointSave(_DataPosition(data_state))}
+        items = {"state": ocp.args.StandardSave(state), "run": ocp.args.JsonSave(meta)}
+        if data_state is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(_DataPosition(data_state))
         if self.record is not None:
             items["config"] = ocp.args.JsonSave(self.record)
         try:

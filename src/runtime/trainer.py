@@ -22,7 +22,7 @@ from hydralearn.compose.build import Program
 from hydralearn.compose.schema import CheckpointConfig, NonFinite, TrainerConfig
 from hydralearn.data.loader import HostBatch, Loader
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
-from hydralearn.runtime.errors import RunError
+from hydralearn.runtime.errors import RunError, RunRefused
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
 from hydralearn.runtime.sample import generate
@@ -98,6 +98,9 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
         start = restored.step if restored else 0
         skipped = restored.meta.get("skipped_steps", 0) if restored else 0
         if restored:
+            if restored.data_state is None:
+                raise RunRefused(f"checkpoint {restored.step} holds no data-loader position (written "
+                                 "by an older hydralearn); set name=<new name> for a new run")
             loader.set_state(restored.data_state)
             logger.info("resuming from step %d", start)
         loop = _Loop(program, loader=loader, trainer=trainer, checkpoint=checkpoint,

@@ -74,7 +74,7 @@ def test_state_is_created_sharded_on_eight_devices():
 def test_greedy_sampling_matches_step_by_step_argmax(tiny_program):
     program = tiny_program
     params = program.init_state().params
-    prompt = tokenizer.encode("ab")
+    prompt = np.asarray(tokenizer.BYTE.encode("ab"), np.int32)
     out = np.asarray(generate(program.apply, params, prompt, num_tokens=5, buffer_len=16,
                               temperature=0.0, seed=0))
     tokens = list(prompt)
