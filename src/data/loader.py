@@ -66,9 +66,13 @@ class _Pieces(FlatMapTransform):
         self.length = length
 
     def flat_map(self, element):
-        tokens, component, step = element["tokens"], element["component"], self.length
-        return [{"inputs": tokens[s:s + step], "targets": tokens[s + 1:s + step + 1],
-                 "component": component[s + 1:s + step + 1]} for s in range(0, len(tokens) - 1, step)]
+        tokens, component, last = element["tokens"], element["component"], len(element["tokens"]) - 1
+        pieces = []
+        for start in range(0, last, self.length):
+            end = min(start + self.length, last)  # inputs [start, end), targets one further
+            pieces.append({"inputs": tokens[start:end], "targets": tokens[start + 1:end + 1],
+                           "component": component[start + 1:end + 1]})
+        return pieces
 
 
 def _documents(source, indices: np.ndarray, *, inputs: Inputs, component: int,
