@@ -165,7 +165,7 @@ class MixtureData(DataConfig):
     each component is split into train and held-out documents on its own."""
 
     source: Source = Source.mixture
-    mixture: dict[str, Component] = MISSING
+    mixture: dict[str, Component] = dataclasses.field(default_factory=dict)
 
     def source_errors(self) -> list[str]:
         if not self.mixture:

@@ -13,9 +13,9 @@ SEQ = 24
 BATCHES = 160  # > one epoch of the ~60 generated documents, byte-level too
 
 
-def load_data(*overrides: str):
+def load_data(*overrides: str, location=compose_config.DEFAULT):
     config = compose_config.load(["model.vocab_size=auto", f"data.seq_len={SEQ}", "data.batch_size=4",
-                                  "data.heldout_percent=10", *overrides])
+                                  "data.heldout_percent=10", *overrides], location)
     return config.data
 
 
