@@ -63,10 +63,10 @@ class ShardWriter:
         self.offsets = [0]
         self.num_bytes = 0
 
-    def add(self, documents: list[np.ndarray], num_bytes: int) -> None:
-        for doc in documents:
-            self._file.write(np.asarray(doc, self.dtype).tobytes())
-            self.offsets.append(self.offsets[-1] + len(doc))
+    def add(self, tokens: np.ndarray, num_bytes: int) -> None:
+        """One document's tokens, and the bytes of text they encode."""
+        self._file.write(np.asarray(tokens, self.dtype).tobytes())
+        self.offsets.append(self.offsets[-1] + len(tokens))
         self.num_bytes += num_bytes
 
     def close(self) -> dict:

@@ -37,13 +37,13 @@ class TokenizeResult:
         return self.tokens / max(self.seconds, 1e-9)
 
 
-def _encode(task: tuple[int, int, int]) -> tuple[list[np.ndarray], int]:
+def _encode(task: tuple[int, int, int]) -> list[tuple[np.ndarray, int]]:
+    """(tokens, UTF-8 bytes) of each document of one chunk; runs in a worker process."""
     component, start, stop = task
     documents, tokenizer = _WORK["documents"][component], _WORK["tokenizer"]
     texts = [documents[i] for i in range(start, stop)]
-    encoded = tokenizer.encode_batch(texts)
-    return [np.asarray(tokenizer.wrap(ids), np.int32) for ids in encoded], \
-        sum(len(t.encode("utf-8")) for t in texts)
+    return [(np.asarray(tokenizer.wrap(ids), np.int32), len(text.encode("utf-8")))
+            for ids, text in zip(tokenizer.encode_batch(texts), texts)]
 
 
 def open_for_tokenizing(config: DataConfig, out: Path) -> Inputs:
@@ -72,15 +72,16 @@ def tokenize(inputs: Inputs, out: Path, *, workers: int | None = None, shard_tok
     # parallel use across a fork, so each worker encodes single-threaded.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for encoded, num_bytes in pool.imap(_encode, tasks):
-            if writer is None:
-                writer = ShardWriter(out, f"shard_{len(writers):05d}", identity=inputs.tokenizer.identity)
-            writer.add(encoded, num_bytes)
-            documents += len(encoded)
+        for chunk in pool.imap(_encode, tasks):
+            for tokens, num_bytes in chunk:
+                if writer is None:
+                    writer = ShardWriter(out, f"shard_{len(writers):05d}", identity=inputs.tokenizer.identity)
+                writer.add(tokens, num_bytes)
+                if writer.offsets[-1] >= shard_tokens:
+                    writers.append(writer.close())
+                    writer = None
+            documents += len(chunk)
             progress(documents)
-            if writer.offsets[-1] >= shard_tokens:
-                writers.append(writer.close())
-                writer = None
     if writer is not None:
         writers.append(writer.close())
     return TokenizeResult(shards=len(writers), documents=documents,

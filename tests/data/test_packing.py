@@ -46,29 +46,31 @@ def segment_program():
     return build(tiny_config("kernel=xla", "data.seq_len=32"), devices=jax.devices()[:1])
 
 
-def _logits(program, params, tokens, segment_ids, positions):
-    out = program.apply(params, jnp.asarray([tokens]), positions=jnp.asarray([positions]),
-                        segment_ids=jnp.asarray([segment_ids]))
-    return np.asarray(out.logits[0])
+def _logits(apply, params, tokens, segment_ids=None, positions=None):
+    """One row's logits (T, V); without segment ids, the row is one sequence."""
+    extra = {} if segment_ids is None else dict(positions=jnp.asarray([positions], jnp.int32),
+                                                 segment_ids=jnp.asarray([segment_ids], jnp.int32))
+    return np.asarray(apply(params, jnp.asarray([tokens], jnp.int32), **extra)[0])
 
 
 def test_a_document_does_not_see_its_neighbour(segment_program):
     program = segment_program
     params = program.init_state().params
+    apply = jax.jit(lambda p, tokens, **kw: program.apply(p, tokens, **kw).logits)
     rng = np.random.default_rng(0)
     a, b, b2 = rng.integers(1, 256, 12), rng.integers(1, 256, 14), rng.integers(1, 256, 14)
     pad = np.zeros(32 - 26, np.int64)
     segments = np.concatenate([np.full(12, 1), np.full(14, 2), pad])
     positions = np.concatenate([np.arange(12), np.arange(14), pad])
-    packed = _logits(program, params, np.concatenate([a, b, pad]), segments, positions)
-    changed = _logits(program, params, np.concatenate([a, b2, pad]), segments, positions)
+    packed = _logits(apply, params, np.concatenate([a, b, pad]), segments, positions)
+    changed = _logits(apply, params, np.concatenate([a, b2, pad]), segments, positions)
     np.testing.assert_array_equal(packed[:12], changed[:12])  # a's logits: bit for bit
     # b packed after a equals b alone at the start of a row: positions restart, nothing of a leaks.
-    alone = _logits(program, params, np.concatenate([b, np.zeros(18, np.int64)]),
+    alone = _logits(apply, params, np.concatenate([b, np.zeros(18, np.int64)]),
                     np.concatenate([np.ones(14), np.zeros(18)]), np.concatenate([np.arange(14), np.zeros(18)]))
     np.testing.assert_allclose(packed[12:26], alone[:14], atol=2e-5)
     # The check can fail: without segment ids, b attends to a and its logits move.
-    unmasked = np.asarray(program.apply(params, jnp.asarray([np.concatenate([a, b, pad])])).logits[0])
+    unmasked = _logits(apply, params, np.concatenate([a, b, pad]))
     assert np.abs(unmasked[12:26] - alone[:14]).max() > 1e-3
 
 
@@ -80,7 +82,7 @@ def test_loss_skips_padding(segment_program):
     segments[:, 20:] = 0
     positions = np.tile(np.arange(32), (8, 1))
     loss = float(program.eval_step(params, tokens, tokens, {"positions": positions, "segment_ids": segments}))
-    logits = np.asarray(program.apply(params, jnp.asarray(tokens)).logits, np.float64)
+    logits = np.asarray(jax.jit(lambda p, t: program.apply(p, t).logits)(params, jnp.asarray(tokens)), np.float64)
     logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
         - logits.max(-1, keepdims=True)
     picked = np.take_along_axis(logp, tokens[..., None], -1)[..., 0]
