@@ -25,7 +25,7 @@ from grain.experimental import (FirstFitPackIterDataset, FlatMapIterDataset, Fla
 from hydralearn.data import pipeline
 from hydralearn.data.config import DataConfig, Packing, Source, SyntheticData
 from hydralearn.data.corpus import Corpus, unigram_cross_entropy
-from hydralearn.data.inputs import Inputs
+from hydralearn.data.inputs import Inputs, open_inputs
 from hydralearn.data.packing import ConcatWindows
 from hydralearn.data.tokenizer import BYTE
 
@@ -240,3 +240,18 @@ class Loader:
 
     def close(self) -> None:
         self._iterator.close()
+
+
+def open_loader(config: DataConfig, *, process: tuple[int, int] = (0, 1)) -> Loader:
+    """A loader with its sources opened (what a run does in two steps: open before JAX work)."""
+    inputs = None if config.source is Source.synthetic else open_inputs(config)
+    return Loader(config, inputs=inputs, process=process)
+
+
+def first_batches(config: DataConfig, count: int) -> list[HostBatch]:
+    """The first `count` training batches of a one-process run (benchmarks)."""
+    loader = open_loader(config)
+    try:
+        return [next(loader) for _ in range(count)]
+    finally:
+        loader.close()
