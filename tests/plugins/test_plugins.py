@@ -122,6 +122,7 @@ def results(tmp) -> dict[str, Result]:
                                           "model.ffn._target_=relu2_layers.relu2.nnx.Linear",
                                           "--cfg", "job"], user_path),
         "broken_entry_point": (tool("train") + ["--cfg", "job"], broken),
+        "broken_entry_point_schema": (tool("schema"), broken),
         "loc": ([sys.executable, str(REPO / "scripts" / "loc_complexity.py"), "--json",
                  "--plugin-root", str(source)], None),
     }
@@ -196,9 +197,9 @@ def test_listed_plugin_module_is_checked_by_its_schema(results):
 @pytest.mark.parametrize("name, message", [
     ("unlisted", f"model.ffn: _target_ '{TARGET}' is not allowed"),
     ("unregistered", "model.ffn: _target_ 'relu2_layers.relu2.nnx.Linear' is not allowed"),
-    ("broken_entry_point", "plugin 'broken = broken_layers.config' (entry point group "
-     "hydralearn.plugins of broken-layers) cannot be imported: ModuleNotFoundError: No module "
-     "named 'jax_layers_that_do_not_exist'"),
+    *((name, "plugin 'broken = broken_layers.config' (entry point group hydralearn.plugins of "
+       "broken-layers) cannot be imported: ModuleNotFoundError: No module named "
+       "'jax_layers_that_do_not_exist'") for name in ("broken_entry_point", "broken_entry_point_schema")),
 ])
 def test_refused_in_one_line(results, name, message):
     """Importable is not allowed: only what a package's entry point or the config's `plugins:`
