@@ -5,8 +5,9 @@ registered by name may run).
 Where a config can name code for Hydra or Python to run, and what is allowed there:
 - `_target_` anywhere under `hydra`: Hydra instantiates its callbacks, launcher and sweeper,
   and every `_target_` nested inside them before them. Allowed: our sweep-summary callback as
-  `hydra.callbacks.<name>`, and the launcher and sweeper plugins Hydra discovers (by class
-  name) as `hydra.launcher` / `hydra.sweeper`; nothing nested, nothing elsewhere.
+  `hydra.callbacks.<name>`, the launcher and sweeper plugins Hydra discovers (by class name)
+  as `hydra.launcher` / `hydra.sweeper`, and nested inside them only what the configs of
+  Hydra and its installed plugins name (e.g. the Optuna sweeper's samplers).
 - `hydra.job_logging` / `hydra.hydra_logging` (logging.config.dictConfig calls `class:` and
   `():`, and imports the module of an `ext://` value): the standard library's logging
   handlers, formatters and filters; `ext://sys.stdout` and `ext://sys.stderr`.
@@ -55,8 +56,9 @@ def _target_error(path: str, target: str) -> str | None:
         kind = path.removeprefix("hydra.")
         return None if target in hydra_plugins(kind) else (
             f"{refused}: not an installed Hydra {kind} plugin; choose one with hydra/{kind}=<name>")
-    return (f"{refused}: under hydra, only hydra.callbacks.<name>, hydra.launcher and "
-            "hydra.sweeper may name code")
+    return None if target in plugin_targets() else (
+        f"{refused}: under hydra, only hydra.callbacks.<name>, hydra.launcher, hydra.sweeper "
+        "and what Hydra's installed plugins name may run")
 
 
 def hydra_plugins(kind: str) -> set[str]:
@@ -67,6 +69,24 @@ def hydra_plugins(kind: str) -> set[str]:
 
     base = {"launcher": Launcher, "sweeper": Sweeper}[kind]
     return {f"{c.__module__}.{c.__qualname__}" for c in Plugins.instance().discover(base)}
+
+
+def plugin_targets(path: str = "hydra") -> set[str]:
+    """Every `_target_` in the configs that Hydra and its installed plugins store under
+    `hydra/` in Hydra's ConfigStore: code installed packages name, never a config file."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.object_type import ObjectType
+
+    hydra_plugins("sweeper")  # discovery imports the plugins, which store their configs
+    store, found = ConfigStore.instance(), set()
+    for name in store.list(path):
+        child = f"{path}/{name}"
+        if store.get_type(child) is ObjectType.GROUP:
+            found |= plugin_targets(child)
+            continue
+        plain = OmegaConf.to_container(store.load(child).node, resolve=False)
+        found |= {str(node["_target_"]) for _, node in _dicts(plain, child) if "_target_" in node}
+    return found
 
 
 def _logging_errors(node: Any, where: str) -> list[str]:

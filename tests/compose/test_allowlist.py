@@ -196,3 +196,17 @@ def test_env_that_tunes_is_allowed(name):
 def test_logging_may_use_only_standard_logging_classes(section, key, value, allowed):
     hydra = OmegaConf.create({"job_logging": {section: {"x": {key: value}}}})
     assert (allowlist.hydra_errors(hydra) == []) is allowed
+
+
+def test_nested_targets_that_an_installed_hydra_plugin_names_are_allowed():
+    """What a plugin stores under hydra/ (as the Optuna sweeper stores its samplers) may be
+    instantiated inside its sweeper; anything else nested there is refused."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="hydra/sweeper/sampler", name="test_sampler",
+                                 node={"_target_": "test_plugin.samplers.Sampler", "seed": 0})
+    basic = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+    for sampler, allowed in (("test_plugin.samplers.Sampler", True), ("builtins.open", False)):
+        hydra = OmegaConf.create({"sweeper": {"_target_": basic, "sampler": {"_target_": sampler}}})
+        assert (allowlist.hydra_errors(hydra) == []) is allowed
+
