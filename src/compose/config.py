@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Iterator
 
+import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
@@ -20,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn import CONF_DIR
 from hydralearn.compose import overrides as override_check
+from hydralearn.compose.files import yaml_problem
 from hydralearn.compose.schema import TrainConfig
 from hydralearn.compose.store import register_schemas
 from hydralearn.compose.validate import describe, validate
@@ -58,6 +60,8 @@ def compose_in_session(full: list[str], location: Location = DEFAULT) -> DictCon
         cfg = hydra_compose(location.config_name, overrides=full, return_hydra_config=True)
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as e:
         raise ConfigError(_diagnose(e, full, location)) from None
+    except yaml.YAMLError as e:  # a config file of a group or experiment that is not YAML
+        raise ConfigError([yaml_problem(e)]) from None
     # As in a real run, `${hydra:...}` interpolations resolve against this composition.
     HydraConfig.instance().set_config(cfg)
     return cfg

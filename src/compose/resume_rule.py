@@ -43,7 +43,7 @@ RULES: tuple[tuple[str, Effect], ...] = (
         "name", "plugins", "hardware", "mesh", "sharding", "remat", "kernel", "checkpoint",
         "trainer.log_every", "trainer.eval_every", "trainer.eval_batches", "trainer.sample_tokens",
         "trainer.sample_prompt", "trainer.sample_temperature", "trainer.nonfinite",
-        "trainer.watchdog_s")),
+        "trainer.watchdog_s", "trainer.skip_memory_check")),
     ("model.compute_dtype", Effect.TRAINING),
     ("optim", Effect.TRAINING),
     ("data", Effect.TRAINING),
