@@ -10,6 +10,7 @@ checkpoint. A multirun checks every point first, then Hydra's sweeper and launch
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -17,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from hydralearn import CONF_DIR
-from hydralearn.cli import hydra_args, hydra_job
+from hydralearn.cli import hydra_args, hydra_job, sweep
 from hydralearn.cli.errors import exit_with
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.store import register_schemas
@@ -25,21 +26,24 @@ from hydralearn.compose.validate import validate
 from hydralearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+SWEEP_FAILED_EXIT = 1
 
 
 def main() -> None:
     args = hydra_args.parse(sys.argv[1:])
-    register_schemas()  # Hydra's own commands compose too: the schemas must be in its store
+    # Hydra's own commands compose too: the schemas and conf/'s place must be known to Hydra.
+    register_schemas()
+    compose_config.register_locations()
     if hydra_args.hands_over(args):
         _hydra_main()  # help, info, completion: Hydra's own, no job runs
         return
     try:
+        hydra_args.check_modes(args)
         where = hydra_args.location(args)
         if args.cfg:
             show_config(args, where)
         elif args.multirun:
-            check_points(args.overrides, where)
-            _hydra_main()  # Hydra's sweeper and launcher run the points (job() below)
+            run_sweep(args.overrides, where)
         else:
             run_once(args.overrides, where)
     except ConfigError as e:
@@ -68,6 +72,21 @@ def run_once(overrides: list[str], where: compose_config.Location) -> None:
                 raise
             print(f"hydralearn: error: {failure.message}", file=sys.stderr)
             sys.exit(failure.exit_code)
+
+
+def run_sweep(overrides: list[str], where: compose_config.Location) -> None:
+    """Every point checked, then Hydra's sweeper and launcher run them (`_hydra_main`); exit
+    status 1 if a point failed. Points report through their run directories' summary.json,
+    which any launcher leaves where this process can read it."""
+    check_points(overrides, where)
+    sweep_dir = Path(str(compose_config.compose(hydra_args.shared_overrides(overrides), where).hydra.sweep.dir))
+    started = time.time()
+    _hydra_main()
+    failed = sweep.failures(sweep_dir, since=started)
+    if failed:
+        print(f"hydralearn: error: {len(failed)} point(s) of the sweep failed (summary in "
+              f"{sweep_dir}/summary.md): {'; '.join(failed)}", file=sys.stderr)
+        sys.exit(SWEEP_FAILED_EXIT)
 
 
 def check_points(overrides: list[str], where: compose_config.Location) -> None:
@@ -119,9 +138,8 @@ def _hydra_main(cfg: DictConfig) -> None:
         if not prepared.complete:
             train_run(prepared, run_dir=run_dir)
     except Exception as e:  # noqa: BLE001 - a failed point must not end the sweep
-        failure = user_failure(e) if not isinstance(e, ConfigError) else None
-        message = "; ".join(e.errors) if isinstance(e, ConfigError) else (
-            failure.message if failure else f"{type(e).__name__}: {e}")
+        failure = user_failure(e)
+        message = failure.message if failure else f"{type(e).__name__}: {e}"
         logger.error("sweep point failed: %s", message)
         record_failure(run_dir, message)
 
