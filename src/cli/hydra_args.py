@@ -82,7 +82,7 @@ def sweep_points(overrides: list[str], where: compose_config.Location) -> list[l
     if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
         return [plain]  # another sweeper chooses its points itself: check what they share
     params = sweeper.get("params") or {}
-    with compose_config.hydra_session(overrides, where):
+    with compose_config.hydra_session(where):
         loader = GlobalHydra.instance().config_loader()
         try:
             parsed = OverridesParser.create(config_loader=loader).parse_overrides(

@@ -53,8 +53,8 @@ def main() -> None:
 def run_once(overrides: list[str], where: compose_config.Location) -> None:
     from hydralearn.cli.run import prepare, train_run, user_failure
 
-    with compose_config.hydra_session(overrides, where) as full:
-        cfg = compose_config.compose_in_session(full, where)
+    with compose_config.hydra_session(where):
+        cfg = compose_config.compose_in_session(overrides, where)
         config = validate(cfg)
         run_dir = Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute()
         prepared = prepare(config, run_dir=run_dir)

@@ -37,7 +37,7 @@ class Location:
 
     config_path: str | None = None  # -cp: the primary config's directory (default: conf/)
     config_name: str = "train"  # -cn
-    config_dir: str | None = None  # --config-dir: searched after the primary's directory
+    config_dir: str | None = None  # --config-dir: searched after the primary's directory (ConfigLocations)
 
     def primary_dir(self) -> Path:
         if self.config_path is None:
@@ -51,16 +51,16 @@ DEFAULT = Location()
 
 def compose(overrides: list[str] = (), location: Location = DEFAULT) -> DictConfig:
     """The composed config, `hydra` node included; ConfigError (every problem) if it fails."""
-    with hydra_session(overrides, location) as full:
-        return compose_in_session(full, location)
+    with hydra_session(location):
+        return compose_in_session(overrides, location)
 
 
-def compose_in_session(full: list[str], location: Location = DEFAULT) -> DictConfig:
-    """`compose` inside a `hydra_session` (which gave `full`), e.g. to run the job in it."""
+def compose_in_session(overrides: list[str], location: Location = DEFAULT) -> DictConfig:
+    """`compose` inside a `hydra_session`, e.g. to run the job in it."""
     try:
-        cfg = hydra_compose(location.config_name, overrides=full, return_hydra_config=True)
+        cfg = hydra_compose(location.config_name, overrides=list(overrides), return_hydra_config=True)
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as e:
-        raise ConfigError(_diagnose(e, full, location)) from None
+        raise ConfigError(_diagnose(e, list(overrides), location)) from None
     # As in a real run, `${hydra:...}` interpolations resolve against this composition.
     HydraConfig.instance().set_config(cfg)
     return cfg
@@ -91,8 +91,8 @@ def register_locations() -> None:
 
 
 @contextlib.contextmanager
-def hydra_session(overrides: list[str], location: Location = DEFAULT) -> Iterator[list[str]]:
-    """Hydra initialised for `location`; yields the overrides Hydra must compose with."""
+def hydra_session(location: Location = DEFAULT) -> Iterator[None]:
+    """Hydra initialised for `location` (its search path as the command line's flags make it)."""
     register_schemas()
     register_locations()
     primary = location.primary_dir()
@@ -104,7 +104,7 @@ def hydra_session(overrides: list[str], location: Location = DEFAULT) -> Iterato
     ConfigLocations.config_dir = extra
     try:
         with initialize_config_dir(config_dir=str(primary), job_name=JOB_NAME, version_base="1.3"):
-            yield list(overrides)
+            yield
     finally:
         ConfigLocations.config_dir = None
 
