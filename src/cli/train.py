@@ -1,11 +1,16 @@
 """`hydralearn-train`: compose, validate, resolve, build and train; a Hydra app.
 
 Every Hydra flag works (--cfg job, -m, --help, --info, -cn, -cp, --config-dir, +key=value,
-~key). A run is composed once, checked (types, allowlist, cross-field rules, the devices
-present, the resume rule) and only then given its run directory (runs/<name>,
-deterministic): `resolved_config.yaml` (every auto concrete), `checkpoints/`, `metrics.jsonl`,
-`tensorboard/` and `summary.json`. Running the same command again resumes from the newest
-checkpoint. A multirun checks every point first, then Hydra's sweeper and launcher run them.
+~key). A run is composed once and checked (types, allowlist, cross-field rules, its name);
+its run directory (runs/<name>, deterministic) is claimed (created, proven writable, locked
+against a second process), the run is resolved for the devices present and checked again
+(resume rule, memory); only then does Hydra's job runner write into it: `resolved_config.yaml`
+(every auto concrete), `checkpoints/`, `metrics.jsonl`, `tensorboard/`, `summary.json`.
+Running the same command again resumes from the newest intact checkpoint. A multirun checks
+every point first, then Hydra's sweeper and launcher run them.
+
+Exit codes: 0 done (or already complete, or preempted and saved), 2 refused (config, held
+run directory, nothing restorable), 3 non-finite loss, 4 watchdog, 5 storage, 130 Ctrl-C.
 """
 
 import logging
@@ -16,13 +21,14 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn import CONF_DIR
 from hydralearn.cli import hydra_args, hydra_job, sweep
 from hydralearn.cli.errors import exit_with
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.store import register_schemas
-from hydralearn.compose.validate import validate
+from hydralearn.compose.validate import validate, validate_hydra
 from hydralearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -30,48 +36,64 @@ SWEEP_FAILED_EXIT = 1
 
 
 def main() -> None:
+    # A log file on a full disk must not print a traceback per record (the failure is reported
+    # once); the logging docs' advice for production.
+    logging.raiseExceptions = False
     args = hydra_args.parse(sys.argv[1:])
-    # Hydra's own commands compose too: the schemas and conf/'s place must be known to Hydra.
-    register_schemas()
-    compose_config.register_locations()
-    if hydra_args.hands_over(args):
-        _hydra_main()  # help, info, completion: Hydra's own, no job runs
-        return
     try:
+        # Hydra's own commands compose too: the schemas and conf/'s place must be known to Hydra.
+        register_schemas()
+        compose_config.register_locations()
         hydra_args.check_modes(args)
         where = hydra_args.location(args)
-        if args.cfg:
+        if hydra_args.hands_over(args):
+            if args.help or args.hydra_help:  # Hydra's help configures logging from the config
+                validate_hydra(compose_config.compose(args.overrides, where))
+            _hydra_main()  # help, info, completion: Hydra's own, no job runs
+        elif args.cfg:
             show_config(args, where)
         elif args.multirun:
             run_sweep(args.overrides, where)
         else:
-            run_once(args.overrides, where)
+            sys.exit(run_once(args.overrides, where))
     except ConfigError as e:
         exit_with(e)
 
 
-def run_once(overrides: list[str], where: compose_config.Location) -> None:
-    from hydralearn.cli.run import prepare, train_run, user_failure
+def run_once(overrides: list[str], where: compose_config.Location) -> int:
+    """Compose, check, claim, resolve, then run; the exit code (user failures in one line)."""
+    from hydralearn.cli import run
 
-    with compose_config.hydra_session(where):
-        cfg = compose_config.compose_in_session(overrides, where)
-        config = validate(cfg)
-        run_dir = Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute()
-        prepared = prepare(config, run_dir=run_dir)
-        if prepared.complete:  # nothing to do, so nothing in the run directory is touched
-            print(f"{run_dir} is already complete; set name=<new name> for a new run")
-            return
-        try:
-            hydra_job.run(cfg, lambda _: train_run(prepared, run_dir=run_dir),
-                          config_name=where.config_name)
-        except ConfigError:
+    run_dir = None
+    try:
+        with compose_config.hydra_session(where):
+            cfg = compose_config.compose_in_session(overrides, where)
+            config = validate(cfg)
+            run.check_name(config)
+            run_dir = Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute()
+            with run.claimed(run_dir) as claim:
+                prepared = run.prepare(config, run_dir=run_dir)
+                if prepared.complete:  # nothing to do, so nothing in the run directory is touched
+                    print(f"{run_dir} is already complete; set name=<new name> for a new run")
+                    return 0
+                claim.started = True
+                summary = hydra_job.run(cfg, lambda _: run.train_run(prepared, run_dir=run_dir),
+                                        config_name=where.config_name)
+                return run.exit_code(summary)
+    except ConfigError:
+        raise
+    except BaseException as e:  # noqa: BLE001 - user-facing failures end in one line
+        found = run.failure_line(e, run_dir or Path.cwd())
+        if found is None or _full_error():
             raise
-        except Exception as e:  # noqa: BLE001 - user-facing failures end in one line
-            failure = user_failure(e)
-            if failure is None:
-                raise
-            print(f"hydralearn: error: {failure.message}", file=sys.stderr)
-            sys.exit(failure.exit_code)
+        print(f"hydralearn: error: {found[0]}", file=sys.stderr)
+        return found[1]
+
+
+def _full_error() -> bool:
+    import os
+
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
 def run_sweep(overrides: list[str], where: compose_config.Location) -> None:
@@ -91,11 +113,13 @@ def run_sweep(overrides: list[str], where: compose_config.Location) -> None:
 
 def check_points(overrides: list[str], where: compose_config.Location) -> None:
     """Every point of the sweep composed and validated before Hydra launches any."""
+    from hydralearn.cli.run import check_name
+
     points = hydra_args.sweep_points(overrides, where)
     errors = []
     for point in points:
         try:
-            validate(compose_config.compose(point, where))
+            check_name(validate(compose_config.compose(point, where)))
         except ConfigError as e:
             # Name a point by the overrides that vary across points, not the shared ones.
             swept = [o for o in point if any(o not in other for other in points)]
@@ -122,26 +146,32 @@ def show_config(args, where: compose_config.Location) -> None:
     if package is not None:
         print(f"# @package {package}")
     if args.resolve:
-        OmegaConf.resolve(node)
+        try:
+            OmegaConf.resolve(node)
+        except OmegaConfBaseException as e:  # e.g. hydra.* keys that only a running job has
+            raise ConfigError([f"--cfg {args.cfg} --resolve: {str(e).splitlines()[0]} (the hydra "
+                               "node is resolved only as part of a run; try --cfg job)"]) from None
     sys.stdout.write(OmegaConf.to_yaml(node))
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    """One point of a multirun (checked before launch). A failing point is recorded in its run
-    directory and the sweep goes on; the sweep's exit status reports it (cli/sweep.py)."""
-    from hydralearn.cli.run import prepare, record_failure, train_run, user_failure
+    """One point of a multirun (checked before launch), in its own claimed directory. A failing
+    point is recorded there and the sweep goes on; the sweep summary reports it."""
+    from hydralearn.cli import run
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        prepared = prepare(validate(cfg), run_dir=run_dir)
-        if not prepared.complete:
-            train_run(prepared, run_dir=run_dir)
+        with run.claimed(run_dir) as claim:
+            claim.started = True  # Hydra has written its record here already: keep the directory
+            prepared = run.prepare(validate(cfg), run_dir=run_dir)
+            if not prepared.complete:
+                run.train_run(prepared, run_dir=run_dir)
     except Exception as e:  # noqa: BLE001 - a failed point must not end the sweep
-        failure = user_failure(e)
-        message = failure.message if failure else f"{type(e).__name__}: {e}"
+        found = run.failure_line(e, run_dir)
+        message = found[0] if found else f"{type(e).__name__}: {e}"
         logger.error("sweep point failed: %s", message)
-        record_failure(run_dir, message)
+        run.record_failure(run_dir, message)
 
 
 if __name__ == "__main__":

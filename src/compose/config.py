@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Iterator
 
+import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_search_path import ConfigSearchPath
@@ -23,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn import CONF_DIR
 from hydralearn.compose import overrides as override_check
+from hydralearn.compose.files import yaml_problem
 from hydralearn.compose.schema import TrainConfig
 from hydralearn.compose.store import register_schemas
 from hydralearn.compose.validate import describe, validate
@@ -61,6 +63,8 @@ def compose_in_session(overrides: list[str], location: Location = DEFAULT) -> Di
         cfg = hydra_compose(location.config_name, overrides=list(overrides), return_hydra_config=True)
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as e:
         raise ConfigError(_diagnose(e, list(overrides), location)) from None
+    except yaml.YAMLError as e:  # a config file of a group or experiment that is not YAML
+        raise ConfigError([yaml_problem(e)]) from None
     # As in a real run, `${hydra:...}` interpolations resolve against this composition.
     HydraConfig.instance().set_config(cfg)
     return cfg
@@ -120,7 +124,8 @@ def _diagnose(e: Exception, overrides: list[str], location: Location) -> list[st
         return [f"cannot parse override: {str(e).strip().splitlines()[0]}"]
     if isinstance(e, MissingConfigException):
         return [override_check.missing_option(e)]
-    if isinstance(e.__cause__, OmegaConfBaseException) and not override_check.key_overrides(overrides):
+    if (isinstance(override_check.composition_cause(e), OmegaConfBaseException)
+            and not override_check.key_overrides(overrides)):
         return [override_check.describe_failure(e)]  # a config file's error, not an override's
     return override_check.diagnose(overrides, location.config_name) or [override_check.describe_failure(e)]
 

@@ -13,13 +13,12 @@ from typing import Any
 
 import jax
 from flax import nnx
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn.compose import config as compose_config
 from hydralearn.compose import schema
 from hydralearn.compose.build import abstract_params
 from hydralearn.compose.config import from_container, to_container
+from hydralearn.compose.files import read_mapping
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.resume_rule import Effect, classify, compare
 from hydralearn.errors import ConfigError
@@ -86,10 +85,7 @@ def load_side(spec: list[str], location: compose_config.Location = compose_confi
 
 
 def _load_file(path: Path) -> schema.TrainConfig:
-    try:
-        container = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except (OmegaConfBaseException, OSError) as e:
-        raise ConfigError([f"{path}: cannot read it as a config: {str(e).splitlines()[0]}"]) from None
+    container = read_mapping(path)
     try:
         return from_container(container)
     except ConfigError as e:

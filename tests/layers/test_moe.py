@@ -140,7 +140,7 @@ def test_aux_loss_reaches_the_gradient(moe_every_2):
 
 
 def test_bad_moe_values_are_refused():
-    from hydralearn.compose.validate import ConfigError
+    from hydralearn.errors import ConfigError
     with pytest.raises(ConfigError) as e:
         tiny_config("model/ffn=moe", "model.ffn.top_k=9", "model.ffn.every=3")
     text = str(e.value)

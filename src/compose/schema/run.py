@@ -23,6 +23,8 @@ class TrainerConfig:
     # Seconds without a completed step before the watchdog dumps stacks and exits (0: off).
     # Armed after the first step, so compilation does not count.
     watchdog_s: float = 600.0
+    # Start even if the planned memory per device exceeds the device's (runtime/memory_check.py).
+    skip_memory_check: bool = False
 
     def errors(self) -> list[str]:
         out = [f"trainer.{n}={getattr(self, n)} must be positive"
