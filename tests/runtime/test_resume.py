@@ -168,22 +168,26 @@ UNRUNNABLE = "kernel=cudnn"
 
 
 def snapshot(run_dir: Path) -> dict[str, bytes]:
-    """Every file of the run directory but its checkpoints, byte for byte."""
+    """Every file of the run directory byte for byte, but its checkpoints and the lock (which
+    names the last process that held the directory: runtime/lock.py)."""
     return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and "checkpoints" not in p.parts}
+            if p.is_file() and "checkpoints" not in p.parts and p.name != "run.lock"}
 
 
 @pytest.fixture(scope="module")
 def changed_reruns(baseline, tmp_path_factory, peak_cache) -> dict:
-    """The finished baseline run (a copy) run again, as is and with each change, all at once."""
-    run_dir = tmp_path_factory.mktemp("rerun") / "run"
-    shutil.copytree(baseline, run_dir)
-    before, cache_before = snapshot(run_dir), peak_cache.read_bytes()
+    """The finished baseline run run again, as is and with each change, all at once (each in its
+    own copy of the run directory: a run directory admits one process at a time)."""
+    root = tmp_path_factory.mktemp("rerun")
+    shutil.copytree(baseline, root / "finished")
+    before, cache_before = snapshot(root / "finished"), peak_cache.read_bytes()
     variants = {"same command": [], **{c: [c] for c in (*CHANGES, UNRUNNABLE)}}
-    procs = {c: launch(run_dir, *SHORT, *extra) for c, extra in variants.items()}
+    dirs = {c: shutil.copytree(root / "finished", root / f"run{i}") for i, c in enumerate(variants)}
+    procs = {c: launch(dirs[c], *SHORT, *extra) for c, extra in variants.items()}
     done = {c: p.communicate(timeout=TIMEOUT_S) + (p.returncode,) for c, p in procs.items()}
-    return {"run_dir": run_dir, "before": before, "after": snapshot(run_dir),
-            "cache_before": cache_before, "cache_after": peak_cache.read_bytes(), "done": done}
+    return {"run_dir": root / "finished", "before": before, "done": done,
+            "after": {c: snapshot(d) for c, d in dirs.items()},
+            "cache_before": cache_before, "cache_after": peak_cache.read_bytes()}
 
 
 def test_a_refused_run_changes_nothing(changed_reruns):
@@ -193,8 +197,9 @@ def test_a_refused_run_changes_nothing(changed_reruns):
     for change in ("model.d_model=48", UNRUNNABLE):
         assert done[change][2] == 2 and "Traceback" not in done[change][1], done[change][1][-3000:]
     assert "kernel.name=cudnn cannot run here" in done[UNRUNNABLE][1]
-    assert changed_reruns["after"] == changed_reruns["before"]  # .hydra/, resolved config, metrics
-    assert {"resolved_config.yaml", ".hydra/config.yaml", "metrics.jsonl"} <= changed_reruns["after"].keys()
+    for change in ("same command", "model.d_model=48", UNRUNNABLE):  # .hydra/, resolved config, metrics
+        assert changed_reruns["after"][change] == changed_reruns["before"], change
+    assert {"resolved_config.yaml", ".hydra/config.yaml", "metrics.jsonl"} <= changed_reruns["before"].keys()
 
 
 def test_train_and_diff_apply_one_resume_rule(changed_reruns, capsys):
