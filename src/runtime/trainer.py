@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from hydralearn.compose.build import Program
-from hydralearn.compose.schema import CheckpointConfig, NonFinite, TrainerConfig
+from hydralearn.compose.schema import CheckpointConfig, LoggerConfig, NonFinite, TrainerConfig
 from hydralearn.data import tokenizer
 from hydralearn.data.config import DataConfig
 from hydralearn.data.corpus import Corpus, unigram_cross_entropy
@@ -27,6 +27,7 @@ from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.runtime.errors import RunError
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
+from hydralearn.runtime.profile import Profiler
 from hydralearn.runtime.sample import generate
 from hydralearn.runtime.watchdog import Watchdog
 
@@ -77,10 +78,12 @@ class Throughput:
 
 def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: TrainerConfig,
           checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path,
-          config_record: dict | None = None, on_start: Callable[[], None] | None = None) -> RunSummary:
+          logger: LoggerConfig | None = None, config_record: dict | None = None,
+          on_start: Callable[[], None] | None = None) -> RunSummary:
     """Train to `trainer.steps`, resuming from the newest intact checkpoint.
 
-    `config_record` (the resolved config) is saved in every checkpoint. `on_start` runs once
+    `logger`: where metrics go (conf/logger; None: its defaults). `config_record` (the
+    resolved config) is saved in every checkpoint and given to W&B and MLflow. `on_start` runs once
     the run is sure to go on (checkpoints verified and restored, nothing refused), before the
     run directory's metrics are touched: the place to write records a refused run must not.
     """
@@ -100,14 +103,18 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
         skipped = restored.meta.get("skipped_steps", 0) if restored else 0
         if restored:
             logger.info("resuming from step %d", start)
+        log = MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start, logger=logger,
+                         name=program.config.name, run_config=config_record,
+                         primary=jax.process_index() == 0)
         loop = _Loop(program, data=data, corpus=corpus, trainer=trainer, checkpoint=checkpoint,
-                     checkpointer=checkpointer, throughput=throughput, skipped=skipped,
-                     log=MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start))
+                     checkpointer=checkpointer, throughput=throughput, skipped=skipped, log=log,
+                     profiler=Profiler(trainer.profile, run_dir=run_dir))
         state = restored.state if restored else program.init_state()
         try:
             with Preemption() as preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
                 state, status = loop.run(state, start=start, preemption=preemption, watchdog=watchdog)
         finally:
+            loop.profiler.stop()
             loop.log.close()
     finally:
         checkpointer.close()  # waits for writes in flight: a started checkpoint is completed
@@ -121,10 +128,10 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
 class _Loop:
     def __init__(self, program: Program, *, data: DataConfig, corpus: Corpus,
                  trainer: TrainerConfig, checkpoint: CheckpointConfig, checkpointer: Checkpointer,
-                 throughput: Throughput, skipped: int, log: MetricsLog):
+                 throughput: Throughput, skipped: int, log: MetricsLog, profiler: Profiler):
         self.program, self.data, self.corpus, self.trainer = program, data, corpus, trainer
         self.checkpoint, self.checkpointer, self.throughput = checkpoint, checkpointer, throughput
-        self.skipped, self.log = skipped, log
+        self.skipped, self.log, self.profiler = skipped, log, profiler
         self.put = lambda x: jax.device_put(x, program.batch_sharding)
         self.evals = [(self.put(b.inputs), self.put(b.targets))
                       for b in heldout_batches(data, corpus, trainer.eval_batches)]
@@ -136,7 +143,9 @@ class _Loop:
     def run(self, state, *, start: int, preemption: Preemption, watchdog: Watchdog):
         for step in range(start, self.trainer.steps):
             batch = train_batch(self.data, self.corpus, step)
-            state, metrics = self.program.train_step(state, self.put(batch.inputs), self.put(batch.targets))
+            with self.profiler.step(step + 1):
+                state, metrics = self.program.train_step(state, self.put(batch.inputs), self.put(batch.targets))
+            self.profiler.finished(step + 1, state)
             self._flush()
             watchdog.beat()
             self.pending = (step, metrics)
@@ -207,7 +216,7 @@ class _Loop:
         raise NonFiniteLoss(
             f"step {step}: the loss ({values['loss']}) or gradient norm ({values['grad_norm']}) is "
             f"not finite; the newest checkpoint is at step {self.checkpointer.latest_step()}. Lower "
-            "optim.lr or raise optim.warmup_steps, or set trainer.nonfinite=skip to drop such steps")
+            "optim.lr or raise schedule.warmup_steps, or set trainer.nonfinite=skip to drop such steps")
 
     def evaluate(self, state) -> float:
         return float(np.mean([float(self.program.eval_step(state.params, x, y)) for x, y in self.evals]))
