@@ -10,11 +10,14 @@ comparison per step.
 """
 
 import contextlib
+import logging
 from pathlib import Path
 
 import jax
 
 from hydralearn.compose.schema import ProfileConfig
+
+logger = logging.getLogger(__name__)
 
 
 class Profiler:
@@ -42,4 +45,9 @@ class Profiler:
     def stop(self) -> None:
         if self.active:
             self.active = False
+            # JAX narrates its trace conversion at INFO; one line of ours says where it went.
+            logging.getLogger("jax._src.profiler").setLevel(logging.WARNING)
             jax.profiler.stop_trace()
+            logger.info("profile of steps %d-%d written to %s (tensorboard --logdir %s, or "
+                        "perfetto_trace.json.gz at ui.perfetto.dev)", self.first, self.last,
+                        self.directory, self.directory)

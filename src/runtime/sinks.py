@@ -114,10 +114,11 @@ class MlflowSink:
     resolved config as the run's parameters."""
 
     def __init__(self, config: MlflowConfig, *, run_dir: Path, name: str, run_config: dict | None):
-        for noisy in ("mlflow", "alembic"):  # schema migrations log at INFO on the first use
-            logging.getLogger(noisy).setLevel(logging.WARNING)
         from mlflow.entities import Metric, Param
         from mlflow.tracking import MlflowClient
+
+        for noisy in ("mlflow", "alembic"):  # a new store's migrations log at INFO (set after import:
+            logging.getLogger(noisy).setLevel(logging.WARNING)  # mlflow configures its loggers then)
 
         self._metric = Metric
         uri = config.tracking_uri or f"sqlite:///{Path(run_dir).absolute() / 'mlflow.db'}"
