@@ -31,10 +31,11 @@ def split(x: jax.Array, microbatches: int, sharding: NamedSharding) -> jax.Array
 def accumulate(grad_fn: Callable, params, batch: tuple, *, microbatches: int,
                sharding: NamedSharding, param_shardings) -> tuple:
     """(grads, metrics) of `grad_fn(params, *batch)` over the whole batch, computed in
-    `microbatches` parts; grads in the parameters' dtype, metrics averaged."""
+    `microbatches` parts; grads in the parameters' dtype, metrics averaged. Every array of
+    `batch` (any pytree of (B, ...) arrays) is split along its first axis."""
     if microbatches == 1:
         return grad_fn(params, *batch)
-    parts = tuple(split(x, microbatches, sharding) for x in batch)
+    parts = jax.tree.map(lambda x: split(x, microbatches, sharding), tuple(batch))
     zeros = jax.lax.with_sharding_constraint(
         jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params), param_shardings)
 

@@ -4,8 +4,8 @@ Order, fixed here for every model: (1) mesh from the resolved axes; (2) abstract
 (no allocation) and its logical axes -> NamedShardings through the sharding rules; (3) state
 created inside jit directly into those shardings; (4) one jit around forward, backward and
 the optax update, state donated; with trainer.grad_accum=K the forward and backward run over
-K microbatches inside it (compose/accumulate.py) before the one update. Remat wraps the scanned block (conf/remat); attention is the
-kernel function resolved from conf/kernel.
+K microbatches inside it (compose/accumulate.py) before the one update. Remat wraps the
+scanned block (conf/remat); attention is the kernel function resolved from conf/kernel.
 """
 
 import dataclasses
@@ -89,7 +89,8 @@ def count_params(params: nnx.State) -> int:
 def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     mesh = make_mesh(config.mesh.axes, devices)
     graphdef, abstract = abstract_params(config, mesh=mesh)
-    optimizer = build_optimizer(config.optim, schedule=config.schedule, total_steps=config.trainer.steps)
+    optimizer = build_optimizer(config.optim, schedule=config.schedule,
+                                total_steps=config.trainer.steps)
     tx = optimizer.transform
     replicated = NamedSharding(mesh, PartitionSpec())
     p_shardings = param_shardings(abstract, config, mesh)

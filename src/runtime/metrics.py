@@ -16,10 +16,11 @@ from hydralearn.runtime.sinks import open_sinks
 
 class MetricsLog:
     def __init__(self, run_dir: Path, *, total_steps: int, initial_step: int = 0,
-                 logger: LoggerConfig | None = None, name: str = "", run_config: dict | None = None,
+                 sinks: LoggerConfig | None = None, name: str = "", run_config: dict | None = None,
                  primary: bool = True):
-        """`name`, `run_config`: the run's name and resolved config, for W&B and MLflow."""
-        self.sinks = open_sinks(logger or LoggerConfig(), run_dir=run_dir, initial_step=initial_step,
+        """`sinks`: conf/logger (None: its defaults); `name`, `run_config`: the run's name and
+        resolved config, for W&B and MLflow."""
+        self.sinks = open_sinks(sinks or LoggerConfig(), run_dir=run_dir, initial_step=initial_step,
                                 name=name, run_config=run_config) if primary else []
         self.shown: dict[str, str] = {}
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,

@@ -78,12 +78,12 @@ class Throughput:
 
 def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: TrainerConfig,
           checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path,
-          logger: LoggerConfig | None = None, config_record: dict | None = None,
+          sinks: LoggerConfig | None = None, config_record: dict | None = None,
           on_start: Callable[[], None] | None = None) -> RunSummary:
     """Train to `trainer.steps`, resuming from the newest intact checkpoint.
 
-    `logger`: where metrics go (conf/logger; None: its defaults). `config_record` (the
-    resolved config) is saved in every checkpoint and given to W&B and MLflow. `on_start` runs once
+    `sinks`: where metrics go (conf/logger; None: its defaults). `config_record` (the resolved
+    config) is saved in every checkpoint and given to W&B and MLflow. `on_start` runs once
     the run is sure to go on (checkpoints verified and restored, nothing refused), before the
     run directory's metrics are touched: the place to write records a refused run must not.
     """
@@ -103,19 +103,20 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
         skipped = restored.meta.get("skipped_steps", 0) if restored else 0
         if restored:
             logger.info("resuming from step %d", start)
-        log = MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start, logger=logger,
+        log = MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start, sinks=sinks,
                          name=program.config.name, run_config=config_record,
                          primary=jax.process_index() == 0)
-        loop = _Loop(program, data=data, corpus=corpus, trainer=trainer, checkpoint=checkpoint,
-                     checkpointer=checkpointer, throughput=throughput, skipped=skipped, log=log,
-                     profiler=Profiler(trainer.profile, run_dir=run_dir))
-        state = restored.state if restored else program.init_state()
+        profiler = Profiler(trainer.profile, run_dir=run_dir)
         try:
+            loop = _Loop(program, data=data, corpus=corpus, trainer=trainer, checkpoint=checkpoint,
+                         checkpointer=checkpointer, throughput=throughput, skipped=skipped, log=log,
+                         profiler=profiler)
+            state = restored.state if restored else program.init_state()
             with Preemption() as preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
                 state, status = loop.run(state, start=start, preemption=preemption, watchdog=watchdog)
         finally:
-            loop.profiler.stop()
-            loop.log.close()
+            profiler.stop()
+            log.close()
     finally:
         checkpointer.close()  # waits for writes in flight: a started checkpoint is completed
     summary = loop.summary(state, status=status, start=start, wall_s=time.perf_counter() - started)

@@ -10,7 +10,7 @@ from flax import nnx
 from optax.contrib import MuonDimensionNumbers
 
 from hydralearn.compose import config as compose_config
-from hydralearn.compose.build import abstract_params
+from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.param_roles import roles
 from tests.conftest import tiny_config
@@ -134,3 +134,24 @@ def test_roles_of_real_models():
            for name, role in (("scale", "norm"), ("bias", "bias"))},
         **{f"blocks.attention.{n}": "matrix" for n in "qkvo"},
         **{f"blocks.ffn.{n}": "matrix" for n in ("gate", "up", "down", "router")}}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_optimizer_state_shards_with_its_parameters(name):
+    """On 8 devices (fsdp): each moment shards like its parameter, other state (Adafactor's
+    factored statistics, counts) is replicated, and the step lowers with those shardings."""
+    # Adafactor: factored second moments, and a first moment that must shard.
+    factored = ["optim.min_dim_size_to_factor=16", "optim.momentum=0.9"] if name == "adafactor" else []
+    config = tiny_config(f"optim={name}", *factored, "mesh.axes.fsdp=8", device_count=8)
+    program = build(config, devices=jax.devices())
+    params = {path: var.shape for path, var in nnx.to_flat_state(abstract_params(config)[1])}
+    table_spec = program.state_shardings.params["embed"]["table"].spec
+    state = jax.eval_shape(program.init_state)
+    leaves = jax.tree_util.tree_leaves_with_path(state.opt_state)
+    sharded = [leaf for path, leaf in leaves if leaf.shape == params[("embed", "table")]
+               and "['embed']['table']" in jax.tree_util.keystr(path)]
+    assert sharded and all(leaf.sharding.spec == table_spec for leaf in sharded)
+    assert all(leaf.sharding.is_fully_replicated for _, leaf in leaves if leaf.shape not in params.values())
+    batch = jax.ShapeDtypeStruct((config.data.batch_size, config.data.seq_len), jnp.int32,
+                                 sharding=program.batch_sharding)
+    program.train_step.lower(state, batch, batch)

@@ -34,7 +34,7 @@ def logged(tiny_program, tmp_path_factory) -> Path:
                                   sample_tokens=0)
     train(tiny_program, data=config.data, corpus=load_corpus(config.data), trainer=trainer,
           checkpoint=config.checkpoint, run_dir=run_dir, config_record=to_container(config),
-          logger=LoggerConfig(sinks={"jsonl": True, "tensorboard": False, **HAVE}),
+          sinks=LoggerConfig(sinks={"jsonl": True, "tensorboard": False, **HAVE}),
           throughput=Throughput(tokens_per_step=1, flops_per_token=1.0, peak_flops=1.0))
     return run_dir
 
