@@ -5,17 +5,27 @@ For each feature (a `model/position` or `model/ffn` option) this measures, from 
   its YAML extends) and its YAML;
 - lines elsewhere: lines of the model-building code (src/layers, src/compose) outside its own
   module, and of the presets' bodies, that name the feature (its option, module or class);
+  for a plugin's feature, every line of the package (src/, conf/) that names it;
 - per-preset lines: override lines beyond the single `model/<group>=<option>` needed for each
   preset to compose and validate (0 when it does; "fails" when it does not);
 - presets: how many presets it composed and validated on.
 The promise holds when the last three columns are 0, 0 and all, whatever the number of presets.
 
     .venv/bin/python scripts/loc_complexity.py [--build]   # --build: also build each abstractly
+    .venv/bin/python scripts/loc_complexity.py --plugin-root DIR [--json]
+
+`--plugin-root DIR` measures the features of a third-party plugin instead (docs/plugins.md):
+DIR goes on the Python path, its `*_config.py` modules are imported, and each YAML option under
+DIR (`<conf>/model/<group>/<option>.yaml`) is composed with its conf directory as
+`--config-dir`. A feature added without editing hydralearn shows 0 lines elsewhere.
 """
 
 import argparse
 import ast
 import dataclasses
+import importlib
+import importlib.util
+import json
 import re
 import sys
 import tokenize
@@ -42,36 +52,53 @@ class Row:
     presets: int
 
 
-def own_files(repo: Path, group: str, option: str) -> tuple[Path, ...]:
-    """The option's YAML, its schema's module and its layer's module."""
-    yaml_file = repo / "conf" / "model" / group / f"{option}.yaml"
-    config_cls = schema_class(repo, group, option)
-    target = registry.default_target(config_cls)
-    layer = repo / "src" / (target.rsplit(".", 1)[0].removeprefix("hydralearn.").replace(".", "/") + ".py")
-    schema = repo / "src" / (config_cls.__module__.removeprefix("hydralearn.").replace(".", "/") + ".py")
-    return (yaml_file, schema, layer)
+def own_files(options: Path, group: str, option: str) -> tuple[Path, ...]:
+    """The option's YAML (under the conf directory `options`), its schema's module and its
+    layer's module."""
+    config_cls = schema_class(options, group, option)
+    return (options / "model" / group / f"{option}.yaml", _module_file(config_cls.__module__),
+            _module_file(layer_module(config_cls)))
 
 
-def schema_class(repo: Path, group: str, option: str) -> type:
+def layer_module(config_cls: type) -> str:
+    return registry.default_target(config_cls).rsplit(".", 1)[0]
+
+
+def _module_file(name: str) -> Path:
+    return Path(importlib.util.find_spec(name).origin)
+
+
+def schema_class(options: Path, group: str, option: str) -> type:
     """The registered schema an option extends, following its defaults list (`moe_qwen3`
-    extends `moe`, which extends `base_moe`)."""
+    extends `moe`, which extends `base_moe`), or the one its `_target_` names."""
     register_schemas()
-    first = str(OmegaConf.load(repo / "conf" / "model" / group / f"{option}.yaml").defaults[0])
+    node = OmegaConf.load(options / "model" / group / f"{option}.yaml")
+    if "defaults" not in node:
+        return registry.config_class(str(node._target_))
+    first = str(node.defaults[0])
     if not first.startswith("base_"):
-        return schema_class(repo, group, first)
+        return schema_class(options, group, first)
     places = {place: cls for cls, place in registry.places().items()}
     return places[(f"model/{group}", first.removeprefix("base_"))]
 
 
-def lines_naming(repo: Path, conf: Path, group: str, option: str, exclude: set[Path]) -> int:
+def lines_naming(repo: Path, conf: Path, group: str, option: str, exclude: set[Path],
+                 options: Path | None = None) -> int:
     """Lines of model-building code (outside every feature's own module) that name the feature
-    in code (its class, or a string holding its module path), plus
-    lines of preset bodies that name its option."""
-    _, schema, module = own_files(repo, group, option)
+    in code (its class, or a string holding its module path), plus lines of preset bodies that
+    name its option. For a plugin's feature (its options outside conf/): every Python and YAML
+    line of the package that names it."""
+    plugin = options is not None
+    options = options or repo / "conf"
+    _, schema, module = own_files(options, group, option)
     classes = {c for f in (schema, module) for c in re.findall(r"^class (\w+)\(", f.read_text(), re.M)}
-    dotted = "hydralearn." + str(module.relative_to(repo / "src").with_suffix("")).replace("/", ".")
-    code = [p for d in ("layers", "compose") for p in (repo / "src" / d).rglob("*.py") if p not in exclude]
+    dotted = layer_module(schema_class(options, group, option))
+    dirs = [repo / "src"] if plugin else [repo / "src" / d for d in ("layers", "compose")]
+    code = [p for d in dirs for p in d.rglob("*.py") if p not in exclude]
     count = sum(_code_lines_naming(p, classes, dotted) for p in code)
+    if plugin:
+        named = rf"\b{re.escape(dotted)}\b|\b{re.escape(option)}\b"
+        return count + sum(_yaml_lines_naming(p, named) for p in conf.rglob("*.yaml"))
     for preset in (conf / "model").glob("*.yaml"):
         for line in preset.read_text().splitlines():
             text = line.split("#", 1)[0]
@@ -79,6 +106,10 @@ def lines_naming(repo: Path, conf: Path, group: str, option: str, exclude: set[P
             if not re.match(rf"\s*-\s*{group}:", text) and re.search(rf"\b{re.escape(option)}\b", text):
                 count += 1
     return count
+
+
+def _yaml_lines_naming(path: Path, pattern: str) -> int:
+    return sum(bool(re.search(pattern, line.split("#", 1)[0])) for line in path.read_text().splitlines())
 
 
 def _code_lines_naming(path: Path, classes: set[str], dotted: str) -> int:
@@ -95,12 +126,14 @@ def _code_lines_naming(path: Path, classes: set[str], dotted: str) -> int:
     return len(lines)
 
 
-def composes(conf: Path, preset: str, override: str, build: bool) -> bool:
-    """Whether `model=<preset> <override>` composes and validates (and builds, with `build`);
-    the reason for a failure goes to stderr."""
+def composes(conf: Path, preset: str, override: str, build: bool, options: Path | None = None) -> bool:
+    """Whether `model=<preset> <override>` composes and validates (and builds, with `build`),
+    with `options` (a plugin's conf directory) as --config-dir; the reason for a failure goes
+    to stderr."""
+    where = compose_config.Location(config_path=str(conf),
+                                    config_dir=str(options) if options else None)
     try:
-        config = compose_config.load([f"model={preset}", override],
-                                     compose_config.Location(config_path=str(conf)))
+        config = compose_config.load([f"model={preset}", override], where)
         if build:
             from hydralearn.compose.build import abstract_params
             from hydralearn.compose.resolve import resolve
@@ -113,23 +146,38 @@ def composes(conf: Path, preset: str, override: str, build: bool) -> bool:
 
 
 def measure(repo: Path = REPO, conf: Path | None = None, *, build: bool = False,
-            features: dict[str, list[str]] = FEATURES) -> list[Row]:
-    """One row per feature; `conf` (default repo/conf) is where presets are looked up."""
+            features: dict[str, list[str]] = FEATURES, options: Path | None = None) -> list[Row]:
+    """One row per feature; `conf` (default repo/conf) is where presets are looked up, `options`
+    where the features' YAML options are (default: conf/ of the repository; a plugin's conf
+    directory for a plugin's features)."""
     conf = conf or repo / "conf"
     presets = sorted(p.stem for p in (conf / "model").glob("*.yaml"))
-    everyones = {f for g, opts in FEATURES.items() for o in opts for f in own_files(repo, g, o)}
+    everyones = {f for g, opts in FEATURES.items() for o in opts for f in own_files(repo / "conf", g, o)}
     rows = []
-    for group, options in features.items():
-        for option in options:
-            own = own_files(repo, group, option)
+    for group, names in features.items():
+        for option in names:
+            own = own_files(options or repo / "conf", group, option)
             override = f"model/{group}={option}"
-            ok = sum(composes(conf, p, override, build) for p in presets)
+            ok = sum(composes(conf, p, override, build, options) for p in presets)
             rows.append(Row(feature=option, override=override,
                             own_lines=sum(len(f.read_text().splitlines()) for f in own),
-                            lines_elsewhere=lines_naming(repo, conf, group, option, everyones),
+                            lines_elsewhere=lines_naming(repo, conf, group, option, everyones, options),
                             per_preset_lines=0 if ok == len(presets) else None,
                             presets_ok=ok, presets=len(presets)))
     return rows
+
+
+def plugin_features(root: Path) -> list[tuple[Path, dict[str, list[str]]]]:
+    """Import a plugin's `*_config.py` modules (root on the Python path); its conf
+    directories, each with the options it holds per group."""
+    sys.path.insert(0, str(root))
+    for path in sorted(root.rglob("*_config.py")):
+        importlib.import_module(".".join(path.relative_to(root).with_suffix("").parts))
+    found: dict[Path, dict[str, list[str]]] = {}
+    for yaml_file in sorted(root.rglob("model/*/*.yaml")):
+        options = yaml_file.parents[2]
+        found.setdefault(options, {}).setdefault(yaml_file.parent.name, []).append(yaml_file.stem)
+    return list(found.items())
 
 
 def table(rows: list[Row]) -> str:
@@ -145,9 +193,17 @@ def table(rows: list[Row]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", action="store_true", help="also build every combination abstractly")
+    parser.add_argument("--plugin-root", type=Path,
+                        help="measure the features of the plugin whose sources are in this directory")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    print(table(measure(build=args.build)))
+    if args.plugin_root:
+        rows = [row for options, features in plugin_features(args.plugin_root.resolve())
+                for row in measure(build=args.build, features=features, options=options)]
+    else:
+        rows = measure(build=args.build)
+    print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) if args.json else table(rows))
 
 
 if __name__ == "__main__":

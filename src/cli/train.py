@@ -26,7 +26,7 @@ from hydralearn.cli import hydra_args, hydra_job
 from hydralearn.cli.errors import exit_with
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.store import register_schemas
-from hydralearn.compose.validate import validate
+from hydralearn.compose.validate import validate, validate_hydra
 from hydralearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -37,13 +37,14 @@ def main() -> None:
     # once); the logging docs' advice for production.
     logging.raiseExceptions = False
     args = hydra_args.parse(sys.argv[1:])
-    register_schemas()  # Hydra's own commands compose too: the schemas must be in its store
-    if hydra_args.hands_over(args):
-        _hydra_main()  # help, info, completion: Hydra's own, no job runs
-        return
     try:
+        register_schemas()  # Hydra's own commands compose too: the schemas must be in its store
         where = hydra_args.location(args)
-        if args.cfg:
+        if hydra_args.hands_over(args):
+            if args.help or args.hydra_help:  # Hydra's help configures logging from the config
+                validate_hydra(compose_config.compose(args.overrides, where))
+            _hydra_main()  # help, info, completion: Hydra's own, no job runs
+        elif args.cfg:
             show_config(args, where)
         elif args.multirun:
             check_points(args.overrides, where)

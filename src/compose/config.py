@@ -114,7 +114,8 @@ def _diagnose(e: Exception, overrides: list[str], location: Location) -> list[st
         return [f"cannot parse override: {str(e).strip().splitlines()[0]}"]
     if isinstance(e, MissingConfigException):
         return [override_check.missing_option(e)]
-    if isinstance(e.__cause__, OmegaConfBaseException) and not override_check.key_overrides(overrides):
+    if (isinstance(override_check.composition_cause(e), OmegaConfBaseException)
+            and not override_check.key_overrides(overrides)):
         return [override_check.describe_failure(e)]  # a config file's error, not an override's
     return override_check.diagnose(overrides, location.config_name) or [override_check.describe_failure(e)]
 

@@ -42,7 +42,10 @@ def diagnose(overrides: list[str], config_name: str) -> list[str]:
     parsed = parse(overrides)
     groups = [o for o in parsed if is_group(o)]
     base = [o.input_line for o in parsed if o.key_or_group.startswith("hydra.")]
-    errors = _groups_outside_defaults(groups, base, config_name)
+    try:
+        errors = _groups_outside_defaults(groups, base, config_name)
+    except (ConfigCompositionException, MissingConfigException) as e:
+        return [describe_failure(e)]  # a chosen option's file is wrong, not an override
     if errors:
         return errors
     try:
@@ -57,12 +60,18 @@ def diagnose(overrides: list[str], config_name: str) -> list[str]:
 
 def describe_failure(e: Exception) -> str:
     """A composition error as one line: OmegaConf's fields where Hydra kept its cause."""
-    cause = e.__cause__
+    cause = composition_cause(e)
     if isinstance(cause, OmegaConfBaseException):
         return describe(cause)
     if isinstance(e, MissingConfigException):
         return missing_option(e)
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def composition_cause(e: Exception) -> BaseException | None:
+    """The OmegaConf error behind a Hydra composition error: Hydra chains a config file's
+    merge error as the context, an override's as the cause."""
+    return e.__cause__ or e.__context__
 
 
 def missing_option(e: MissingConfigException) -> str:

@@ -41,11 +41,11 @@ SHAPE_FIELDS = frozenset({
 # The PERFORMANCE entries are the "execution-only" changes a resumed run may make.
 RULES: tuple[tuple[str, Effect], ...] = (
     *((key, Effect.PERFORMANCE) for key in (
-        "name", "hardware", "mesh", "sharding", "remat", "kernel", "checkpoint", "logger",
-        "trainer.grad_accum", "trainer.profile", "trainer.log_every", "trainer.eval_every",
-        "trainer.eval_batches", "trainer.sample_tokens", "trainer.sample_prompt",
-        "trainer.sample_temperature", "trainer.nonfinite", "trainer.watchdog_s",
-        "trainer.skip_memory_check")),
+        "name", "plugins", "hardware", "mesh", "sharding", "remat", "kernel", "checkpoint",
+        "logger", "trainer.grad_accum", "trainer.profile", "trainer.log_every",
+        "trainer.eval_every", "trainer.eval_batches", "trainer.sample_tokens",
+        "trainer.sample_prompt", "trainer.sample_temperature", "trainer.nonfinite",
+        "trainer.watchdog_s", "trainer.skip_memory_check")),
     ("model.compute_dtype", Effect.TRAINING),
     ("optim._target_", Effect.SHAPE),  # another optimizer keeps other state
     ("optim", Effect.TRAINING),

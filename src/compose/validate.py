@@ -4,7 +4,8 @@ one-line messages (from the exception's fields, never its text).
 OmegaConf already refuses wrong types, unknown enum values and unknown keys where a node is
 typed. What is left here: every `_target_` must name a registered class (and its node is
 typed by that class's schema), keys added with `+` to a typed node, missing values (all at
-once), and each group's cross-field rules.
+once), and each group's cross-field rules. The modules of the config's `plugins:` list are
+imported first, so the layers they register can be checked and typed (docs/plugins.md).
 """
 
 import dataclasses
@@ -19,6 +20,7 @@ from omegaconf.errors import (ConfigKeyError, InterpolationResolutionError, Omeg
 
 from hydralearn.compose import allowlist
 from hydralearn.compose.schema import TrainConfig
+from hydralearn.compose.store import load_config_plugins
 from hydralearn.errors import ConfigError, closest
 from hydralearn.layers.registry import TargetError, config_class
 
@@ -29,6 +31,7 @@ def validate(cfg: DictConfig) -> TrainConfig:
     errors = allowlist.hydra_errors(cfg.get("hydra")) if "hydra" in cfg else []
     if "hydra" in cfg:
         with_struct_off(cfg, lambda c: c.pop("hydra"))
+    errors += load_config_plugins(list(cfg.get("plugins") or []))
     errors += type_layers(cfg)
     errors += unknown_keys(cfg)
     errors += [f"{key} is required but has no value (set it with {key}=...)"
@@ -43,6 +46,14 @@ def validate(cfg: DictConfig) -> TrainConfig:
     if errors:
         raise ConfigError(errors)
     return config
+
+
+def validate_hydra(cfg: DictConfig) -> None:
+    """The `hydra` node alone (for Hydra's own commands, which run no job): ConfigError if it
+    names code nobody allowlisted."""
+    errors = allowlist.hydra_errors(cfg.get("hydra"))
+    if errors:
+        raise ConfigError(errors)
 
 
 def with_struct_off(cfg: DictConfig, action) -> Any:

@@ -36,10 +36,26 @@ def register(*, group: str, name: str):
     def decorate(config_cls: type) -> type:
         if not dataclasses.is_dataclass(config_cls):
             raise TypeError(f"{config_cls.__qualname__} must be a dataclass to be registered")
-        _CONFIGS[default_target(config_cls)] = config_cls
+        target = default_target(config_cls)
+        _refuse_replacing(_CONFIGS.get(target), config_cls, f"_target_ {target!r}")
+        in_place = next((c for c, place in _PLACES.items() if place == (group, name)), None)
+        _refuse_replacing(in_place, config_cls, f"{group}/base_{name}")
+        _CONFIGS[target] = config_cls
         _PLACES[config_cls] = (group, name)
         return config_cls
     return decorate
+
+
+def _refuse_replacing(registered: type | None, config_cls: type, what: str) -> None:
+    """A plugin may add layers, never replace one: a built-in option must mean what it says.
+    The same class imported again (same module and name) is the same registration."""
+    if registered is not None and _name(registered) != _name(config_cls):
+        raise ValueError(f"cannot register {_name(config_cls)}: {what} is already registered "
+                         f"by {_name(registered)}")
+
+
+def _name(config_cls: type) -> str:
+    return f"{config_cls.__module__}.{config_cls.__qualname__}"
 
 
 def config_class(target: str) -> type:

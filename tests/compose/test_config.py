@@ -121,6 +121,17 @@ def test_user_errors(overrides, message):
         compose_config.load(overrides)
 
 
+@pytest.mark.parametrize("overrides", [["+experiment=typo"], ["+experiment=typo", "trainer.steps=3"]])
+def test_an_experiment_files_error_is_one_line(tmp_path, overrides):
+    """A bad key in a user's experiment file is named (Hydra chains a file's error as the
+    context, not the cause), with or without key overrides beside it."""
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "typo.yaml").write_text("# @package _global_\nmodel:\n  d_modle: 3\n")
+    with pytest.raises(ConfigError) as info:
+        compose_config.load(overrides, compose_config.Location(config_dir=str(tmp_path)))
+    assert info.value.errors == ["unknown key model.d_modle; did you mean 'model.d_model'?"]
+
+
 def test_all_errors_reported_at_once():
     with pytest.raises(ConfigError) as info:
         compose_config.load(["+model.hiden=1", "trainer.steps=many", "optim.lr=fast"])

@@ -33,6 +33,9 @@ __all__ = ["AUTO", "CHECKPOINT_NAMES", "MESH_AXES", "ROLES", "BestMode", "Checkp
 class TrainConfig:
     name: str = MISSING  # the run's name: runs/<name> (conf/train.yaml sets it to the model preset)
     seed: int = 0
+    # Modules imported before the config's `_target_`s are checked: the user's opt-in to run
+    # their own layer code (docs/plugins.md). Installed plugins need no entry here.
+    plugins: list[str] = dataclasses.field(default_factory=list)
     model: Any = MISSING  # a registered model config, chosen by the `model` group
     hardware: HardwareConfig = MISSING
     mesh: MeshConfig = MISSING
