@@ -137,7 +137,7 @@ def train_run(prepared: Prepared, *, run_dir: Path):
                 f"{loader.description}; run dir {run_dir}")
     summary = train(program, loader=loader, trainer=config.trainer,
                     checkpoint=config.checkpoint, throughput=throughput, run_dir=run_dir,
-                    config_record=container, on_start=lambda: OmegaConf.save(
+                    sinks=config.logger, config_record=container, on_start=lambda: OmegaConf.save(
                         OmegaConf.create(container), run_dir / RESOLVED_CONFIG))
     if summary.status in (RunStatus.PREEMPTED, RunStatus.INTERRUPTED):
         logger.info(f"{summary.status.value}: checkpoint saved at step {summary.steps}; run the "

@@ -19,12 +19,13 @@ import jax
 import numpy as np
 
 from hydralearn.compose.build import Program
-from hydralearn.compose.schema import CheckpointConfig, NonFinite, TrainerConfig
+from hydralearn.compose.schema import CheckpointConfig, LoggerConfig, NonFinite, TrainerConfig
 from hydralearn.data.loader import HostBatch, Loader
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.runtime.errors import RunError, RunRefused
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
+from hydralearn.runtime.profile import Profiler
 from hydralearn.runtime.sample import generate
 from hydralearn.runtime.watchdog import Watchdog
 
@@ -76,10 +77,12 @@ class Throughput:
 
 def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
           checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path,
-          config_record: dict | None = None, on_start: Callable[[], None] | None = None) -> RunSummary:
+          sinks: LoggerConfig | None = None, config_record: dict | None = None,
+          on_start: Callable[[], None] | None = None) -> RunSummary:
     """Train to `trainer.steps`, resuming from the newest intact checkpoint.
 
-    `config_record` (the resolved config) is saved in every checkpoint. `on_start` runs once
+    `sinks`: where metrics go (conf/logger; None: its defaults). `config_record` (the resolved
+    config) is saved in every checkpoint and given to W&B and MLflow. `on_start` runs once
     the run is sure to go on (checkpoints verified and restored, nothing refused), before the
     run directory's metrics are touched: the place to write records a refused run must not.
     """
@@ -103,15 +106,20 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
                                  "by an older hydralearn); set name=<new name> for a new run")
             loader.set_state(restored.data_state)
             logger.info("resuming from step %d", start)
-        loop = _Loop(program, loader=loader, trainer=trainer, checkpoint=checkpoint,
-                     checkpointer=checkpointer, throughput=throughput, skipped=skipped,
-                     log=MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start))
-        state = restored.state if restored else program.init_state()
+        log = MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start, sinks=sinks,
+                         name=program.config.name, run_config=config_record,
+                         primary=jax.process_index() == 0)
+        profiler = Profiler(trainer.profile, run_dir=run_dir)
         try:
+            loop = _Loop(program, loader=loader, trainer=trainer, checkpoint=checkpoint,
+                         checkpointer=checkpointer, throughput=throughput, skipped=skipped, log=log,
+                         profiler=profiler)
+            state = restored.state if restored else program.init_state()
             with Preemption() as preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
                 state, status = loop.run(state, start=start, preemption=preemption, watchdog=watchdog)
         finally:
-            loop.log.close()
+            profiler.stop()
+            log.close()
     finally:
         checkpointer.close()  # waits for writes in flight: a started checkpoint is completed
         loader.close()
@@ -125,10 +133,10 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
 class _Loop:
     def __init__(self, program: Program, *, loader: Loader, trainer: TrainerConfig,
                  checkpoint: CheckpointConfig, checkpointer: Checkpointer,
-                 throughput: Throughput, skipped: int, log: MetricsLog):
+                 throughput: Throughput, skipped: int, log: MetricsLog, profiler: Profiler):
         self.program, self.loader, self.trainer = program, loader, trainer
         self.checkpoint, self.checkpointer, self.throughput = checkpoint, checkpointer, throughput
-        self.skipped, self.log = skipped, log
+        self.skipped, self.log, self.profiler = skipped, log, profiler
         self.heldout = loader.heldout(trainer.eval_batches)
         self.evals = [(self.put(b), float(b.mask.sum())) for b in self.heldout]
         self.data_stats: list[dict[str, float]] = []  # per step since the last record
@@ -140,7 +148,9 @@ class _Loop:
     def run(self, state, *, start: int, preemption: Preemption, watchdog: Watchdog):
         for step in range(start, self.trainer.steps):
             batch = next(self.loader)
-            state, metrics = self.program.train_step(state, *self.put(batch))
+            with self.profiler.step(step + 1):
+                state, metrics = self.program.train_step(state, *self.put(batch))
+            self.profiler.finished(step + 1, state)
             self.data_stats.append(self.loader.stats(batch))
             self._flush()
             watchdog.beat()
@@ -229,7 +239,7 @@ class _Loop:
         raise NonFiniteLoss(
             f"step {step}: the loss ({values['loss']}) or gradient norm ({values['grad_norm']}) is "
             f"not finite; the newest checkpoint is at step {self.checkpointer.latest_step()}. Lower "
-            "optim.lr or raise optim.warmup_steps, or set trainer.nonfinite=skip to drop such steps")
+            "optim.lr or raise schedule.warmup_steps, or set trainer.nonfinite=skip to drop such steps")
 
     def evaluate(self, state) -> float:
         """Mean loss per held-out target token (padding excluded)."""

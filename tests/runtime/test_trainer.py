@@ -51,7 +51,7 @@ def test_skip_keeps_params_and_optimizer_state(one_device):
 
 
 def test_stop_names_the_step_and_keeps_earlier_checkpoints(one_device, tmp_path):
-    config = tiny_config("optim.lr=1e30", "optim.warmup_steps=0", "trainer.steps=20",
+    config = tiny_config("optim.lr=1e30", "schedule.warmup_steps=0", "trainer.steps=20",
                          "trainer.log_every=1", "trainer.sample_tokens=0", "checkpoint.every_steps=1")
     program = build(config, devices=one_device)
     throughput = Throughput(tokens_per_step=128, flops_per_token=1.0, peak_flops=1.0)
