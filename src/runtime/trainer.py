@@ -17,14 +17,14 @@ import jax
 import numpy as np
 
 from hydralearn.compose.build import Program
-from hydralearn.data import tokenizer
 from hydralearn.data.corpus import Corpus, unigram_cross_entropy
 from hydralearn.data.pipeline import DataConfig, heldout_batches, train_batch
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.runtime.config import CheckpointConfig, NonFinite, TrainerConfig
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
-from hydralearn.runtime.sample import generate
+from hydralearn.runtime.generate import Generator, Sampling, complete
+from hydralearn.runtime.text import BYTES
 from hydralearn.runtime.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
@@ -210,10 +210,11 @@ class _Loop:
 
 
 def _sample(program: Program, state, data: DataConfig, trainer: TrainerConfig) -> str:
+    """The prompt and its completion, generated as hydralearn-generate does, within seq_len."""
     if not trainer.sample_tokens:
         return ""
-    prompt = tokenizer.encode(trainer.sample_prompt)
-    num_tokens = min(trainer.sample_tokens, data.seq_len - len(prompt))
-    tokens = generate(program.apply, state.params, prompt, num_tokens=num_tokens,
-                      buffer_len=data.seq_len, temperature=trainer.sample_temperature, seed=0)
-    return tokenizer.decode(np.asarray(tokens))
+    prompt = trainer.sample_prompt
+    num_tokens = min(trainer.sample_tokens, data.seq_len - len(BYTES.encode(prompt)))
+    generator = Generator(program.config, state.params, mesh=program.mesh)
+    return prompt + complete(generator, BYTES, [prompt], max_new_tokens=num_tokens,
+                             sampling=Sampling(temperature=trainer.sample_temperature))[0]

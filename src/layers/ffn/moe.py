@@ -67,6 +67,12 @@ class MoE(nnx.Module):
             """The ffn configs of one repeating group of layers: every-1 dense, then this."""
             return (self.dense,) * (self.every - 1) + (self,)
 
+        def for_generation(self) -> "MoE.Config":
+            """Dropless: capacity dispatch drops by place in the whole sequence (later tokens can
+            take an earlier token's slot), which a KV cache, seeing each token once, cannot
+            reproduce; every assignment computed is the routing both paths agree on."""
+            return dataclasses.replace(self, dispatch=Dispatch.DROPLESS)
+
         def errors(self) -> list[str]:
             out = []
             if not 1 <= self.top_k <= self.num_experts:

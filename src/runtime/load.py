@@ -1,0 +1,136 @@
+"""A trained model to generate from or evaluate: a run directory's checkpoint, or a Hugging
+Face directory (config.json + *.safetensors) imported on the fly.
+
+    load("runs/my_run")          # the newest checkpoint
+    load("runs/my_run@500")      # step 500
+    load("/ckpt/Llama-3.2-1B")   # a Hugging Face directory
+
+Only the parameters are read (not the optimizer state), read-only: a checkpoint that does not
+fit its run's config is reported, never renamed or deleted. The model runs on the run's own
+mesh when this host has its device count, otherwise on one device.
+"""
+
+import dataclasses
+import math
+import re
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+from flax import nnx
+from jax.sharding import Mesh
+from omegaconf import OmegaConf
+
+from hydralearn.compose import config as compose_config
+from hydralearn.compose import schema
+from hydralearn.compose.build import abstract_params, param_shardings
+from hydralearn.compose.mesh import MeshConfig, MeshMode, make_mesh
+from hydralearn.compose.validate import ConfigError, to_container
+from hydralearn.runtime.checkpoint import committed_steps
+from hydralearn.runtime.text import BYTES, Codec, hf_codec
+
+_TARGET = re.compile(r"^(?P<path>.+?)(@(?P<step>[^@/]*))?$")
+_DATA_OVERRIDE = re.compile(r"^(\+\+|\+)?data([./][^=]*)?=")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    config: schema.TrainConfig  # mesh axes: those of `mesh`
+    params: nnx.State  # placed on `mesh` by the config's sharding rules
+    mesh: Mesh
+    codec: Codec  # text <-> token ids
+    step: int | None  # the checkpoint's step; None for a Hugging Face directory
+    results_dir: Path  # where eval.json is written: the checkpoint's own directory
+
+
+def load(target: str) -> LoadedModel:
+    """`<run dir>[@step]` or a Hugging Face directory; ConfigError (one line) if neither."""
+    match = _TARGET.match(target)
+    path, step = Path(match["path"]), match["step"]
+    if not path.is_dir():
+        raise ConfigError([f"{path}: no such directory (expected a run directory, e.g. runs/<name>, "
+                           "or a Hugging Face checkpoint directory)"])
+    if (path / "config.json").is_file() and not (path / "resolved_config.yaml").is_file():
+        if step is not None:
+            raise ConfigError([f"{target}: a Hugging Face directory has no steps; drop '@{step}'"])
+        return load_hf(path)
+    if step is not None and not step.isdigit():
+        raise ConfigError([f"{target}: the step after '@' must be a number, e.g. {path}@100"])
+    return load_run(path, None if step is None else int(step))
+
+
+def load_run(run_dir: Path, step: int | None = None) -> LoadedModel:
+    """The run's saved config and the parameters of checkpoint `step` (default: the newest)."""
+    saved = run_dir / "resolved_config.yaml"
+    if not saved.is_file():
+        raise ConfigError([f"{run_dir}: no resolved_config.yaml (not a hydralearn run directory)"])
+    steps = committed_steps(run_dir / "checkpoints")
+    if not steps:
+        raise ConfigError([f"{run_dir}: no checkpoints yet (train it first: hydralearn-train ...)"])
+    if step is not None and step not in steps:
+        raise ConfigError([f"{run_dir}@{step}: no checkpoint at step {step}; available steps: "
+                           f"{', '.join(map(str, steps))}"])
+    step = steps[-1] if step is None else step
+    config = _on_devices_present(schema.load(OmegaConf.to_container(OmegaConf.load(saved))))
+    mesh = make_mesh(config.mesh.axes, jax.devices()[:math.prod(config.mesh.axes.values())])
+    checkpoint = run_dir / "checkpoints" / str(step)
+    params = _restore_params(checkpoint / "state", config, mesh)
+    return LoadedModel(config=config, params=params, mesh=mesh, codec=BYTES, step=step,
+                       results_dir=checkpoint)
+
+
+def load_hf(directory: Path) -> LoadedModel:
+    from hydralearn.interop import hf
+
+    loaded = hf.load(directory)
+    mesh = make_mesh(loaded.config.mesh.axes, jax.devices()[:math.prod(loaded.config.mesh.axes.values())])
+    _, abstract = abstract_params(loaded.config)
+    params = jax.device_put(loaded.params, param_shardings(abstract, loaded.config, mesh))
+    return LoadedModel(config=loaded.config, params=params, mesh=mesh, step=None,
+                       codec=hf_codec(directory, vocab_size=loaded.config.model.vocab_size),
+                       results_dir=directory)
+
+
+def _on_devices_present(config: schema.TrainConfig) -> schema.TrainConfig:
+    """The saved mesh if this host has its device count, else every axis 1 (one device)."""
+    if math.prod(config.mesh.axes.values()) == jax.device_count():
+        return config
+    return dataclasses.replace(config, mesh=MeshConfig(mode=MeshMode.FIXED,
+                                                       axes={a: 1 for a in config.mesh.axes}))
+
+
+def _restore_params(path: Path, config: schema.TrainConfig, mesh: Mesh) -> nnx.State:
+    """The `params` subtree of a saved TrainState, in the config's shardings on `mesh`."""
+    _, abstract = abstract_params(config)
+    leaves, treedef = jax.tree.flatten(abstract)
+    shardings = jax.tree.leaves(param_shardings(abstract, config, mesh),
+                                is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
+    target = {"params": treedef.unflatten([jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
+                                           for x, s in zip(leaves, shardings, strict=True)])}
+    try:
+        restored = ocp.PyTreeCheckpointer().restore(path, args=ocp.args.PyTreeRestore(
+            item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+            partial_restore=True))
+    except Exception as e:  # noqa: BLE001 - any failure to read is reported, nothing is touched
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError([f"{path}: cannot read the parameters ({type(e).__name__}: "
+                           f"{reason[:200]}); does the checkpoint belong to this run's config?"]) from None
+    return restored["params"]
+
+
+def with_data(model: LoadedModel, overrides: list[str]) -> LoadedModel:
+    """The model with its data config changed: `data=<option>` starts from that option (the
+    group's YAML, through Hydra), `data.<key>=<value>` changes one key; validated as in training."""
+    if not overrides:
+        return model
+    others = [o for o in overrides if not _DATA_OVERRIDE.match(o)]
+    if others:
+        raise ConfigError([f"{o}: only the data group can be overridden here (data=<option>, "
+                           "data.<key>=<value>)" for o in others])
+    if any(o.startswith("data=") for o in overrides):
+        data = compose_config.compose(overrides).data
+    else:
+        keys = [o.lstrip("+").removeprefix("data.") for o in overrides]
+        data = OmegaConf.merge(to_container(model.config.data), OmegaConf.from_dotlist(keys))
+    container = to_container(model.config) | {"data": OmegaConf.to_container(data, resolve=True)}
+    return dataclasses.replace(model, config=schema.load(container))
