@@ -112,19 +112,26 @@ class Generator:
         """New tokens of every prompt, (len(prompts), n) per item: first the prefill's one
         token, then up to `chunk` (default: all the rest) per item; STOPPED after a row's eos.
         Ends after max_new_tokens tokens, or once every row has produced one of eos_ids."""
-        tokens, lengths, live = self._batch(prompts)
-        cache_length = bucket(max(len(p) for p in prompts) + max_new_tokens)
-        key = jax.random.key(sampling.seed)
-        state, first = self._prefill(self.params, tokens, lengths, live, key, cache_length=cache_length,
-                                     sampling=sampling, eos_ids=eos_ids)
-        rows = len(prompts)
+        state, first = self.prefill(prompts, max_new_tokens=max_new_tokens, sampling=sampling,
+                                    eos_ids=eos_ids)
+        rows, key = len(prompts), jax.random.key(sampling.seed)
         yield np.asarray(first)[:rows, None]
         left, chunk = max_new_tokens - 1, chunk or max(max_new_tokens - 1, 1)
         while left > 0 and not bool(np.all(np.asarray(state.done))):
-            state, out = self._decode(self.params, state, key, jnp.int32(min(chunk, left)),
-                                      chunk=chunk, sampling=sampling, eos_ids=eos_ids)
-            left -= chunk
-            yield np.asarray(out)[:rows]
+            steps = min(chunk, left)
+            state, out = self._decode(self.params, state, key, jnp.int32(steps), chunk=chunk,
+                                      sampling=_compiled(sampling), eos_ids=eos_ids)
+            left -= steps
+            yield np.asarray(out)[:rows, :steps]
+
+    def prefill(self, prompts: list[list[int]], *, max_new_tokens: int, sampling: Sampling,
+                eos_ids: tuple[int, ...] = ()) -> tuple[DecodeState, jax.Array]:
+        """The prompts through the model into a new cache with room for max_new_tokens more;
+        (decode state, first new token of each row (B,)). B: rows padded for the batch shards."""
+        tokens, lengths, live = self._batch(prompts)
+        cache_length = bucket(max(len(p) for p in prompts) + max_new_tokens)
+        return self._prefill(self.params, tokens, lengths, live, jax.random.key(sampling.seed),
+                             cache_length=cache_length, sampling=_compiled(sampling), eos_ids=eos_ids)
 
     def generate(self, prompts: list[list[int]], **options) -> list[list[int]]:
         """Every prompt's new tokens (up to and including eos), as `stream` gives them."""
@@ -188,6 +195,11 @@ class Generator:
         out = jnp.full((state.token.shape[0], chunk), STOPPED, jnp.int32)
         state, out, _ = jax.lax.while_loop(more, step, (state, out, jnp.int32(0)))
         return state, out
+
+
+def _compiled(sampling: Sampling) -> Sampling:
+    """What the jitted steps are specialised on: the seed only makes the key they are given."""
+    return dataclasses.replace(sampling, seed=0)
 
 
 def _is_eos(tokens: jax.Array, eos_ids: tuple[int, ...]) -> jax.Array:
