@@ -11,6 +11,7 @@ mesh when this host has its device count, otherwise on one device.
 """
 
 import dataclasses
+import functools
 import math
 import re
 from pathlib import Path
@@ -38,9 +39,16 @@ class LoadedModel:
     config: schema.TrainConfig  # mesh axes: those of `mesh`
     params: nnx.State  # placed on `mesh` by the config's sharding rules
     mesh: Mesh
-    codec: Codec  # text <-> token ids
     step: int | None  # the checkpoint's step; None for a Hugging Face directory
     results_dir: Path  # where eval.json is written: the checkpoint's own directory
+    hf_dir: Path | None = None  # a Hugging Face directory's tokenizer; None: bytes
+
+    @functools.cached_property
+    def codec(self) -> Codec:
+        """Text <-> token ids; read when first needed (evaluating token data needs none)."""
+        if self.hf_dir is None:
+            return BYTES
+        return hf_codec(self.hf_dir, vocab_size=self.config.model.vocab_size)
 
 
 def load(target: str) -> LoadedModel:
@@ -75,8 +83,7 @@ def load_run(run_dir: Path, step: int | None = None) -> LoadedModel:
     mesh = make_mesh(config.mesh.axes, jax.devices()[:math.prod(config.mesh.axes.values())])
     checkpoint = run_dir / "checkpoints" / str(step)
     params = _restore_params(checkpoint / "state", config, mesh)
-    return LoadedModel(config=config, params=params, mesh=mesh, codec=BYTES, step=step,
-                       results_dir=checkpoint)
+    return LoadedModel(config=config, params=params, mesh=mesh, step=step, results_dir=checkpoint)
 
 
 def load_hf(directory: Path) -> LoadedModel:
@@ -87,8 +94,7 @@ def load_hf(directory: Path) -> LoadedModel:
     _, abstract = abstract_params(loaded.config)
     params = jax.device_put(loaded.params, param_shardings(abstract, loaded.config, mesh))
     return LoadedModel(config=loaded.config, params=params, mesh=mesh, step=None,
-                       codec=hf_codec(directory, vocab_size=loaded.config.model.vocab_size),
-                       results_dir=directory)
+                       results_dir=directory, hf_dir=directory)
 
 
 def _on_devices_present(config: schema.TrainConfig) -> schema.TrainConfig:

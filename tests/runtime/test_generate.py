@@ -165,8 +165,8 @@ def test_cache_is_sharded_like_the_model_on_a_tensor_parallel_mesh(rope_generato
     params = jax.device_put(rope_generator.params, program.state_shardings.params)
     sharded = Generator(config, params, mesh=program.mesh)
     state, _ = sharded.prefill(PROMPTS, max_new_tokens=NEW, sampling=Sampling())
-    spec = state.cache.k.sharding.spec  # (layers, batch, length, kv_heads, head_dim)
-    assert "fsdp" in jax.tree.leaves(spec[1]) and spec[3] == "tensor", spec
+    spec = state.cache.k.sharding.spec  # (layers, batch, kv_heads, length, head_dim)
+    assert "fsdp" in jax.tree.leaves(spec[1]) and spec[2] == "tensor", spec
     assert state.cache.k.shape[1] == 4  # 3 prompts, padded to the 4 batch shards
     want = rope_generator.generate(PROMPTS, max_new_tokens=NEW, sampling=Sampling())
     assert sharded.generate(PROMPTS, max_new_tokens=NEW, sampling=Sampling()) == want
