@@ -4,9 +4,10 @@ CPU, its default KV cache) on the same float32 weights, side by side and interle
 For each model and batch size: time to first token (a generate call for one new token: the
 prefill and the first sampled token), the full generate call, and from them time per output
 token (TPOT) and tokens/s. Greedy, random prompts of PROMPT tokens, NEW new tokens, no early
-stop. Also decode tokens/s against the memory-bandwidth bound: the bytes one decode step must
-read (every weight a token's matmuls touch, plus the KV cache filled so far) against the host
-memory bandwidth measured here.
+stop. Also decode tokens/s against the physical limits measured here: the memory-bandwidth
+bound (the bytes one decode step must read: every weight a token's matmuls touch, plus the KV
+cache filled so far, against the host's read bandwidth) and the compute bound (the step's
+matmul FLOPs against XLA's float32 matmul rate on this host).
 
     .venv/bin/python scripts/bench_generate.py [--reps 5] [--models llama_tiny,llama_100m] [--batches 1,8]
 """
@@ -53,6 +54,19 @@ def memory_bandwidth() -> float:
     return x.nbytes / best
 
 
+def matmul_flops() -> float:
+    """XLA's float32 matmul rate (FLOP/s) on 2048 x 2048 operands, best of 5."""
+    a = jnp.ones((2048, 2048), jnp.float32)
+    product = jax.jit(jnp.matmul)
+    product(a, a).block_until_ready()
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        product(a, a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2048**3 / best
+
+
 class Systems:
     """The same weights in both systems: made by transformers, imported by hydralearn."""
 
@@ -74,6 +88,13 @@ class Systems:
             out = self.torch_model.generate(torch.from_numpy(prompts), do_sample=False,
                                             max_new_tokens=new, min_new_tokens=new, pad_token_id=0)
         return out[:, prompts.shape[1]:].tolist()
+
+    def decode_flops(self, batch: int, filled: int) -> float:
+        """Matmul FLOPs of one decode step: 2 per weight a token uses, plus attention's
+        scores and weighted sum over `filled` positions."""
+        c = self.config
+        weights = self.num_params - c.vocab_size * c.hidden_size
+        return 2.0 * batch * (weights + 2 * c.num_hidden_layers * filled * c.hidden_size)
 
     def decode_bytes(self, batch: int, filled: int) -> int:
         """Bytes one decode step reads: every weight but the embedding table (batch rows of it
@@ -119,17 +140,20 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    bandwidth = memory_bandwidth()
-    print(f"host read bandwidth {bandwidth / 1e9:.1f} GB/s; prompt {PROMPT}, {NEW} new tokens, "
-          f"float32, torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__}")
-    results = {"bandwidth_gb_s": bandwidth / 1e9, "rows": []}
+    bandwidth, flops = memory_bandwidth(), matmul_flops()
+    print(f"host read bandwidth {bandwidth / 1e9:.1f} GB/s, XLA float32 matmul {flops / 1e9:.0f} "
+          f"GFLOP/s; prompt {PROMPT}, {NEW} new tokens, float32, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), jax {jax.__version__}")
+    results = {"bandwidth_gb_s": bandwidth / 1e9, "matmul_gflop_s": flops / 1e9, "rows": []}
     for name in args.models.split(","):
         with tempfile.TemporaryDirectory() as directory:
             systems = Systems(MODELS[name], Path(directory))
             for batch in map(int, args.batches.split(",")):
                 row = {"model": name, "params_m": systems.num_params / 1e6, **measure(systems, batch, args.reps)}
-                step_bytes = systems.decode_bytes(batch, PROMPT + NEW // 2)
-                row["bound_tokens_per_s"] = batch * bandwidth / step_bytes
+                filled = PROMPT + NEW // 2  # the cache's mean fill during decoding
+                step_bytes = systems.decode_bytes(batch, filled)
+                row["bandwidth_bound_tokens_per_s"] = batch * bandwidth / step_bytes
+                row["compute_bound_tokens_per_s"] = batch * flops / systems.decode_flops(batch, filled)
                 row["decode_step_mb"] = step_bytes / 1e6
                 results["rows"].append(row)
                 print_row(row)
@@ -140,13 +164,15 @@ def main() -> None:
 def print_row(row: dict) -> None:
     hl, tf = row["hydralearn"], row["transformers"]
     decode = row["batch"] * 1e3 / hl["tpot_ms"]
-    print(f"{row['model']} ({row['params_m']:.1f}M) batch {row['batch']}: "
-          f"TTFT {hl['ttft_ms']:.1f} vs {tf['ttft_ms']:.1f} ms (x{tf['ttft_ms'] / hl['ttft_ms']:.2f}), "
-          f"TPOT {hl['tpot_ms']:.2f} vs {tf['tpot_ms']:.2f} ms (x{tf['tpot_ms'] / hl['tpot_ms']:.2f}), "
-          f"tokens/s {hl['tokens_per_s']:.0f} vs {tf['tokens_per_s']:.0f} "
-          f"(x{hl['tokens_per_s'] / tf['tokens_per_s']:.2f}); same tokens: {row['same_tokens']}; "
-          f"decode {decode:.0f} tokens/s = {decode / row['bound_tokens_per_s']:.0%} of the "
-          f"{row['bound_tokens_per_s']:.0f} tokens/s bandwidth bound ({row['decode_step_mb']:.0f} MB/step)")
+    memory, compute = row["bandwidth_bound_tokens_per_s"], row["compute_bound_tokens_per_s"]
+    print(f"{row['model']} ({row['params_m']:.1f}M) batch {row['batch']} (hydralearn vs "
+          f"transformers): TTFT {hl['ttft_ms']:.1f} vs {tf['ttft_ms']:.1f} ms "
+          f"(x{tf['ttft_ms'] / hl['ttft_ms']:.2f}), TPOT {hl['tpot_ms']:.2f} vs {tf['tpot_ms']:.2f} ms "
+          f"(x{tf['tpot_ms'] / hl['tpot_ms']:.2f}), tokens/s {hl['tokens_per_s']:.0f} vs "
+          f"{tf['tokens_per_s']:.0f} (x{hl['tokens_per_s'] / tf['tokens_per_s']:.2f}); same tokens: "
+          f"{row['same_tokens']}\n  decode {decode:.0f} tokens/s: {decode / memory:.0%} of the "
+          f"bandwidth bound {memory:.0f} tokens/s ({row['decode_step_mb']:.0f} MB/step), "
+          f"{decode / compute:.0%} of the compute bound {compute:.0f} tokens/s")
     sys.stdout.flush()
 
 

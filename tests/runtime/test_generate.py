@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from tests.conftest import tiny_config
-from hydralearn.compose.build import abstract_params, build, model_factory
+from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.mesh import make_mesh
 from hydralearn.layers.kv_cache import KVCache, Step
 from hydralearn.runtime.generate import (STOPPED, Generator, Sampling, bucket, choose,
