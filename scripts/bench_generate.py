@@ -27,7 +27,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from hydralearn.runtime.generate import Generator, Sampling
-from hydralearn.runtime.load import load
+from hydralearn.cli.target import load
 
 PROMPT, NEW = 128, 128
 MODELS = {  # transformers LlamaConfig keys; llama_tiny is conf/model/llama_tiny.yaml's shape

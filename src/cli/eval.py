@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _evaluate(args) -> None:
     from hydralearn.runtime import evaluate
-    from hydralearn.runtime.load import load, with_data
+    from hydralearn.cli.target import load
+    from hydralearn.runtime.load import with_data
 
     model = with_data(load(args.target), args.overrides)
     if args.perplexity_of is not None:

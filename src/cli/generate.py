@@ -59,7 +59,7 @@ def _read_prompts(path: Path) -> list[str]:
 
 def _generate(args, prompts: list[str], sampling: Sampling) -> None:
     from hydralearn.runtime.generate import Generator, complete
-    from hydralearn.runtime.load import load
+    from hydralearn.cli.target import load
 
     model = load(args.target)
     if any(not model.codec.encode(p) for p in prompts):

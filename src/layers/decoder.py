@@ -123,10 +123,14 @@ class Decoder(nnx.Module):
         return DecoderOutput(logits=self._logits(x), aux=reduce_aux(aux))
 
     def extend(self, tokens: jax.Array, positions: jax.Array, cache: KVCache, step: Step, *,
-               logits_at: jax.Array) -> tuple[jax.Array, KVCache]:
+               logits_at: jax.Array, blocks: list[nnx.State] | None = None) -> tuple[jax.Array, KVCache]:
         """Generation: `tokens` at `positions` (B, T) go through the model and into `cache`
         (see kv_cache.py). Returns the float32 logits (B, vocab) at index `logits_at` (B,) of
-        each row's T tokens, and the cache."""
+        each row's T tokens, and the cache.
+
+        `blocks` (from `unstacked_blocks`): the blocks' weights as separate arrays, run one
+        after the other instead of scanned; a layer sliced out of the stacked weights inside a
+        loop is a copy on CPU, which makes a one-token step read its weights three times."""
         x = self.embed(tokens)  # (B, T, d_model)
         block_def, stacked_state = nnx.split(self.blocks)
 
@@ -135,8 +139,13 @@ class Decoder(nnx.Module):
             x, cache = nnx.merge(block_def, block_state).extend(x, positions, cache, layer, step)
             return (x, cache, layer + self.layers_per_scan_step), None
 
-        # The cache is carried (not scanned over), so each layer updates it in place.
-        (x, cache, _), _ = jax.lax.scan(one_block, (x, cache, jnp.int32(0)), stacked_state)
+        carry = (x, cache, jnp.int32(0))
+        if blocks is None:  # the cache is carried (not scanned over): updated in place
+            (x, cache, _), _ = jax.lax.scan(one_block, carry, stacked_state)
+        else:
+            for block_state in blocks:
+                carry, _ = one_block(carry, block_state)
+            x, cache, _ = carry
         last = jnp.take_along_axis(x, logits_at[:, None, None], axis=1)  # (B, 1, d_model)
         return self._logits(last)[:, 0], cache
 
@@ -145,6 +154,14 @@ class Decoder(nnx.Module):
         x = self.final_norm(x)
         logits = self.embed.attend(x) if self.head is None else x @ use(self.head, self.dtype)
         return logits.astype(jnp.float32)
+
+
+@jax.jit
+def unstacked_blocks(params: nnx.State) -> list[nnx.State]:
+    """A Decoder's stacked block weights as one state per scan step, separate arrays."""
+    stacked = params["blocks"]
+    steps = jax.tree.leaves(stacked)[0].shape[0]
+    return [jax.tree.map(lambda x: x[i], stacked) for i in range(steps)]  # noqa: B023 - used at once
 
 
 def ffn_pattern(ffn: Any) -> tuple[Any, ...]:

@@ -26,6 +26,7 @@ from jax.sharding import Mesh, NamedSharding
 from hydralearn.compose.build import abstract_params
 from hydralearn.compose.schema import TrainConfig
 from hydralearn.compose.sharding import logical_to_spec
+from hydralearn.layers.decoder import unstacked_blocks
 from hydralearn.layers.kv_cache import CACHE_AXES, KVCache, Step
 from hydralearn.runtime.text import Codec
 
@@ -98,13 +99,16 @@ class Generator:
         config = generation_config(config)
         self.model, self.params, self.mesh = config.model, params, mesh
         self.graphdef, _ = abstract_params(config, mesh=mesh)
+        # On CPU decoding reads the weights from per-layer copies (block weights held twice):
+        # 2.6x faster one-token steps measured (100M Llama); see Decoder.extend.
+        self.blocks = unstacked_blocks(params) if mesh.devices.flat[0].platform == "cpu" else None
         rules = config.sharding
         self.batch_shards = math.prod(mesh.shape[a] for a in rules.mesh_axes("batch") if a in mesh.shape)
         self.batch_sharding = NamedSharding(mesh, logical_to_spec(("batch", None), rules))
         self.row_sharding = NamedSharding(mesh, logical_to_spec(("batch",), rules))
         self.cache_sharding = NamedSharding(mesh, logical_to_spec(CACHE_AXES, rules))
         self._prefill = jax.jit(self._prefill_fn, static_argnames=("cache_length", "sampling", "eos_ids"))
-        self._decode = jax.jit(self._decode_fn, donate_argnums=1,
+        self._decode = jax.jit(self._decode_fn, donate_argnums=2,
                                static_argnames=("chunk", "sampling", "eos_ids"))
 
     def stream(self, prompts: list[list[int]], *, max_new_tokens: int, sampling: Sampling,
@@ -119,8 +123,8 @@ class Generator:
         left, chunk = max_new_tokens - 1, chunk or max(max_new_tokens - 1, 1)
         while left > 0 and not bool(np.all(np.asarray(state.done))):
             steps = min(chunk, left)
-            state, out = self._decode(self.params, state, key, jnp.int32(steps), chunk=chunk,
-                                      sampling=_compiled(sampling), eos_ids=eos_ids)
+            state, out = self._decode(self.params, self.blocks, state, key, jnp.int32(steps),
+                                      chunk=chunk, sampling=_compiled(sampling), eos_ids=eos_ids)
             left -= steps
             yield np.asarray(out)[:rows, :steps]
 
@@ -172,8 +176,8 @@ class Generator:
         state = DecodeState(cache=cache, token=first, position=lengths, done=done, count=jnp.int32(1))
         return state, first
 
-    def _decode_fn(self, params, state: DecodeState, key, steps, *, chunk: int, sampling: Sampling,
-                   eos_ids: tuple[int, ...]) -> tuple[DecodeState, jax.Array]:
+    def _decode_fn(self, params, blocks, state: DecodeState, key, steps, *, chunk: int,
+                   sampling: Sampling, eos_ids: tuple[int, ...]) -> tuple[DecodeState, jax.Array]:
         """Up to `steps` (<= chunk) decode steps; (state, new tokens (B, chunk))."""
         model = nnx.merge(self.graphdef, params)
         at_zero = jnp.zeros_like(state.position)
@@ -181,7 +185,7 @@ class Generator:
         def step(carry):
             state, out, i = carry
             logits, cache = model.extend(state.token[:, None], state.position[:, None], state.cache,
-                                         Step.decode, logits_at=at_zero)
+                                         Step.decode, logits_at=at_zero, blocks=blocks)
             token = choose(logits, jax.random.fold_in(key, state.count), sampling)
             out = out.at[:, i].set(jnp.where(state.done, STOPPED, token))
             state = DecodeState(cache=cache, token=token, position=state.position + 1,

@@ -1,13 +1,10 @@
-"""A trained model to generate from or evaluate: a run directory's checkpoint, or a Hugging
-Face directory (config.json + *.safetensors) imported on the fly.
-
-    load("runs/my_run")          # the newest checkpoint
-    load("runs/my_run@500")      # step 500
-    load("/ckpt/Llama-3.2-1B")   # a Hugging Face directory
+"""A trained model to generate from or evaluate: a run directory's checkpoint (`load_run`), or
+parameters imported from elsewhere (`placed`; cli/target.py reads Hugging Face directories).
 
 Only the parameters are read (not the optimizer state), read-only: a checkpoint that does not
 fit its run's config is reported, never renamed or deleted. The model runs on the run's own
-mesh when this host has its device count, otherwise on one device.
+mesh when this host has its device count, otherwise on one device, with the run's attention
+kernel where it runs here, otherwise XLA's.
 """
 
 import dataclasses
@@ -25,12 +22,13 @@ from omegaconf import OmegaConf
 from hydralearn.compose import config as compose_config
 from hydralearn.compose import schema
 from hydralearn.compose.build import abstract_params, param_shardings
+from hydralearn.compose.hardware import Host
+from hydralearn.compose.kernels import AttentionShape, Kernel, requirements
 from hydralearn.compose.mesh import MeshConfig, MeshMode, make_mesh
 from hydralearn.compose.validate import ConfigError, to_container
 from hydralearn.runtime.checkpoint import committed_steps
 from hydralearn.runtime.text import BYTES, Codec, hf_codec
 
-_TARGET = re.compile(r"^(?P<path>.+?)(@(?P<step>[^@/]*))?$")
 _DATA_OVERRIDE = re.compile(r"^(\+\+|\+)?data([./][^=]*)?=")
 
 
@@ -51,22 +49,6 @@ class LoadedModel:
         return hf_codec(self.hf_dir, vocab_size=self.config.model.vocab_size)
 
 
-def load(target: str) -> LoadedModel:
-    """`<run dir>[@step]` or a Hugging Face directory; ConfigError (one line) if neither."""
-    match = _TARGET.match(target)
-    path, step = Path(match["path"]), match["step"]
-    if not path.is_dir():
-        raise ConfigError([f"{path}: no such directory (expected a run directory, e.g. runs/<name>, "
-                           "or a Hugging Face checkpoint directory)"])
-    if (path / "config.json").is_file() and not (path / "resolved_config.yaml").is_file():
-        if step is not None:
-            raise ConfigError([f"{target}: a Hugging Face directory has no steps; drop '@{step}'"])
-        return load_hf(path)
-    if step is not None and not step.isdigit():
-        raise ConfigError([f"{target}: the step after '@' must be a number, e.g. {path}@100"])
-    return load_run(path, None if step is None else int(step))
-
-
 def load_run(run_dir: Path, step: int | None = None) -> LoadedModel:
     """The run's saved config and the parameters of checkpoint `step` (default: the newest)."""
     saved = run_dir / "resolved_config.yaml"
@@ -79,30 +61,35 @@ def load_run(run_dir: Path, step: int | None = None) -> LoadedModel:
         raise ConfigError([f"{run_dir}@{step}: no checkpoint at step {step}; available steps: "
                            f"{', '.join(map(str, steps))}"])
     step = steps[-1] if step is None else step
-    config = _on_devices_present(schema.load(OmegaConf.to_container(OmegaConf.load(saved))))
+    config = _for_this_host(schema.load(OmegaConf.to_container(OmegaConf.load(saved))))
     mesh = make_mesh(config.mesh.axes, jax.devices()[:math.prod(config.mesh.axes.values())])
     checkpoint = run_dir / "checkpoints" / str(step)
     params = _restore_params(checkpoint / "state", config, mesh)
     return LoadedModel(config=config, params=params, mesh=mesh, step=step, results_dir=checkpoint)
 
 
-def load_hf(directory: Path) -> LoadedModel:
-    from hydralearn.interop import hf
+def placed(config: schema.TrainConfig, params: nnx.State, *, results_dir: Path,
+           hf_dir: Path | None = None) -> LoadedModel:
+    """Parameters from elsewhere (e.g. a Hugging Face import) on this host's mesh."""
+    config = _for_this_host(config)
+    mesh = make_mesh(config.mesh.axes, jax.devices()[:math.prod(config.mesh.axes.values())])
+    _, abstract = abstract_params(config)
+    params = jax.device_put(params, param_shardings(abstract, config, mesh))
+    return LoadedModel(config=config, params=params, mesh=mesh, step=None, results_dir=results_dir,
+                       hf_dir=hf_dir)
 
-    loaded = hf.load(directory)
-    mesh = make_mesh(loaded.config.mesh.axes, jax.devices()[:math.prod(loaded.config.mesh.axes.values())])
-    _, abstract = abstract_params(loaded.config)
-    params = jax.device_put(loaded.params, param_shardings(abstract, loaded.config, mesh))
-    return LoadedModel(config=loaded.config, params=params, mesh=mesh, step=None,
-                       results_dir=directory, hf_dir=directory)
 
-
-def _on_devices_present(config: schema.TrainConfig) -> schema.TrainConfig:
-    """The saved mesh if this host has its device count, else every axis 1 (one device)."""
-    if math.prod(config.mesh.axes.values()) == jax.device_count():
-        return config
-    return dataclasses.replace(config, mesh=MeshConfig(mode=MeshMode.FIXED,
-                                                       axes={a: 1 for a in config.mesh.axes}))
+def _for_this_host(config: schema.TrainConfig) -> schema.TrainConfig:
+    """The saved mesh if this host has its device count, else every axis 1 (one device); the
+    saved attention kernel if it runs here, else xla (e.g. a GPU run read on a laptop)."""
+    if math.prod(config.mesh.axes.values()) != jax.device_count():
+        config = dataclasses.replace(config, mesh=MeshConfig(
+            mode=MeshMode.FIXED, axes={a: 1 for a in config.mesh.axes}))
+    shape = AttentionShape(compute_dtype=config.model.compute_dtype, seq_len=config.data.seq_len,
+                           head_dim=config.model.resolved_head_dim)
+    if requirements(config.kernel.name, host=Host.current(), shape=shape) is not None:
+        config = dataclasses.replace(config, kernel=dataclasses.replace(config.kernel, name=Kernel.XLA))
+    return config
 
 
 def _restore_params(path: Path, config: schema.TrainConfig, mesh: Mesh) -> nnx.State:

@@ -136,7 +136,7 @@ def test_perplexity_of_a_file(results, tmp_path, capsys):
     from flax import nnx
     from hydralearn.cli import eval as eval_cli
     from hydralearn.compose.build import abstract_params
-    from hydralearn.runtime.load import load
+    from hydralearn.cli.target import load
 
     run_dir = results["train"][3]
     text = "naïve café: " + "def f(x):\n    return x * 2\n" * 3  # 90 bytes, 2 of them 2-byte chars

@@ -16,7 +16,7 @@ from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralF
                           MixtralConfig, MixtralForCausalLM)
 
 from hydralearn.runtime.generate import Generator, Sampling
-from hydralearn.runtime.load import load
+from hydralearn.cli.target import load
 
 SMALL = dict(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, initializer_range=0.1, rms_norm_eps=1e-5)
