@@ -15,6 +15,7 @@ import time
 import jax
 
 from hydralearn.compose import config as compose_config
+from hydralearn.compose.resolve import resolve
 from hydralearn.compose.build import build
 from hydralearn.data.pipeline import load_corpus, train_batch
 
@@ -28,7 +29,7 @@ def main() -> None:
     variants = {"dense": dense_overrides, "moe": [*SHAPE, "model/ffn=moe", *user]}
     programs, states = {}, {}
     for name, overrides in variants.items():
-        config = compose_config.resolve(compose_config.load(overrides), device_count=1)
+        config = resolve(compose_config.load(overrides), device_count=1)
         programs[name] = build(config, devices=jax.devices()[:1])
         states[name] = programs[name].init_state()
     config = programs["dense"].config

@@ -17,6 +17,7 @@ import optax
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.reference
 
 from hydralearn.compose import config as compose_config  # noqa: E402
+from hydralearn.compose.resolve import resolve  # noqa: E402
 from hydralearn.compose.build import build  # noqa: E402
 from hydralearn.compose.optim import build_optimizer  # noqa: E402
 from hydralearn.data.pipeline import load_corpus, train_batch  # noqa: E402
@@ -38,7 +39,7 @@ def plain_step_fn(config):
 
 
 def main() -> None:
-    config = compose_config.resolve(compose_config.load(sys.argv[1:]), device_count=1)
+    config = resolve(compose_config.load(sys.argv[1:]), device_count=1)
     program = build(config, devices=jax.devices()[:1])
     corpus = load_corpus(config.data)
     batches = [train_batch(config.data, corpus, s) for s in range(STEPS)]

@@ -1,29 +1,41 @@
 """LoC-complexity (AXLearn): what it costs, in lines, to switch a feature on for every preset.
 
 For each feature (a `model/position` or `model/ffn` option) this measures, from the files:
-- own lines: its module (the YAML's `_target_`) plus its YAML;
+- own lines: its layer module (its schema's `_target_`), its schema module (the `*_config.py`
+  its YAML extends) and its YAML;
 - lines elsewhere: lines of the model-building code (src/layers, src/compose) outside its own
   module, and of the presets' bodies, that name the feature (its option, module or class);
+  for a plugin's feature, every line of the package (src/, conf/) that names it;
 - per-preset lines: override lines beyond the single `model/<group>=<option>` needed for each
   preset to compose and validate (0 when it does; "fails" when it does not);
 - presets: how many presets it composed and validated on.
 The promise holds when the last three columns are 0, 0 and all, whatever the number of presets.
 
     .venv/bin/python scripts/loc_complexity.py [--build]   # --build: also build each abstractly
+    .venv/bin/python scripts/loc_complexity.py --plugin-root DIR [--json]
+
+`--plugin-root DIR` measures the features of a third-party plugin instead (docs/plugins.md):
+DIR goes on the Python path, its `*_config.py` modules are imported, and each YAML option under
+DIR (`<conf>/model/<group>/<option>.yaml`) is composed with its conf directory as
+`--config-dir`. A feature added without editing hydralearn shows 0 lines elsewhere.
 """
 
 import argparse
 import ast
 import dataclasses
+import importlib
+import importlib.util
+import json
 import re
 import sys
 import tokenize
 from pathlib import Path
 
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
+
+from hydralearn.compose import config as compose_config
+from hydralearn.compose.store import register_schemas
+from hydralearn.layers import registry
 
 REPO = Path(__file__).resolve().parent.parent
 FEATURES = {"position": ["rope", "rope_llama3", "yarn", "rope_linear", "none"], "ffn": ["moe"]}
@@ -40,22 +52,53 @@ class Row:
     presets: int
 
 
-def own_files(repo: Path, group: str, option: str) -> tuple[Path, Path]:
-    yaml_file = repo / "conf" / "model" / group / f"{option}.yaml"
-    target = re.search(r"^_target_:\s*(\S+)", yaml_file.read_text(), re.M).group(1)
-    module = target.rsplit(".", 1)[0].removeprefix("hydralearn.").replace(".", "/")
-    return yaml_file, repo / "src" / f"{module}.py"
+def own_files(options: Path, group: str, option: str) -> tuple[Path, ...]:
+    """The option's YAML (under the conf directory `options`), its schema's module and its
+    layer's module."""
+    config_cls = schema_class(options, group, option)
+    return (options / "model" / group / f"{option}.yaml", _module_file(config_cls.__module__),
+            _module_file(layer_module(config_cls)))
 
 
-def lines_naming(repo: Path, conf: Path, group: str, option: str, exclude: set[Path]) -> int:
+def layer_module(config_cls: type) -> str:
+    return registry.default_target(config_cls).rsplit(".", 1)[0]
+
+
+def _module_file(name: str) -> Path:
+    return Path(importlib.util.find_spec(name).origin)
+
+
+def schema_class(options: Path, group: str, option: str) -> type:
+    """The registered schema an option extends, following its defaults list (`moe_qwen3`
+    extends `moe`, which extends `base_moe`), or the one its `_target_` names."""
+    register_schemas()
+    node = OmegaConf.load(options / "model" / group / f"{option}.yaml")
+    if "defaults" not in node:
+        return registry.config_class(str(node._target_))
+    first = str(node.defaults[0])
+    if not first.startswith("base_"):
+        return schema_class(options, group, first)
+    places = {place: cls for cls, place in registry.places().items()}
+    return places[(f"model/{group}", first.removeprefix("base_"))]
+
+
+def lines_naming(repo: Path, conf: Path, group: str, option: str, exclude: set[Path],
+                 options: Path | None = None) -> int:
     """Lines of model-building code (outside every feature's own module) that name the feature
-    in code (its class, or a string holding its module path), plus
-    lines of preset bodies that name its option."""
-    _, module = own_files(repo, group, option)
-    classes = set(re.findall(r"^class (\w+)\(", module.read_text(), re.M))
-    dotted = "hydralearn." + str(module.relative_to(repo / "src").with_suffix("")).replace("/", ".")
-    code = [p for d in ("layers", "compose") for p in (repo / "src" / d).rglob("*.py") if p not in exclude]
+    in code (its class, or a string holding its module path), plus lines of preset bodies that
+    name its option. For a plugin's feature (its options outside conf/): every Python and YAML
+    line of the package that names it."""
+    plugin = options is not None
+    options = options or repo / "conf"
+    _, schema, module = own_files(options, group, option)
+    classes = {c for f in (schema, module) for c in re.findall(r"^class (\w+)\(", f.read_text(), re.M)}
+    dotted = layer_module(schema_class(options, group, option))
+    dirs = [repo / "src"] if plugin else [repo / "src" / d for d in ("layers", "compose")]
+    code = [p for d in dirs for p in d.rglob("*.py") if p not in exclude]
     count = sum(_code_lines_naming(p, classes, dotted) for p in code)
+    if plugin:
+        named = rf"\b{re.escape(dotted)}\b|\b{re.escape(option)}\b"
+        return count + sum(_yaml_lines_naming(p, named) for p in conf.rglob("*.yaml"))
     for preset in (conf / "model").glob("*.yaml"):
         for line in preset.read_text().splitlines():
             text = line.split("#", 1)[0]
@@ -63,6 +106,10 @@ def lines_naming(repo: Path, conf: Path, group: str, option: str, exclude: set[P
             if not re.match(rf"\s*-\s*{group}:", text) and re.search(rf"\b{re.escape(option)}\b", text):
                 count += 1
     return count
+
+
+def _yaml_lines_naming(path: Path, pattern: str) -> int:
+    return sum(bool(re.search(pattern, line.split("#", 1)[0])) for line in path.read_text().splitlines())
 
 
 def _code_lines_naming(path: Path, classes: set[str], dotted: str) -> int:
@@ -79,20 +126,17 @@ def _code_lines_naming(path: Path, classes: set[str], dotted: str) -> int:
     return len(lines)
 
 
-def composes(conf: Path, preset: str, override: str, build: bool) -> bool:
-    """Whether `model=<preset> <override>` composes and validates (and builds, with `build`);
-    the reason for a failure goes to stderr."""
-    from hydralearn.compose import schema
+def composes(conf: Path, preset: str, override: str, build: bool, options: Path | None = None) -> bool:
+    """Whether `model=<preset> <override>` composes and validates (and builds, with `build`),
+    with `options` (a plugin's conf directory) as --config-dir; the reason for a failure goes
+    to stderr."""
+    where = compose_config.Location(config_path=str(conf),
+                                    config_dir=str(options) if options else None)
     try:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            cfg = hydra_compose("train", overrides=[f"model={preset}", override], return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        config = schema.load(OmegaConf.to_container(cfg, resolve=True))
+        config = compose_config.load([f"model={preset}", override], where)
         if build:
             from hydralearn.compose.build import abstract_params
-            from hydralearn.compose.config import resolve
+            from hydralearn.compose.resolve import resolve
             abstract_params(resolve(config, device_count=1))
         return True
     except Exception as e:  # noqa: BLE001 - any failure means the override is not enough
@@ -102,23 +146,38 @@ def composes(conf: Path, preset: str, override: str, build: bool) -> bool:
 
 
 def measure(repo: Path = REPO, conf: Path | None = None, *, build: bool = False,
-            features: dict[str, list[str]] = FEATURES) -> list[Row]:
-    """One row per feature; `conf` (default repo/conf) is where presets are looked up."""
+            features: dict[str, list[str]] = FEATURES, options: Path | None = None) -> list[Row]:
+    """One row per feature; `conf` (default repo/conf) is where presets are looked up, `options`
+    where the features' YAML options are (default: conf/ of the repository; a plugin's conf
+    directory for a plugin's features)."""
     conf = conf or repo / "conf"
     presets = sorted(p.stem for p in (conf / "model").glob("*.yaml"))
-    everyones = {f for g, opts in FEATURES.items() for o in opts for f in own_files(repo, g, o)}
+    everyones = {f for g, opts in FEATURES.items() for o in opts for f in own_files(repo / "conf", g, o)}
     rows = []
-    for group, options in features.items():
-        for option in options:
-            own = own_files(repo, group, option)
+    for group, names in features.items():
+        for option in names:
+            own = own_files(options or repo / "conf", group, option)
             override = f"model/{group}={option}"
-            ok = sum(composes(conf, p, override, build) for p in presets)
+            ok = sum(composes(conf, p, override, build, options) for p in presets)
             rows.append(Row(feature=option, override=override,
                             own_lines=sum(len(f.read_text().splitlines()) for f in own),
-                            lines_elsewhere=lines_naming(repo, conf, group, option, everyones),
+                            lines_elsewhere=lines_naming(repo, conf, group, option, everyones, options),
                             per_preset_lines=0 if ok == len(presets) else None,
                             presets_ok=ok, presets=len(presets)))
     return rows
+
+
+def plugin_features(root: Path) -> list[tuple[Path, dict[str, list[str]]]]:
+    """Import a plugin's `*_config.py` modules (root on the Python path); its conf
+    directories, each with the options it holds per group."""
+    sys.path.insert(0, str(root))
+    for path in sorted(root.rglob("*_config.py")):
+        importlib.import_module(".".join(path.relative_to(root).with_suffix("").parts))
+    found: dict[Path, dict[str, list[str]]] = {}
+    for yaml_file in sorted(root.rglob("model/*/*.yaml")):
+        options = yaml_file.parents[2]
+        found.setdefault(options, {}).setdefault(yaml_file.parent.name, []).append(yaml_file.stem)
+    return list(found.items())
 
 
 def table(rows: list[Row]) -> str:
@@ -134,9 +193,17 @@ def table(rows: list[Row]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", action="store_true", help="also build every combination abstractly")
+    parser.add_argument("--plugin-root", type=Path,
+                        help="measure the features of the plugin whose sources are in this directory")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    print(table(measure(build=args.build)))
+    if args.plugin_root:
+        rows = [row for options, features in plugin_features(args.plugin_root.resolve())
+                for row in measure(build=args.build, features=features, options=options)]
+    else:
+        rows = measure(build=args.build)
+    print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) if args.json else table(rows))
 
 
 if __name__ == "__main__":

@@ -30,17 +30,19 @@ def main() -> None:
     import jax
 
     from hydralearn.compose import config as compose_config
+
+    from hydralearn.compose.resolve import resolve
     from hydralearn.compose.build import abstract_params, count_params, param_shardings
     from hydralearn.compose.mesh import make_mesh
     from hydralearn.compose.sharding import bytes_per_device
-    from hydralearn.compose.validate import ConfigError
+    from hydralearn.errors import ConfigError
 
     rows = []
     for sharding, mesh, extra in LAYOUTS:
         overrides = [*args.overrides, f"sharding={sharding}", f"mesh={mesh}", *extra,
                      f"data.batch_size={args.devices}"]
         try:
-            config = compose_config.resolve(compose_config.load(overrides), device_count=args.devices)
+            config = resolve(compose_config.load(overrides), device_count=args.devices)
         except ConfigError as e:
             print(f"{sharding}: {e}", file=sys.stderr)
             continue

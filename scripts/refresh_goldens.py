@@ -10,7 +10,7 @@ import sys
 # Goldens are computed abstractly; one CPU device is all jax needs, whatever this machine has.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from hydralearn.compose.golden import GOLDEN_DIR, refresh  # noqa: E402
+from hydralearn.review.golden import GOLDEN_DIR, refresh  # noqa: E402
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from hydralearn.compose import config as compose_config  # noqa: E402
+from hydralearn.compose.resolve import resolve
 
 TINY = ["model.d_model=32", "model.num_layers=2", "model.num_heads=4", "model.num_kv_heads=2",
         "model.ffn_dim=64", "data=synthetic", "data.seq_len=16", "data.batch_size=8"]
@@ -20,7 +21,7 @@ TINY = ["model.d_model=32", "model.num_layers=2", "model.num_heads=4", "model.nu
 def tiny_config(*overrides: str, device_count: int = 1):
     """The default config shrunk to test size, validated and resolved for `device_count`."""
     config = compose_config.load([*TINY, *overrides])
-    return compose_config.resolve(config, device_count=device_count)
+    return resolve(config, device_count=device_count)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 import argparse
 
 from hydralearn.cli.errors import exit_with
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -5,6 +5,9 @@ Each side is Hydra overrides, a golden `tests/golden/<name>.config.yaml`, or a r
     hydralearn-diff model=llama2_7b -- model=llama2_7b model/ffn=gelu
     hydralearn-diff tests/golden/tiny_cpu8.config.yaml -- runs/llama_tiny/2025-01-01_12-00-00
     hydralearn-diff --json +experiment=tiny_cpu8 -- +experiment=tiny_nope
+    hydralearn-diff --config-dir my_conf model=mine -- model=mine model/ffn=gelu
+
+--config-dir DIR, -cn NAME and -cp DIR (as for hydralearn-train) apply to both sides.
 
 Exit status (for CI): 0 identical, 1 they differ, 2 usage or config error.
 """
@@ -15,7 +18,7 @@ import json
 import sys
 
 from hydralearn.cli.errors import USER_ERROR_EXIT, exit_with
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 
 USAGE = "usage: hydralearn-diff [--json] A... -- B...  (each side: overrides, a config file or a run directory)"
 DIFFER_EXIT = 1
@@ -28,18 +31,39 @@ def main(argv: list[str] | None = None) -> None:
         return
     as_json = "--json" in argv
     argv = [a for a in argv if a != "--json"]
+    where, argv = _location(argv)
     if "--" not in argv:
         print(f"hydralearn: error: {USAGE}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
     split = argv.index("--")
     left, right = argv[:split], argv[split + 1:]
     try:
-        from hydralearn.compose.diff import diff, load_side
-        result = diff(load_side(left), load_side(right))
+        from hydralearn.review.diff import diff, load_side
+        result = diff(load_side(left, where), load_side(right, where))
     except ConfigError as e:
         exit_with(e)
     print(json.dumps(to_json(result), indent=2) if as_json else format_diff(result))
     sys.exit(0 if result.identical else DIFFER_EXIT)
+
+
+LOCATION_FLAGS = {"--config-dir": "config_dir", "-cd": "config_dir", "--config-name": "config_name",
+                  "-cn": "config_name", "--config-path": "config_path", "-cp": "config_path"}
+
+
+def _location(argv: list[str]):
+    """The -cp/-cn/--config-dir flags (either side, `--flag value` or `--flag=value`), and the rest."""
+    from hydralearn.compose.config import Location
+
+    found, rest, i = {}, [], 0
+    while i < len(argv):
+        flag, _, value = argv[i].partition("=")
+        if flag in LOCATION_FLAGS and (value or i + 1 < len(argv)):
+            found[LOCATION_FLAGS[flag]] = value or argv[i + 1]
+            i += 1 if value else 2
+            continue
+        rest.append(argv[i])
+        i += 1
+    return Location(**found), rest
 
 
 def to_json(result) -> dict:

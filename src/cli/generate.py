@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hydralearn.cli.args import ArgumentParser
 from hydralearn.cli.errors import exit_with
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from hydralearn.runtime.generate import Sampling
 
 

@@ -11,8 +11,9 @@ import json
 import sys
 import time
 
+from hydralearn.cli import hydra_args
 from hydralearn.cli.errors import exit_with
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 
 GIB = 2**30
 
@@ -29,19 +30,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         "override set KEY, instead of planning")
     parser.add_argument("--top", type=int, default=8, help="largest tensors to list (default 8)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    hydra_args.add_location_flags(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
+    where = hydra_args.location(args)
     try:
         if args.explain:
-            from hydralearn.compose.explain import explain, format_explanation
-            print(format_explanation(explain(args.explain, args.overrides)))
+            from hydralearn.review.explain import explain, format_explanation
+            print(format_explanation(explain(args.explain, args.overrides, where)))
             return
         started = time.perf_counter()
-        from hydralearn.compose.plan import load_resolved, make_plan
-        plan = make_plan(load_resolved(args.overrides))
+        from hydralearn.review.plan import load_resolved, make_plan
+        plan = make_plan(load_resolved(args.overrides, where))
         elapsed = time.perf_counter() - started
     except ConfigError as e:
         exit_with(e)
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         print(format_plan(plan, top=args.top))
         print(f"planned in {elapsed:.2f}s")
     if args.compile:
-        _print_compiled(args.overrides, plan)
+        _print_compiled(args.overrides, plan, where)
 
 
 def plan_json(plan, *, top: int) -> dict:
@@ -93,11 +96,11 @@ def _tensor_lines(rows) -> list[str]:
     return ["    " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
 
 
-def _print_compiled(overrides: list[str], plan) -> None:
-    from hydralearn.compose.compiled import CompileError, compiled_memory
+def _print_compiled(overrides: list[str], plan, where) -> None:
+    from hydralearn.review.compiled import CompileError, compiled_memory
     started = time.perf_counter()
     try:
-        stats = compiled_memory(overrides, device_count=plan.device_count)
+        stats = compiled_memory(overrides, device_count=plan.device_count, location=where)
     except CompileError as e:
         exit_with(ConfigError([str(e)]))
     print(f"XLA memory analysis per device ({plan.device_count} simulated CPU devices, "

@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 from hydralearn import CONF_DIR
-from hydralearn.compose.jsonschema import group_schema, schema
+from hydralearn.cli.errors import exit_with
+from hydralearn.errors import ConfigError
+from hydralearn.review.jsonschema import group_schema, schema
 
 
 def config_groups(conf_dir: Path = CONF_DIR) -> list[str]:
@@ -27,12 +29,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hydralearn-schema", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="directory for one schema file per config group")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        whole = schema()  # imports installed plugins, whose layers it lists
+    except ConfigError as e:
+        exit_with(e)
     if args.out is None:
-        print(json.dumps(schema(), indent=1))
+        print(json.dumps(whole, indent=1))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     mapping = {}
-    for name, body, files in [("train", schema(), ["conf/train.yaml", "conf/experiment/*.yaml"])] + [
+    for name, body, files in [("train", whole, ["conf/train.yaml", "conf/experiment/*.yaml"])] + [
             (group.replace("/", "."), group_schema(group), [f"conf/{group}/*.yaml"])
             for group in config_groups()]:
         path = args.out / f"{name}.schema.json"

@@ -9,7 +9,7 @@ directory (config.json + *.safetensors, no resolved_config.yaml), imported on th
 import re
 from pathlib import Path
 
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from hydralearn.runtime.load import LoadedModel, load_run, placed
 
 _TARGET = re.compile(r"^(?P<path>.+?)(@(?P<step>[^@/]*))?$")

@@ -1,9 +1,16 @@
 """`hydralearn-train`: compose, validate, resolve, build and train; a Hydra app.
 
-Every Hydra flag works (--cfg job, -m, --help, +key=value, ~key). Each run's directory
-(runs/<name>, deterministic) gets `resolved_config.yaml` (every auto concrete), `checkpoints/`,
-`metrics.jsonl`, `tensorboard/` and `summary.json`. Running the same command again resumes
-from the newest checkpoint, after checking the config against the saved one.
+Every Hydra flag works (--cfg job, -m, --help, --info, -cn, -cp, --config-dir, +key=value,
+~key). A run is composed once and checked (types, allowlist, cross-field rules, its name);
+its run directory (runs/<name>, deterministic) is claimed (created, proven writable, locked
+against a second process), the run is resolved for the devices present and checked again
+(resume rule, memory); only then does Hydra's job runner write into it: `resolved_config.yaml`
+(every auto concrete), `checkpoints/`, `metrics.jsonl`, `tensorboard/`, `summary.json`.
+Running the same command again resumes from the newest intact checkpoint. A multirun checks
+every point first, then Hydra's sweeper and launcher run them.
+
+Exit codes: 0 done (or already complete, or preempted and saved), 2 refused (config, held
+run directory, nothing restorable), 3 non-finite loss, 4 watchdog, 5 storage, 130 Ctrl-C.
 """
 
 import logging
@@ -11,102 +18,136 @@ import sys
 from pathlib import Path
 
 import hydra
-import jax  # importing does not start the backend: XLA flags are still applied first
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from hydralearn import CONF_DIR
-from hydralearn.cli import preflight
+from hydralearn.cli import hydra_args, hydra_job
 from hydralearn.cli.errors import exit_with
 from hydralearn.compose import config as compose_config
-from hydralearn.compose import xla
-from hydralearn.compose.build import build, flops_per_token
-from hydralearn.compose.hardware import Host
-from hydralearn.compose.resume_rule import compare
-from hydralearn.compose.schema import TrainConfig, load
-from hydralearn.compose.validate import ConfigError, to_container
-from hydralearn.data.pipeline import load_corpus
-from hydralearn.runtime.checkpoint import committed_steps
-from hydralearn.runtime.trainer import NonFiniteLoss, RunStatus, RunSummary, Throughput, train
+from hydralearn.compose.store import register_schemas
+from hydralearn.compose.validate import validate, validate_hydra
+from hydralearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 
 def main() -> None:
+    # A log file on a full disk must not print a traceback per record (the failure is reported
+    # once); the logging docs' advice for production.
+    logging.raiseExceptions = False
+    args = hydra_args.parse(sys.argv[1:])
     try:
-        args = preflight.parse_command_line(sys.argv[1:])
-        if not (args.help or args.hydra_help or args.info or args.shell_completion):
-            sys.argv[1:] = preflight.check(sys.argv[1:])
+        register_schemas()  # Hydra's own commands compose too: the schemas must be in its store
+        where = hydra_args.location(args)
+        if hydra_args.hands_over(args):
+            if args.help or args.hydra_help:  # Hydra's help configures logging from the config
+                validate_hydra(compose_config.compose(args.overrides, where))
+            _hydra_main()  # help, info, completion: Hydra's own, no job runs
+        elif args.cfg:
+            show_config(args, where)
+        elif args.multirun:
+            check_points(args.overrides, where)
+            _hydra_main()  # Hydra's sweeper and launcher run the points (job() below)
+        else:
+            sys.exit(run_once(args.overrides, where))
     except ConfigError as e:
         exit_with(e)
-    _hydra_main()
+
+
+def run_once(overrides: list[str], where: compose_config.Location) -> int:
+    """Compose, check, claim, resolve, then run; the exit code (user failures in one line)."""
+    from hydralearn.cli import run
+
+    run_dir = None
+    try:
+        with compose_config.hydra_session(overrides, where) as full:
+            cfg = compose_config.compose_in_session(full, where)
+            config = validate(cfg)
+            run.check_name(config)
+            run_dir = Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute()
+            with run.claimed(run_dir) as claim:
+                prepared = run.prepare(config, run_dir=run_dir)
+                if prepared.complete:  # nothing to do, so nothing in the run directory is touched
+                    print(f"{run_dir} is already complete; set name=<new name> for a new run")
+                    return 0
+                claim.started = True
+                summary = hydra_job.run(cfg, lambda _: run.train_run(prepared, run_dir=run_dir),
+                                        config_name=where.config_name)
+                return run.exit_code(summary)
+    except ConfigError:
+        raise
+    except BaseException as e:  # noqa: BLE001 - user-facing failures end in one line
+        found = run.failure_line(e, run_dir or Path.cwd())
+        if found is None or _full_error():
+            raise
+        print(f"hydralearn: error: {found[0]}", file=sys.stderr)
+        return found[1]
+
+
+def _full_error() -> bool:
+    import os
+
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def check_points(overrides: list[str], where: compose_config.Location) -> None:
+    """Every point of the sweep composed and validated before Hydra launches any."""
+    from hydralearn.cli.run import check_name
+
+    points = hydra_args.sweep_points(overrides, where)
+    errors = []
+    for point in points:
+        try:
+            check_name(validate(compose_config.compose(point, where)))
+        except ConfigError as e:
+            # Name a point by the overrides that vary across points, not the shared ones.
+            swept = [o for o in point if any(o not in other for other in points)]
+            errors += [f"[{' '.join(swept or point)}] {line}" for line in e.errors]
+    if errors:
+        raise ConfigError(errors)
+
+
+def show_config(args, where: compose_config.Location) -> None:
+    """`--cfg job|hydra|all [--package P] [--resolve]`, as Hydra prints it, once validated."""
+    cfg = compose_config.compose(args.overrides, where)
+    validate(cfg)
+    if args.cfg == "job":
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    elif args.cfg == "hydra":
+        cfg = OmegaConf.masked_copy(cfg, ["hydra"])
+    package = None if args.package in (None, "_global_") else args.package
+    node = cfg if package is None else OmegaConf.select(cfg, package)
+    if node is None:
+        raise ConfigError([f"--package {package}: no such package in the config"])
+    if not OmegaConf.is_config(node):
+        print(node)
+        return
+    if package is not None:
+        print(f"# @package {package}")
+    if args.resolve:
+        OmegaConf.resolve(node)
+    sys.stdout.write(OmegaConf.to_yaml(node))
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    """One point of a multirun (checked before launch), in its own claimed directory. A failing
+    point is recorded there and the sweep goes on; the sweep summary reports it."""
+    from hydralearn.cli import run
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        run(cfg, run_dir=Path(HydraConfig.get().runtime.output_dir))
-    except ConfigError as e:
-        exit_with(e)
-    except NonFiniteLoss as e:
-        print(f"hydralearn: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-
-
-def run(cfg: DictConfig, *, run_dir: Path) -> RunSummary:
-    # Hydra logs at INFO; JAX's probing of absent backends (TPU, GPU) is noise to users.
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    config = load(OmegaConf.to_container(cfg, resolve=True))
-    # Before anything asks JAX for devices: the backend reads its flags once, at start-up.
-    xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
-    config = compose_config.resolve(config, host=Host.current())
-    container = to_container(config)
-    _check_resume(run_dir, container)
-    OmegaConf.save(OmegaConf.create(container), run_dir / "resolved_config.yaml")
-    return _train(config, run_dir)
-
-
-def _check_resume(run_dir: Path, container: dict) -> None:
-    """Refuse (exit 2) to resume checkpoints written by a config that computes something else."""
-    saved = run_dir / "resolved_config.yaml"
-    if not committed_steps(run_dir / "checkpoints") or not saved.exists():
-        return
-    changes = compare(saved=OmegaConf.to_container(OmegaConf.load(saved)), current=container)
-    if changes.refused:
-        raise ConfigError(
-            [f"{line} (cannot change when resuming {run_dir})" for line in changes.refused]
-            + ["to train a new experiment, set name=<new name> or hydra.run.dir=<new dir>"])
-    for line in changes.allowed:
-        logger.info("resuming with a changed setting: %s", line)
-
-
-def _train(config: TrainConfig, run_dir: Path) -> RunSummary:
-    corpus = load_corpus(config.data)
-    program = build(config)
-    model = config.model
-    throughput = Throughput(
-        tokens_per_step=config.data.batch_size * config.data.seq_len,
-        flops_per_token=flops_per_token(
-            matmul_params=program.matmul_params, num_layers=model.num_layers,
-            attention_dim=model.num_heads * model.resolved_head_dim, seq_len=config.data.seq_len),
-        peak_flops=config.hardware.peak_flops_per_device * jax.device_count())
-    print(f"{config.name}: {program.num_params:,} parameters, mesh {config.mesh.axes}, "
-          f"{corpus.description}; run dir {run_dir}")
-    summary = train(program, data=config.data, corpus=corpus, trainer=config.trainer,
-                    checkpoint=config.checkpoint, throughput=throughput, run_dir=run_dir)
-    if summary.status is RunStatus.PREEMPTED:
-        print(f"preempted: checkpoint saved at step {summary.steps}; run the same command to resume")
-        return summary
-    if summary.status is RunStatus.ALREADY_COMPLETE:
-        print(f"{run_dir} is already complete ({summary.steps} steps); set name=<new name> for a new run")
-        return summary
-    print(f"done in {summary.wall_s:.0f}s: train loss {summary.train_loss:.3f}, held-out loss "
-          f"{summary.eval_loss:.3f} (unigram baseline {summary.unigram_loss:.3f}), "
-          f"{summary.steps_per_s:.2f} steps/s, {summary.tokens_per_s:,.0f} tokens/s, "
-          f"MFU {summary.mfu:.1%}")
-    if summary.sample:
-        print(f"--- sample ---\n{summary.sample}\n--------------")
-    return summary
+        with run.claimed(run_dir) as claim:
+            claim.started = True  # Hydra has written its record here already: keep the directory
+            prepared = run.prepare(validate(cfg), run_dir=run_dir)
+            if not prepared.complete:
+                run.train_run(prepared, run_dir=run_dir)
+    except Exception as e:  # noqa: BLE001 - a failed point must not end the sweep
+        found = run.failure_line(e, run_dir)
+        message = found[0] if found else f"{type(e).__name__}: {e}"
+        logger.error("sweep point failed: %s", message)
+        run.record_failure(run_dir, message)
 
 
 if __name__ == "__main__":

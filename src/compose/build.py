@@ -17,15 +17,14 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hydralearn.compose.kernels import Kernel, attention_function, per_shard
+from hydralearn.compose.kernels import attention_function, per_shard
 from hydralearn.compose.mesh import batch_sharding, make_mesh
 from hydralearn.compose.optim import build_optimizer
-from hydralearn.compose.registry import layer_class
 from hydralearn.compose.remat import block_transform
-from hydralearn.compose.schema import TrainConfig
+from hydralearn.compose.schema import Kernel, NonFinite, TrainConfig
 from hydralearn.compose.sharding import bytes_per_device, named_shardings, param_specs
 from hydralearn.layers.loss import cross_entropy
-from hydralearn.runtime.config import NonFinite
+from hydralearn.layers.registry import layer_class
 
 
 @jax.tree_util.register_dataclass
@@ -58,7 +57,7 @@ class Program:
 def model_factory(config: TrainConfig, *, mesh: Mesh | None = None) -> Callable[[], nnx.Module]:
     """`mesh`: where the program runs; Pallas kernels are then mapped over its shards."""
     attention_fn = attention_function(config.kernel)
-    if mesh is not None and config.kernel.name in (Kernel.PALLAS, Kernel.SPLASH):
+    if mesh is not None and config.kernel.name in (Kernel.pallas, Kernel.splash):
         attention_fn = per_shard(attention_fn, mesh=mesh, rules=config.sharding)
     remat = block_transform(config.remat)
     model_cls = layer_class(config.model)
@@ -121,7 +120,7 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
                     "nonfinite": (~finite).astype(jnp.int32)}
         new = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                          opt_state=opt_state)
-        if config.trainer.nonfinite is NonFinite.SKIP:  # keep the old state; the step still counts
+        if config.trainer.nonfinite is NonFinite.skip:  # keep the old state; the step still counts
             new = TrainState(step=new.step, params=_keep_if(finite, new.params, state.params),
                              opt_state=_keep_if(finite, new.opt_state, state.opt_state))
         return new, metrics

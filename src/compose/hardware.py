@@ -1,61 +1,11 @@
-"""Hardware profiles (conf/hardware): the facts compose/ needs about the target machine.
-
-A profile may *prefer* choices of other groups (`preferred_kernel`, `preferred_remat`); they
-are consumed only where that group is left on `auto`, so a command-line choice always wins
-(`hardware=gpu_h100 kernel=xla` runs xla). `Host` is what this process actually sees.
+"""The host a run has (`Host`), and the hardware profile (compose/schema/hardware.py) checked
+against it. A profile's preferred choices are consumed only where a group is left on `auto`,
+so a command-line choice always wins (`hardware=gpu_h100 kernel=xla` runs xla).
 """
 
 import dataclasses
-import enum
-from typing import Any
 
-
-class Platform(enum.Enum):
-    CPU = "cpu"
-    GPU = "gpu"
-    TPU = "tpu"
-    NEURON = "neuron"
-
-
-@dataclasses.dataclass(kw_only=True, frozen=True)
-class HardwareConfig:
-    name: str
-    platform: Platform
-    hosts: int = 1
-    devices_per_host: int = -1  # -1: as many as JAX sees on this host
-    device_memory_gib: float
-    # Peak dense FLOP/s per device used for MFU: bf16 spec for accelerators, the measured
-    # float32 matmul peak for CPU hosts.
-    peak_flops_per_device: float
-    # Used where kernel.name=auto / remat.policy=auto; an explicit choice ignores them.
-    preferred_kernel: str = "xla"
-    preferred_remat: str = "none"
-    # Compiler options, one entry per flag (override one: hardware.xla_flags.NAME=VALUE).
-    # Applied before the backend starts (compose/xla.py); recorded in resolved_config.yaml.
-    xla_flags: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def errors(self) -> list[str]:
-        # Imported here: kernels.py imports this module for Platform.
-        from hydralearn.compose.kernels import Kernel
-        from hydralearn.compose.remat import RematPolicy
-
-        out = []
-        if self.hosts < 1:
-            out.append(f"hardware.hosts={self.hosts} must be at least 1")
-        if self.devices_per_host == 0 or self.devices_per_host < -1:
-            out.append(f"hardware.devices_per_host={self.devices_per_host} must be positive or -1 (auto)")
-        if self.peak_flops_per_device <= 0:
-            out.append(f"hardware.peak_flops_per_device={self.peak_flops_per_device} must be positive")
-        for key, enum_type in (("preferred_kernel", Kernel), ("preferred_remat", RematPolicy)):
-            valid = [m.value for m in enum_type if m.value != "auto"]
-            if getattr(self, key) not in valid:
-                out.append(f"hardware.{key}={getattr(self, key)!r} is not valid; choose one of: "
-                           f"{', '.join(valid)}")
-        return out
-
-    @property
-    def device_memory_bytes(self) -> float:
-        return self.device_memory_gib * 2**30
+from hydralearn.compose.schema import HardwareConfig, Platform
 
 
 @dataclasses.dataclass(kw_only=True, frozen=True)
@@ -76,7 +26,7 @@ class Host:
 
         device = jax.devices()[0]
         backend = jax.default_backend()
-        platform = Platform.GPU if backend in ("gpu", "cuda", "rocm") else Platform(backend)
+        platform = Platform.gpu if backend in ("gpu", "cuda", "rocm") else Platform(backend)
         try:
             kinds = tuple(m.kind for m in device.addressable_memories())
         except Exception:  # noqa: BLE001 - backends without memory spaces have only 'device'

@@ -11,36 +11,15 @@ length (flash kernels only pay off on long sequences), else xla; the choice is r
 """
 
 import dataclasses
-import enum
 import functools
 
 import jax
 import jax.numpy as jnp
 
-from hydralearn.compose.hardware import Host, Platform
+from hydralearn.compose.hardware import Host
+from hydralearn.compose.schema import Kernel, KernelConfig, Platform
+from hydralearn.compose.sharding import logical_to_spec
 from hydralearn.layers.attention import AttentionFn
-
-
-class Kernel(enum.Enum):
-    AUTO = "auto"
-    XLA = "xla"
-    CUDNN = "cudnn"
-    PALLAS = "pallas"
-    SPLASH = "splash"
-
-
-@dataclasses.dataclass(kw_only=True, frozen=True)
-class KernelConfig:
-    name: Kernel = Kernel.AUTO
-    # auto picks a flash kernel only from this sequence length on (below it XLA is as fast).
-    flash_min_seq_len: int = 1024
-    # Tile sizes of the pallas and splash kernels (clipped to the sequence length).
-    block_q: int = 128
-    block_kv: int = 128
-
-    def errors(self) -> list[str]:
-        return [f"kernel.{n}={getattr(self, n)} must be positive"
-                for n in ("flash_min_seq_len", "block_q", "block_kv") if getattr(self, n) <= 0]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -55,22 +34,22 @@ class AttentionShape:
 def requirements(name: Kernel, *, host: Host, shape: AttentionShape) -> str | None:
     """None if `name` can run here; otherwise what it needs, in words."""
     needs = []
-    if name in (Kernel.CUDNN, Kernel.PALLAS) and host.platform is not Platform.GPU:
+    if name in (Kernel.cudnn, Kernel.pallas) and host.platform is not Platform.gpu:
         needs.append("an NVIDIA GPU (platform gpu)")
-    if name is Kernel.CUDNN and shape.compute_dtype not in ("bfloat16", "float16"):
+    if name is Kernel.cudnn and shape.compute_dtype not in ("bfloat16", "float16"):
         needs.append(f"model.compute_dtype bfloat16 or float16 (not {shape.compute_dtype})")
-    if name is Kernel.CUDNN and shape.head_dim > 128:
+    if name is Kernel.cudnn and shape.head_dim > 128:
         needs.append(f"head_dim <= 128 (not {shape.head_dim})")
-    if name is Kernel.SPLASH and host.platform is not Platform.TPU:
+    if name is Kernel.splash and host.platform is not Platform.tpu:
         needs.append("a TPU (platform tpu)")
-    if name is Kernel.SPLASH and shape.seq_len % 128:
+    if name is Kernel.splash and shape.seq_len % 128:
         needs.append(f"data.seq_len a multiple of 128 (not {shape.seq_len})")
     return " and ".join(needs) or None
 
 
 def block_errors(config: KernelConfig) -> list[str]:
     """Splash tiles the sequence in multiples of 128 (a TPU lane width)."""
-    if config.name is Kernel.SPLASH:
+    if config.name is Kernel.splash:
         return [f"kernel.{n}={getattr(config, n)} must be a multiple of 128 for kernel=splash"
                 for n in ("block_q", "block_kv") if getattr(config, n) % 128]
     return []
@@ -84,28 +63,28 @@ def kernel_errors(config: KernelConfig, *, host: Host, shape: AttentionShape) ->
             f"{host.describe()}; choose kernel=xla (runs everywhere) or kernel=auto"]
 
 
-def resolve_kernel(config: KernelConfig, *, preferred: str, host: Host,
+def resolve_kernel(config: KernelConfig, *, preferred: Kernel, host: Host,
                    shape: AttentionShape) -> KernelConfig:
     """`auto` becomes a concrete kernel, recorded in the saved config."""
-    if config.name is not Kernel.AUTO:
+    if config.name is not Kernel.auto:
         return config
-    choice = Kernel(preferred)
-    if (choice is Kernel.AUTO or shape.seq_len < config.flash_min_seq_len
+    choice = preferred
+    if (choice is Kernel.auto or shape.seq_len < config.flash_min_seq_len
             or requirements(choice, host=host, shape=shape) is not None):
-        choice = Kernel.XLA
+        choice = Kernel.xla
     return dataclasses.replace(config, name=choice)
 
 
 def attention_function(config: KernelConfig, *, interpret: bool = False) -> AttentionFn:
     """The kernel as `fn(q, k, v)`; `interpret` runs Pallas kernels in the Pallas interpreter
     (any backend, slow): used by tests to check them where their hardware is absent."""
-    if config.name in (Kernel.XLA, Kernel.CUDNN):
+    if config.name in (Kernel.xla, Kernel.cudnn):
         return functools.partial(jax.nn.dot_product_attention, is_causal=True,
                                  implementation=config.name.value)
-    if config.name is Kernel.PALLAS:
+    if config.name is Kernel.pallas:
         return functools.partial(_pallas_gpu, block_q=config.block_q, block_kv=config.block_kv,
                                  interpret=interpret)
-    if config.name is Kernel.SPLASH:
+    if config.name is Kernel.splash:
         return functools.partial(_splash_tpu, block_q=config.block_q, block_kv=config.block_kv,
                                  interpret=interpret)
     raise ValueError(f"kernel.name={config.name.value} must be resolved before building")
@@ -117,8 +96,6 @@ def per_shard(fn: AttentionFn, *, mesh, rules) -> AttentionFn:
     Attention is independent per sequence and per head, so batch and head shards need no
     communication; the sequence stays whole on each device (no context parallelism here).
     """
-    from hydralearn.compose.sharding import logical_to_spec
-
     q_spec = logical_to_spec(("batch", None, "heads", None), rules)
     kv_spec = logical_to_spec(("batch", None, "kv_heads", None), rules)
     if all(mesh.shape[a] == 1 for a in mesh.axis_names):

@@ -7,39 +7,14 @@ axis can be added to MESH_AXES later without changing this code.
 """
 
 import dataclasses
-import enum
 import math
 
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 
-# ShardingConfig lives in sharding.py; re-exported because schema.py imports it from here.
-from hydralearn.compose.sharding import MESH_AXES, ShardingConfig, batch_spec  # noqa: F401
-
-
-class MeshMode(enum.Enum):
-    FIXED = "fixed"  # use `axes` as given (one may be -1)
-    AUTO = "auto"  # axes at -1 are chosen from hardware, processes, devices and model size
-
-
-@dataclasses.dataclass(kw_only=True, frozen=True)
-class MeshConfig:
-    mode: MeshMode = MeshMode.FIXED
-    # Axis name -> size. fixed: one axis may be -1 (takes the remaining devices).
-    # auto: every -1 axis is chosen; positive sizes are kept as constraints.
-    axes: dict[str, int]
-
-    def errors(self) -> list[str]:
-        out = [f"mesh.axes.{name}: unknown mesh axis; valid axes: {', '.join(MESH_AXES)}"
-               for name in self.axes if name not in MESH_AXES]
-        inferred = [n for n, s in self.axes.items() if s == -1]
-        if self.mode is MeshMode.FIXED and len(inferred) > 1:
-            out.append(f"mesh.axes: only one axis may be -1, got {', '.join(inferred)} "
-                       "(or use mesh=auto to choose them)")
-        out += [f"mesh.axes.{n}={s} must be positive or -1" for n, s in self.axes.items()
-                if s == 0 or s < -1]
-        return out
+from hydralearn.compose.schema import ShardingConfig
+from hydralearn.compose.sharding import batch_spec
 
 
 def resolve_axes(axes: dict[str, int], device_count: int) -> dict[str, int]:

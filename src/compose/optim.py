@@ -5,27 +5,7 @@ import dataclasses
 import jax
 import optax
 
-
-@dataclasses.dataclass(kw_only=True, frozen=True)
-class OptimConfig:
-    lr: float = 3e-4
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1  # final lr = lr * min_lr_ratio
-    b1: float = 0.9
-    b2: float = 0.95
-    eps: float = 1e-8
-    weight_decay: float = 0.1
-    clip_norm: float = 1.0
-
-    def errors(self) -> list[str]:
-        out = []
-        if self.lr <= 0:
-            out.append(f"optim.lr={self.lr} must be positive")
-        if self.warmup_steps < 0:
-            out.append(f"optim.warmup_steps={self.warmup_steps} must be >= 0")
-        if not 0 <= self.min_lr_ratio <= 1:
-            out.append(f"optim.min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
-        return out
+from hydralearn.compose.schema import OptimConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,67 +8,27 @@ stacked weights in a measurement here, so plain jax.checkpoint is used).
 """
 
 import dataclasses
-import enum
 import functools
 from typing import Callable
 
 import jax
 
-CHECKPOINT_NAMES = ("q_proj", "k_proj", "v_proj", "attn_context", "o_proj", "ffn_in", "ffn_out")
+from hydralearn.compose.schema import NameAction, RematConfig, RematPolicy
+
 HOST_MEMORY = "pinned_host"
 
-
-class RematPolicy(enum.Enum):
-    AUTO = "auto"  # the hardware profile's preferred_remat
-    NONE = "none"  # save everything: fastest, most memory
-    FULL = "full"  # save only block inputs: recompute the whole block
-    SAVE_DOTS = "save_dots"  # save matmul outputs without batch dims (projections), recompute the rest
-    SAVE_QKV_PROJ = "save_qkv_proj"  # save q/k/v projections
-    SAVE_ATTN_CONTEXT = "save_attn_context"  # save the attention output: attention never recomputed
-    OFFLOAD_DOTS = "offload_dots"  # like save_dots, but kept in host memory
-    OFFLOAD_QKV_PROJ = "offload_qkv_proj"  # like save_qkv_proj, but kept in host memory
-    CUSTOM = "custom"  # `names` says what to save or offload
-
-
-class NameAction(enum.Enum):
-    SAVE = "save"  # keep on the device
-    OFFLOAD = "offload"  # move to host memory, bring back for the backward pass
-    RECOMPUTE = "recompute"
-
-
 NAMED_POLICIES = {
-    RematPolicy.SAVE_QKV_PROJ: {n: NameAction.SAVE for n in ("q_proj", "k_proj", "v_proj")},
-    RematPolicy.SAVE_ATTN_CONTEXT: {"attn_context": NameAction.SAVE},
-    RematPolicy.OFFLOAD_QKV_PROJ: {n: NameAction.OFFLOAD for n in ("q_proj", "k_proj", "v_proj")},
+    RematPolicy.save_qkv_proj: {n: NameAction.save for n in ("q_proj", "k_proj", "v_proj")},
+    RematPolicy.save_attn_context: {"attn_context": NameAction.save},
+    RematPolicy.offload_qkv_proj: {n: NameAction.offload for n in ("q_proj", "k_proj", "v_proj")},
 }
 
 
-@dataclasses.dataclass(kw_only=True, frozen=True)
-class RematConfig:
-    policy: RematPolicy = RematPolicy.NONE
-    # For policy=custom: checkpoint name -> save | offload | recompute (a dict, so
-    # `remat.names.ffn_in=offload` changes one entry).
-    names: dict[str, NameAction] = dataclasses.field(default_factory=dict)
-
-    def errors(self) -> list[str]:
-        out = [f"remat.names.{n}: unknown checkpoint name; valid names: {', '.join(CHECKPOINT_NAMES)}"
-               for n in self.names if n not in CHECKPOINT_NAMES]
-        if self.names and self.policy is not RematPolicy.CUSTOM:
-            out.append(f"remat.names is set but remat.policy={self.policy.value}; use remat=custom "
-                       "(or remat.policy=custom) for names to take effect")
-        return out
-
-    @property
-    def offloads(self) -> bool:
-        return self.policy in (RematPolicy.OFFLOAD_DOTS, RematPolicy.OFFLOAD_QKV_PROJ) or (
-            self.policy is RematPolicy.CUSTOM and NameAction.OFFLOAD in self.names.values())
-
-
-def resolve_remat(config: RematConfig, *, preferred: str) -> RematConfig:
+def resolve_remat(config: RematConfig, *, preferred: RematPolicy) -> RematConfig:
     """`auto` becomes the hardware's preferred policy, recorded in the saved config."""
-    if config.policy is not RematPolicy.AUTO:
+    if config.policy is not RematPolicy.auto:
         return config
-    return dataclasses.replace(config, policy=RematPolicy(preferred))
+    return dataclasses.replace(config, policy=preferred)
 
 
 def remat_errors(config: RematConfig, *, memory_kinds: tuple[str, ...], host: str) -> list[str]:
@@ -82,24 +42,24 @@ def remat_errors(config: RematConfig, *, memory_kinds: tuple[str, ...], host: st
 
 def checkpoint_policy(config: RematConfig) -> Callable:
     policies = jax.checkpoint_policies
-    if config.policy is RematPolicy.FULL:
+    if config.policy is RematPolicy.full:
         return policies.nothing_saveable
-    if config.policy is RematPolicy.SAVE_DOTS:
+    if config.policy is RematPolicy.save_dots:
         return policies.dots_with_no_batch_dims_saveable
-    if config.policy is RematPolicy.OFFLOAD_DOTS:
+    if config.policy is RematPolicy.offload_dots:
         return policies.offload_dot_with_no_batch_dims(offload_src="device", offload_dst=HOST_MEMORY)
-    names = config.names if config.policy is RematPolicy.CUSTOM else NAMED_POLICIES[config.policy]
+    names = config.names if config.policy is RematPolicy.custom else NAMED_POLICIES[config.policy]
     return policies.save_and_offload_only_these_names(
-        names_which_can_be_saved=[n for n, a in names.items() if a is NameAction.SAVE],
-        names_which_can_be_offloaded=[n for n, a in names.items() if a is NameAction.OFFLOAD],
+        names_which_can_be_saved=[n for n, a in names.items() if a is NameAction.save],
+        names_which_can_be_offloaded=[n for n, a in names.items() if a is NameAction.offload],
         offload_src="device", offload_dst=HOST_MEMORY)
 
 
 def block_transform(config: RematConfig) -> Callable:
     """A wrapper for the scanned block function implementing the policy."""
-    if config.policy is RematPolicy.AUTO:
+    if config.policy is RematPolicy.auto:
         raise ValueError("remat.policy=auto must be resolved before building")
-    if config.policy is RematPolicy.NONE:
+    if config.policy is RematPolicy.none:
         return _identity
     # prevent_cse=False: inside scan, CSE cannot merge the recomputation away.
     return functools.partial(jax.checkpoint, policy=checkpoint_policy(config), prevent_cse=False)

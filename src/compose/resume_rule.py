@@ -10,7 +10,7 @@
 
 Keys are matched by their dotted prefix (first match wins, most specific first); a key under
 `model` that is not listed is TRAINING unless its leaf name is a shape field. New groups add
-their prefixes here. Where both configs are at hand, `hydralearn.compose.diff` also compares
+their prefixes here. Where both configs are at hand, `hydralearn.review.diff` also compares
 the abstract parameter and optimizer-state trees, which is exact; this rule labels each key.
 
 A resumed run may make PERFORMANCE changes only (`compare`); anything else would silently
@@ -40,10 +40,10 @@ SHAPE_FIELDS = frozenset({
 # The PERFORMANCE entries are the "execution-only" changes a resumed run may make.
 RULES: tuple[tuple[str, Effect], ...] = (
     *((key, Effect.PERFORMANCE) for key in (
-        "name", "hardware", "mesh", "sharding", "remat", "kernel", "checkpoint",
+        "name", "plugins", "hardware", "mesh", "sharding", "remat", "kernel", "checkpoint",
         "trainer.log_every", "trainer.eval_every", "trainer.eval_batches", "trainer.sample_tokens",
         "trainer.sample_prompt", "trainer.sample_temperature", "trainer.nonfinite",
-        "trainer.watchdog_s")),
+        "trainer.watchdog_s", "trainer.skip_memory_check")),
     ("model.compute_dtype", Effect.TRAINING),
     ("optim", Effect.TRAINING),
     ("data", Effect.TRAINING),

@@ -6,7 +6,6 @@ most once: a later dimension whose rule names an axis already used stays unshard
 (the convention of flax's logical rules), so `embed=fsdp, mlp=fsdp` shards each matrix once.
 """
 
-import dataclasses
 import math
 from typing import Any
 
@@ -15,44 +14,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-MESH_AXES = ("data", "fsdp", "tensor", "expert", "seq")
-# Logical axes of the inputs, not of any parameter; they must have rules too.
-INPUT_AXES = ("batch", "length")
-
-
-@dataclasses.dataclass(kw_only=True, frozen=True)
-class ShardingConfig:
-    # Logical axis name -> mesh axis, list of mesh axes, or null (replicated).
-    rules: dict[str, Any]
-
-    def errors(self) -> list[str]:
-        out = []
-        for name, target in self.rules.items():
-            if not (target is None or isinstance(target, str)
-                    or (isinstance(target, (list, tuple)) and all(isinstance(t, str) for t in target))):
-                out.append(f"sharding.rules.{name}={target!r}: expected a mesh axis, a list of "
-                           "mesh axes or null")
-                continue
-            for axis in _as_tuple(target):
-                if axis not in MESH_AXES:
-                    out.append(f"sharding.rules.{name}={target!r}: unknown mesh axis '{axis}'; "
-                               f"valid axes: {', '.join(MESH_AXES)}")
-        out += [f"sharding.rules.{name} is required (the rule for the inputs' {name} axis)"
-                for name in INPUT_AXES if name not in self.rules]
-        return out
-
-    def mesh_axes(self, logical: str) -> tuple[str, ...]:
-        return _as_tuple(self.rules.get(logical))
-
-    def used_mesh_axes(self) -> set[str]:
-        return {axis for target in self.rules.values() for axis in _as_tuple(target)}
-
-
-def _as_tuple(target: Any) -> tuple[str, ...]:
-    if target is None:
-        return ()
-    return (target,) if isinstance(target, str) else tuple(target)
-
+from hydralearn.compose.schema import ShardingConfig
+from hydralearn.compose.schema.mesh import as_tuple
 
 def _entry(axes: tuple[str, ...]) -> Any:
     return None if not axes else axes[0] if len(axes) == 1 else axes
@@ -96,7 +59,7 @@ def indivisible(params: nnx.State, specs: nnx.State, axes: dict[str, int]) -> li
     for path, variable in _flat(params, leaf=nnx.Variable):
         logical = variable.get_metadata().get("out_sharding") or ()
         for dim, (size, entry) in enumerate(zip(variable.shape, flat_specs[path])):
-            shards = math.prod(axes[a] for a in _as_tuple(entry))
+            shards = math.prod(axes[a] for a in as_tuple(entry))
             if size % shards:
                 out.append(f"parameter {path} dimension {dim} ('{logical[dim]}', size {size}) does "
                            f"not divide over mesh axes {entry} ({shards} devices); change "

@@ -1,153 +1,179 @@
-"""Typed validation of a composed config: plain containers in, frozen dataclasses out.
+"""Checks on a composed config that OmegaConf cannot express, and OmegaConf's own errors as
+one-line messages (from the exception's fields, never its text).
 
-Every problem is collected (unknown keys with the closest valid spelling, missing values,
-wrong types, cross-field rules) and raised together as one ConfigError before any JAX work.
-A node with `_target_` is checked against the registered class's nested `Config`.
+OmegaConf already refuses wrong types, unknown enum values and unknown keys where a node is
+typed. What is left here: every `_target_` must name a registered class (and its node is
+typed by that class's schema), keys added with `+` to a typed node, missing values (all at
+once), and each group's cross-field rules. The modules of the config's `plugins:` list are
+imported first, so the layers they register can be checked and typed (docs/plugins.md).
 """
 
 import dataclasses
-import difflib
 import enum
 import types
 import typing
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import (ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException,
+                              ValidationError)
 
-from hydralearn.compose.registry import TargetError, layer_class, resolve, target_name
-
-
-class ConfigError(ValueError):
-    """User-facing config problems; `errors` holds one line per problem."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = list(errors)
-        super().__init__("\n".join(self.errors))
+from hydralearn.compose import allowlist
+from hydralearn.compose.schema import TrainConfig
+from hydralearn.compose.store import load_config_plugins
+from hydralearn.errors import ConfigError, closest
+from hydralearn.layers.registry import TargetError, config_class
 
 
-def closest(name: str, options: typing.Iterable[str]) -> str:
-    """"; did you mean 'x'?" for the nearest option, compared within the same parent key."""
-    parent = name.rpartition(".")[0]
-    options = [o for o in options if o.rpartition(".")[0] == parent] or list(options)
-    match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
-    return f"; did you mean '{match[0]}'?" if match else ""
-
-
-def build(schema: Any, data: Any, path: str = "") -> Any:
-    """`data` (dicts, lists, scalars) as an instance of `schema`; raises ConfigError."""
-    errors: list[str] = []
-    value = _convert(schema, data, path, errors)
+def validate(cfg: DictConfig) -> TrainConfig:
+    """The composed config (hydra node removed) as a TrainConfig; ConfigError with every problem."""
+    cfg = cfg.copy()
+    errors = allowlist.hydra_errors(cfg.get("hydra")) if "hydra" in cfg else []
+    if "hydra" in cfg:
+        with_struct_off(cfg, lambda c: c.pop("hydra"))
+    errors += load_config_plugins(list(cfg.get("plugins") or []))
+    errors += type_layers(cfg)
+    errors += unknown_keys(cfg)
+    errors += [f"{key} is required but has no value (set it with {key}=...)"
+               for key in sorted(OmegaConf.missing_keys(cfg))]
     if errors:
         raise ConfigError(errors)
-    return value
-
-
-def _convert(schema: Any, data: Any, path: str, errors: list[str]) -> Any:
-    where = path or "<root>"
-    if isinstance(data, str) and data == MISSING:
-        errors.append(f"{where} is required but has no value (set it with {path}=...)")
-        return None
-    origin, args = typing.get_origin(schema), typing.get_args(schema)
-    if schema is Any:
-        if isinstance(data, dict) and "_target_" in data:
-            return _convert_target(data, path, errors)
-        return data
-    if origin in (typing.Union, types.UnionType):
-        if data is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], data, path, errors) if len(inner) == 1 else data
-    if dataclasses.is_dataclass(schema):
-        return _convert_dataclass(schema, data, path, errors)
-    if origin is dict:
-        if not isinstance(data, dict):
-            errors.append(f"{where}: expected a mapping, got {data!r}")
-            return None
-        return {k: _convert(args[1], v, f"{path}.{k}", errors) for k, v in data.items()}
-    if origin in (list, tuple):
-        if not isinstance(data, (list, tuple)):
-            errors.append(f"{where}: expected a list, got {data!r}")
-            return None
-        return tuple(_convert(args[0], v, f"{path}[{i}]", errors) for i, v in enumerate(data))
-    if isinstance(schema, type) and issubclass(schema, enum.Enum):
-        names = [m.value for m in schema]
-        if data not in names:
-            errors.append(f"{where}={data!r} is not valid; choose one of: {', '.join(names)}")
-            return None
-        return schema(data)
-    return _convert_scalar(schema, data, where, errors)
-
-
-def _convert_scalar(schema: type, data: Any, where: str, errors: list[str]) -> Any:
-    ok = {
-        bool: isinstance(data, bool),
-        int: isinstance(data, int) and not isinstance(data, bool),
-        float: isinstance(data, (int, float)) and not isinstance(data, bool),
-        str: isinstance(data, str),
-    }.get(schema, True)
-    if not ok:
-        errors.append(f"{where}: expected {schema.__name__}, got {data!r} ({type(data).__name__})")
-        return None
-    return float(data) if schema is float else data
-
-
-def _convert_target(data: dict, path: str, errors: list[str]) -> Any:
     try:
-        cls = resolve(data["_target_"])
-    except TargetError as e:
-        errors.append(f"{path or '<root>'}: {e}")
-        return None
-    body = {k: v for k, v in data.items() if k != "_target_"}
-    return _convert_dataclass(cls.Config, body, path, errors)
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError([describe(e)]) from None
+    errors = rule_errors(config)
+    if errors:
+        raise ConfigError(errors)
+    return config
 
 
-def _convert_dataclass(schema: type, data: Any, path: str, errors: list[str]) -> Any:
-    where = path or "<root>"
-    if not isinstance(data, dict):
-        errors.append(f"{where}: expected a mapping, got {data!r}")
+def validate_hydra(cfg: DictConfig) -> None:
+    """The `hydra` node alone (for Hydra's own commands, which run no job): ConfigError if it
+    names code nobody allowlisted."""
+    errors = allowlist.hydra_errors(cfg.get("hydra"))
+    if errors:
+        raise ConfigError(errors)
+
+
+def with_struct_off(cfg: DictConfig, action) -> Any:
+    OmegaConf.set_struct(cfg, False)
+    try:
+        return action(cfg)
+    finally:
+        OmegaConf.set_struct(cfg, True)
+
+
+def type_layers(cfg: DictConfig) -> list[str]:
+    """Every node with a `_target_`: allowlisted, and typed by its registered schema (a YAML
+    option that sets `_target_` without extending the schema is typed here)."""
+    errors = []
+    for path, node in _nodes(cfg):
+        if "_target_" not in node:
+            continue
+        try:
+            schema = config_class(str(node._target_))
+        except TargetError as e:
+            errors.append(f"{path or '<root>'}: {e}")
+            continue
+        if OmegaConf.get_type(node) is schema:
+            continue
+        try:
+            typed = OmegaConf.merge(OmegaConf.structured(schema), node)
+        except OmegaConfBaseException as e:
+            errors.append(describe(e, prefix=path))
+            continue
+        parent, key = _parent(cfg, path)
+        parent[key] = typed
+    return errors
+
+
+def unknown_keys(cfg: DictConfig) -> list[str]:
+    """Keys a typed node does not define (OmegaConf lets `+key` add them, then drops them)."""
+    errors = []
+    for path, node in _nodes(cfg):
+        schema = OmegaConf.get_type(node)
+        if not dataclasses.is_dataclass(schema):
+            continue
+        fields = [f.name for f in dataclasses.fields(schema)]
+        errors += [f"unknown key {_join(path, k)}{closest(_join(path, k), [_join(path, f) for f in fields])}"
+                   for k in node if k not in fields]
+    return errors
+
+
+def rule_errors(config: TrainConfig) -> list[str]:
+    """Each group's own rules (`errors()`), then the rules across groups."""
+    errors = []
+    for group in dataclasses.fields(config):
+        check = getattr(getattr(config, group.name), "errors", None)
+        if callable(check):
+            errors += check()
+    if isinstance(config.model.vocab_size, int) and config.data.vocab_size > config.model.vocab_size:
+        errors.append(f"model.vocab_size={config.model.vocab_size} is smaller than the data's "
+                      f"tokenizer vocabulary ({config.data.vocab_size})")
+    ckpt, trainer = config.checkpoint, config.trainer
+    if ckpt.keep_best and not (trainer.eval_every and ckpt.every_steps
+                               and ckpt.every_steps % trainer.eval_every == 0):
+        errors.append(f"checkpoint.keep_best={ckpt.keep_best} ranks checkpoints by the eval at "
+                      "their step: checkpoint.every_steps must be a positive multiple of "
+                      f"trainer.eval_every (got {ckpt.every_steps} and {trainer.eval_every})")
+    return errors
+
+
+def describe(e: OmegaConfBaseException, *, prefix: str = "") -> str:
+    """One line for an OmegaConf error, from its fields."""
+    key = _join(prefix, str(e.full_key)) if e.full_key else prefix or "<root>"
+    if isinstance(e, InterpolationResolutionError):
+        return f"{key}: cannot resolve an interpolation ({str(e.msg).splitlines()[0]})"
+    if isinstance(e, ConfigKeyError) or isinstance(e, AttributeError):
+        parent = getattr(e, "parent_node", None)
+        options = [_join(key.rpartition(".")[0], str(k)) for k in parent] if parent is not None else []
+        return f"unknown key {key}{closest(key, options)}"
+    expected = _field_type(e)
+    if isinstance(e, ValidationError) and isinstance(expected, type) and issubclass(expected, enum.Enum):
+        return (f"{key}={e.value!r} is not valid; choose one of: "
+                f"{', '.join(m.name for m in expected)}")
+    if isinstance(e, ValidationError) and expected is not None:
+        name = getattr(expected, "__name__", str(expected))
+        return f"{key}: expected {name}, got {e.value!r} ({type(e.value).__name__})"
+    return f"{key}: {str(e.msg).splitlines()[0]}"
+
+
+def _field_type(e: OmegaConfBaseException) -> Any:
+    """The schema type of the field the error is about, if its parent is a dataclass."""
+    owner = e.object_type
+    if owner in (dict, list) and typing.get_args(e.ref_type):  # an element of a typed container
+        hint = typing.get_args(e.ref_type)[-1]
+    elif dataclasses.is_dataclass(owner) and e.key is not None:
+        hint = typing.get_type_hints(owner).get(str(e.key))
+    else:
         return None
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    hints = typing.get_type_hints(schema)
-    for key in data:
-        if key not in fields:
-            errors.append(f"unknown key {_join(path, key)}{closest(key, fields)}")
-    values = {}
-    for name, field in fields.items():
-        if name in data:
-            values[name] = _convert(hints[name], data[name], _join(path, name), errors)
-        elif field.default is MISSING:
-            errors.append(f"{_join(path, name)} is required but has no value "
-                          f"(set it with {_join(path, name)}=...)")
-    if len(errors):
-        return None
-    return schema(**values)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[T] -> T
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0] if len(args) == 1 else None
+    return hint
+
+
+def _nodes(cfg: DictConfig, path: str = ""):
+    """(dotted path, node) for every DictConfig in the tree, parents first."""
+    yield path, cfg
+    for key in list(cfg.keys()):
+        if OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key):
+            continue
+        child = cfg[key]
+        if isinstance(child, DictConfig):
+            yield from _nodes(child, _join(path, str(key)))
+        elif isinstance(child, ListConfig):
+            for i, item in enumerate(child):
+                if isinstance(item, DictConfig):
+                    yield from _nodes(item, f"{_join(path, str(key))}[{i}]")
+
+
+def _parent(cfg: DictConfig, path: str) -> tuple[Any, Any]:
+    head, _, key = path.rpartition(".")
+    parent = OmegaConf.select(cfg, head) if head else cfg
+    return parent, key
 
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
-
-
-def to_container(value: Any) -> Any:
-    """Inverse of `build`: plain dicts for saving, `_target_` restored for layer configs."""
-    if dataclasses.is_dataclass(value):
-        out = {}
-        if _is_layer_config(value):
-            out["_target_"] = target_name(layer_class(value))
-        for f in dataclasses.fields(value):
-            out[f.name] = to_container(getattr(value, f.name))
-        return out
-    if isinstance(value, dict):
-        return {k: to_container(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_container(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
-
-
-def _is_layer_config(value: Any) -> bool:
-    try:
-        layer_class(value)
-        return True
-    except KeyError:
-        return False

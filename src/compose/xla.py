@@ -7,16 +7,17 @@ unknown XLA_FLAGS entries); Neuron compiler flags to NEURON_CC_FLAGS.
 """
 
 import os
+import sys
 from typing import Any
 
-from hydralearn.compose.hardware import Platform
+from hydralearn.compose.schema import Platform
 
-ENV_VAR = {Platform.CPU: "XLA_FLAGS", Platform.GPU: "XLA_FLAGS", Platform.TPU: "LIBTPU_INIT_ARGS",
-           Platform.NEURON: "NEURON_CC_FLAGS"}
+ENV_VAR = {Platform.cpu: "XLA_FLAGS", Platform.gpu: "XLA_FLAGS", Platform.tpu: "LIBTPU_INIT_ARGS",
+           Platform.neuron: "NEURON_CC_FLAGS"}
 
 
 class BackendAlreadyStarted(RuntimeError):
-    """Flags applied after the backend initialised would have no effect."""
+    """Flags applied once jax may have started its backend could have no effect."""
 
 
 def flag_string(flags: dict[str, Any]) -> str:
@@ -36,7 +37,7 @@ def apply(flags: dict[str, Any], *, platform: Platform, environ: dict | None = N
     environ = os.environ if environ is None else environ
     if not flags:
         return {}
-    if environ is os.environ and _backend_started():
+    if environ is os.environ and backend_started():
         raise BackendAlreadyStarted(
             "hardware.xla_flags must be applied before JAX initialises its backend")
     var = ENV_VAR[platform]
@@ -44,11 +45,13 @@ def apply(flags: dict[str, Any], *, platform: Platform, environ: dict | None = N
     return {var: environ[var]}
 
 
-def _backend_started() -> bool:
-    import sys
-
+def backend_started() -> bool:
+    """Whether JAX has created a backend in this process. JAX has no public query for it; its
+    public `jax.extend.backend.get_backend` caches each backend it creates, so a non-empty
+    cache means it started. Where that cache is absent, an imported jax counts as started."""
     if "jax" not in sys.modules:
         return False
-    from jax._src import xla_bridge
+    import jax.extend.backend
 
-    return xla_bridge.backends_are_initialized()
+    cache_info = getattr(jax.extend.backend.get_backend, "cache_info", None)
+    return cache_info is None or cache_info().currsize > 0

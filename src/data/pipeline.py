@@ -1,38 +1,11 @@
 """Batches of fixed-length windows, a pure function of (seed, step): resume needs only the step."""
 
 import dataclasses
-import enum
 
 import numpy as np
 
-from hydralearn.data import tokenizer
+from hydralearn.data.config import DataConfig, Source
 from hydralearn.data.corpus import Corpus, stdlib_corpus, synthetic_corpus
-
-
-class Source(enum.Enum):
-    STDLIB = "stdlib"
-    SYNTHETIC = "synthetic"
-
-
-@dataclasses.dataclass(kw_only=True, frozen=True)
-class DataConfig:
-    source: Source = Source.STDLIB
-    seq_len: int = 256
-    batch_size: int = 16
-    max_bytes: int = 64_000_000
-    heldout_percent: int = 5
-    seed: int = 0
-
-    @property
-    def vocab_size(self) -> int:
-        return tokenizer.VOCAB_SIZE
-
-    def errors(self) -> list[str]:
-        out = [f"data.{n}={getattr(self, n)} must be positive"
-               for n in ("seq_len", "batch_size", "max_bytes") if getattr(self, n) <= 0]
-        if not 0 < self.heldout_percent < 100:
-            out.append(f"data.heldout_percent={self.heldout_percent} must be between 1 and 99")
-        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +15,7 @@ class Batch:
 
 
 def load_corpus(config: DataConfig) -> Corpus:
-    if config.source is Source.SYNTHETIC:
+    if config.source is Source.synthetic:
         return synthetic_corpus(num_tokens=min(config.max_bytes, 200_000),
                                 vocab_size=config.vocab_size, seed=config.seed)
     return stdlib_corpus(max_bytes=config.max_bytes, heldout_percent=config.heldout_percent)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-VOCAB_SIZE = 256
+from hydralearn.data.config import BYTE_VOCAB_SIZE as VOCAB_SIZE
 
 
 def encode(text: str) -> np.ndarray:

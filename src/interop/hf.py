@@ -26,9 +26,9 @@ from safetensors.flax import save_file
 
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.build import Program, TrainState, abstract_params
-from hydralearn.compose.registry import layer_class
+from hydralearn.compose.resolve import resolve
 from hydralearn.compose.schema import TrainConfig
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from hydralearn.interop.hf_config import from_hf_config, to_hf_config
 
 Array = Any  # numpy or jax array
@@ -76,16 +76,16 @@ def block_tensors(model) -> list[Tensor]:
                to_ours=lambda w: w.T.reshape(model.num_heads, hd, d), to_hf=lambda w: w.reshape(-1, d).T),
         Tensor(("ffn_norm", "scale"), "post_attention_layernorm.weight", **_identity()),
     ]
-    kind = layer_class(model.ffn).__name__
-    if kind == "SwiGLU":
+    kind = type(model.ffn).__name__
+    if kind == "SwiGLUConfig":
         return out + [Tensor(("ffn", ours), f"mlp.{hf}_proj.weight", **_transpose())
                       for ours, hf in (("gate", "gate"), ("up", "up"), ("down", "down"))]
-    if kind == "MoE" and model.ffn.every == 1 and not model.ffn.shared_expert_dim:
+    if kind == "MoEConfig" and model.ffn.every == 1 and not model.ffn.shared_expert_dim:
         e = model.ffn.num_experts
         return out + [Tensor(("ffn", "router"), "block_sparse_moe.gate.weight", **_transpose())] + [
             Tensor(("ffn", ours), f"block_sparse_moe.experts.{{e}}.{hf}.weight", experts=e, **_transpose())
             for ours, hf in (("gate", "w1"), ("up", "w3"), ("down", "w2"))]
-    raise ConfigError([f"model.ffn: {kind} (every={getattr(model.ffn, 'every', 1)}) has no Hugging "
+    raise ConfigError([f"model.ffn: {model.ffn._target_} (every={getattr(model.ffn, 'every', 1)}) has no Hugging "
                        "Face layout here; use model/ffn=swiglu or model/ffn=moe with every=1 and "
                        "no shared expert"])
 
@@ -107,7 +107,7 @@ def load(hf_dir: str | Path, *extra_overrides: str, device_count: int = 1) -> Lo
     """Compose the checkpoint's config (plus `extra_overrides`) and read its weights."""
     found = overrides(hf_dir)
     config = compose_config.load([*found, *extra_overrides])
-    config = compose_config.resolve(config, device_count=device_count)
+    config = resolve(config, device_count=device_count)
     return Loaded(config=config, params=load_params(hf_dir, config), overrides=tuple(found))
 
 

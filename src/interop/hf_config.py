@@ -7,8 +7,7 @@ which both read.
 
 from typing import Any
 
-from hydralearn.compose.registry import layer_class
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 
 # model_type -> (preset giving the defaults list, HF architecture class)
 FAMILIES = {
@@ -27,7 +26,8 @@ ROPE_TYPES = {
     "yarn": ("yarn", {"factor": "factor", "original_max_position": "original_max_position_embeddings",
                       "beta_fast": "beta_fast", "beta_slow": "beta_slow"}),
 }
-POSITION_CLASSES = {"RoPE": "default", "LinearRoPE": "linear", "Llama3RoPE": "llama3", "YaRN": "yarn"}
+POSITION_CONFIGS = {"RoPEConfig": "default", "LinearRoPEConfig": "linear", "Llama3RoPEConfig": "llama3",
+                    "YaRNConfig": "yarn"}
 
 
 def from_hf_config(hf: dict) -> list[str]:
@@ -92,8 +92,7 @@ def _position(hf: dict) -> list[str]:
 
 def to_hf_config(model: Any, *, max_position_embeddings: int) -> dict:
     """config.json for a hydralearn model config (Llama if dense, Mixtral if MoE)."""
-    ffn_kind = layer_class(model.ffn).__name__
-    family = "mixtral" if ffn_kind == "MoE" else "llama"
+    family = "mixtral" if type(model.ffn).__name__ == "MoEConfig" else "llama"
     out = {
         "architectures": [FAMILIES[family][1]], "model_type": family,
         "vocab_size": model.vocab_size, "hidden_size": model.d_model,
@@ -113,10 +112,10 @@ def to_hf_config(model: Any, *, max_position_embeddings: int) -> dict:
 
 
 def _rope_scaling(position: Any) -> dict | None:
-    name = layer_class(position).__name__
-    if name not in POSITION_CLASSES:
-        raise ConfigError([f"model.position: {name} has no Hugging Face equivalent"])
-    kind = POSITION_CLASSES[name]
+    name = type(position).__name__
+    if name not in POSITION_CONFIGS:
+        raise ConfigError([f"model.position: {position._target_} has no Hugging Face equivalent"])
+    kind = POSITION_CONFIGS[name]
     if kind == "default":
         return None
     return {"rope_type": kind, **{theirs: getattr(position, ours)

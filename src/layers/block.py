@@ -6,10 +6,10 @@ from typing import Any
 import jax
 from flax import nnx
 
-from hydralearn.compose.registry import instantiate
 from hydralearn.layers.attention import Attention, AttentionFn
 from hydralearn.layers.kv_cache import KVCache, Step
 from hydralearn.layers.params import Numerics
+from hydralearn.layers.registry import instantiate
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -1,7 +1,7 @@
 """Decoder-only transformer LM: embedding, a scanned stack of blocks, final norm, LM head.
 
-This is the `model` config group's schema: it owns the dimensions its children share and
-hands them down at build time; position, ffn and norm are child configs (group options).
+Its schema is decoder_config.py: it owns the dimensions its children share and hands them
+down at build time; position, ffn and norm are child configs (group options).
 """
 
 import dataclasses
@@ -10,14 +10,14 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from omegaconf import MISSING
 
-from hydralearn.compose.registry import instantiate, layer_class, register
 from hydralearn.layers.attention import AttentionFn
 from hydralearn.layers.block import BlockSpec, TransformerBlock
+from hydralearn.layers.decoder_config import DecoderConfig, ffn_pattern
 from hydralearn.layers.embedding import Embedding
 from hydralearn.layers.kv_cache import KVCache, Step
 from hydralearn.layers.params import Numerics, param, use
+from hydralearn.layers.registry import instantiate
 
 BlockFn = Callable[..., Any]
 
@@ -28,58 +28,12 @@ class DecoderOutput:
     aux: dict  # auxiliary scalars from the blocks: `*_loss` summed over layers, others averaged
 
 
-@register
 class Decoder(nnx.Module):
-    @dataclasses.dataclass(kw_only=True, frozen=True)
-    class Config:
-        vocab_size: int = MISSING
-        d_model: int = MISSING
-        num_layers: int = MISSING
-        num_heads: int = MISSING
-        num_kv_heads: int = MISSING
-        head_dim: int | None = None  # None: d_model // num_heads
-        ffn_dim: int = MISSING
-        rope_theta: float = 10000.0
-        tie_embeddings: bool = False
-        param_dtype: str = "float32"
-        compute_dtype: str = "float32"
-        init_std: float = 0.02
-        position: Any = MISSING
-        ffn: Any = MISSING
-        norm: Any = MISSING
-
-        @property
-        def resolved_head_dim(self) -> int:
-            return self.head_dim or self.d_model // self.num_heads
-
-        def errors(self) -> list[str]:
-            """Cross-field rules; every violation is reported, not just the first."""
-            out = []
-            if self.head_dim is None and self.d_model % self.num_heads:
-                out.append(f"model.d_model={self.d_model} must be divisible by model.num_heads="
-                           f"{self.num_heads} (or set model.head_dim)")
-            if self.num_layers % len(ffn_pattern(self.ffn)):
-                out.append(f"model.num_layers={self.num_layers} must be a multiple of the ffn's "
-                           f"layer pattern ({len(ffn_pattern(self.ffn))} layers, model.ffn.every)")
-            if self.num_heads % self.num_kv_heads:
-                out.append(f"model.num_heads={self.num_heads} must be divisible by "
-                           f"model.num_kv_heads={self.num_kv_heads}")
-            for name in ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "ffn_dim"):
-                if getattr(self, name) <= 0:
-                    out.append(f"model.{name}={getattr(self, name)} must be positive")
-            for name in ("param_dtype", "compute_dtype"):
-                if getattr(self, name) not in ("float32", "bfloat16", "float16"):
-                    out.append(f"model.{name}={getattr(self, name)!r} must be float32, bfloat16 or float16")
-            for child in (self.position, self.ffn, self.norm):  # the children's own rules
-                out += getattr(child, "errors", list)()
-            if not out:  # the position option's own rules on the head_dim it is handed
-                position_rules = getattr(layer_class(self.position), "errors", lambda **_: [])
-                out += [f"model.position: {e}" for e in position_rules(head_dim=self.resolved_head_dim)]
-            return out
-
-    def __init__(self, config: Config, *, attention_fn: AttentionFn,
+    def __init__(self, config: DecoderConfig, *, attention_fn: AttentionFn,
                  remat: Callable[[BlockFn], BlockFn] = lambda f: f, rngs: nnx.Rngs):
         c = config
+        if c.compute_dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"model.compute_dtype={c.compute_dtype!r} must be resolved before building")
         numerics = Numerics(param_dtype=c.param_dtype, compute_dtype=c.compute_dtype,
                             init_std=c.init_std, out_std=c.init_std / (2 * c.num_layers) ** 0.5)
         spec = BlockSpec(d_model=c.d_model, ffn_dim=c.ffn_dim, num_heads=c.num_heads,
@@ -164,11 +118,6 @@ def unstacked_blocks(params: nnx.State) -> list[nnx.State]:
     return [jax.tree.map(lambda x: x[i], stacked) for i in range(steps)]  # noqa: B023 - used at once
 
 
-def ffn_pattern(ffn: Any) -> tuple[Any, ...]:
-    """The ffn configs of one repeating group of layers (see layers/ffn/__init__.py)."""
-    return getattr(ffn, "layer_pattern", lambda: (ffn,))()
-
-
 def reduce_aux(stacked: dict) -> dict:
     """Per-layer aux values stacked on axis 0 -> scalars: losses add up, metrics average."""
     return {k: jnp.sum(v) if k.endswith("_loss") else jnp.mean(v) for k, v in stacked.items()}
@@ -193,4 +142,3 @@ class BlockGroup(nnx.Module):
         for offset, block in enumerate(self.blocks):
             x, cache = block.extend(x, positions, cache, layer + offset, step)
         return x, cache
-

@@ -1,22 +1,15 @@
 """Normalisation layers: RMSNorm and LayerNorm, each a `model/norm` option."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from hydralearn.compose.registry import register
+from hydralearn.layers.norm_config import LayerNormConfig, RMSNormConfig
 from hydralearn.layers.params import constant
 
 
-@register
 class RMSNorm(nnx.Module):
-    @dataclasses.dataclass(kw_only=True, frozen=True)
-    class Config:
-        eps: float = 1e-5
-
-    def __init__(self, config: Config, *, dim: int, param_dtype: str, rngs: nnx.Rngs):
+    def __init__(self, config: RMSNormConfig, *, dim: int, param_dtype: str, rngs: nnx.Rngs):
         self.eps = config.eps
         self.scale = constant(1.0, (dim,), ("embed",), dtype=param_dtype)
 
@@ -27,13 +20,8 @@ class RMSNorm(nnx.Module):
         return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
 
 
-@register
 class LayerNorm(nnx.Module):
-    @dataclasses.dataclass(kw_only=True, frozen=True)
-    class Config:
-        eps: float = 1e-5
-
-    def __init__(self, config: Config, *, dim: int, param_dtype: str, rngs: nnx.Rngs):
+    def __init__(self, config: LayerNormConfig, *, dim: int, param_dtype: str, rngs: nnx.Rngs):
         self.eps = config.eps
         self.scale = constant(1.0, (dim,), ("embed",), dtype=param_dtype)
         self.bias = constant(0.0, (dim,), ("embed",), dtype=param_dtype)

@@ -1,26 +1,39 @@
-"""Checkpoints (conf/checkpoint): orbax-checkpoint on tensorstore, async, atomic, resharded.
+"""Checkpoints (conf/checkpoint): orbax-checkpoint on tensorstore, async, atomic, verified, resharded.
 
-Layout: <run_dir>/checkpoints/<step>/{state,run}; `state` is the TrainState (step, params,
-optimizer state) written by tensorstore (OCDBT), `run` a small JSON (data position, seeds,
-skipped-step count). Orbax writes each step into `<step>.orbax-checkpoint-tmp-*` and renames
-it when complete, so a process killed mid-write leaves the previous checkpoints intact.
+Layout: <run_dir>/checkpoints/<step>/{state,run,config,checksums.json}; `state` is the
+TrainState (step, params, optimizer state) written by tensorstore (OCDBT), `run` a small JSON
+(data position, seeds, skipped-step count), `config` the resolved config the step was written
+with, `checksums.json` the CRC-32 of every item file (runtime/integrity.py). Orbax writes each
+step into `<step>.orbax-checkpoint-tmp*`; the checksums are written there once every item is
+final, and the rename to `<step>` commits both, so a process killed mid-write leaves the
+previous checkpoints intact and a committed step always carries its checksums.
+
+Restore takes the newest step whose checksums verify; a step that fails them is renamed
+`<step>.corrupt-<n>` (never an existing name), named in a one-line warning, and the previous
+step is tried. A step that verifies but does not fit the current program (tree structure,
+shapes, dtypes) is a config mismatch: ConfigError, and the step is left as it is. If steps
+exist (or were set aside) but none verifies, the run is refused rather than restarted.
 Restore reads into the *current* program's shardings: a checkpoint saved on one mesh loads on
-any other. A checkpoint that fails to load is renamed `<step>.corrupt` and the next older
-one is tried; every skipped checkpoint is named in a warning.
+any other.
 """
 
 import dataclasses
 import logging
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-from hydralearn.runtime.config import BestMode, CheckpointConfig, SaveMode
+from hydralearn.compose.schema import BestMode, CheckpointConfig, SaveMode
+from hydralearn.errors import ConfigError
+from hydralearn.runtime import integrity, library_noise, storage
+from hydralearn.runtime.errors import RunRefused
 
 logger = logging.getLogger(__name__)
 # orbax reports every phase of every save at INFO through absl; keep the run's log readable.
@@ -28,6 +41,8 @@ logging.getLogger("absl").setLevel(logging.WARNING)
 
 _STEP_DIR = re.compile(r"^\d+$")
 _TMP_MARK = ".orbax-checkpoint-tmp"
+_SET_ASIDE = ".corrupt"
+_MAX_LISTED = 8  # mismatching leaves named in a refusal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +59,23 @@ def committed_steps(directory: Path) -> list[int]:
     return sorted(int(p.name) for p in directory.iterdir() if _STEP_DIR.match(p.name))
 
 
+def set_aside(directory: Path) -> list[str]:
+    """Names of the checkpoints set aside as corrupt (`<step>.corrupt-<n>`)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p.name for p in directory.iterdir() if _SET_ASIDE in p.name)
+
+
+def saved_config(directory: Path) -> dict | None:
+    """The resolved config the newest checkpoint with an intact config record was written with;
+    None if no checkpoint holds one. Reads only the small `config` item, never the state."""
+    for step in reversed(committed_steps(directory)):
+        step_dir = directory / str(step)
+        if (step_dir / "config").is_dir() and integrity.verify(step_dir, items=("config",)) is None:
+            return dict(ocp.handlers.JsonCheckpointHandler().restore(step_dir / "config"))
+    return None
+
+
 def abstract_state(init_state, shardings) -> Any:
     """Shapes, dtypes and target shardings of the state, with no allocation.
 
@@ -55,16 +87,45 @@ def abstract_state(init_state, shardings) -> Any:
                               for leaf, target in zip(leaves, targets, strict=True)])
 
 
+def leaf_specs(tree) -> dict[str, str]:
+    """'shape dtype' of every array leaf, keyed by its dotted path ('params.embed.value')."""
+    return {".".join(_key_name(k) for k in path): f"{tuple(leaf.shape)} {np.dtype(leaf.dtype)}"
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _key_name(key) -> str:
+    for attr in ("key", "name", "idx"):  # DictKey / FlattenedIndexKey, GetAttrKey, SequenceKey
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def mismatches(saved: dict[str, str], current: dict[str, str]) -> list[str]:
+    """'path: saved -> current' for every leaf that differs, is missing or is new; parameters
+    first (the optimizer state mirrors them)."""
+    paths = sorted(saved.keys() | current.keys(), key=lambda p: (not p.startswith("params."), p))
+    return [f"{path}: {saved.get(path, '<absent>')} -> {current.get(path, '<absent>')}"
+            for path in paths if saved.get(path) != current.get(path)]
+
+
 class Checkpointer:
-    def __init__(self, directory: Path, config: CheckpointConfig):
+    def __init__(self, directory: Path, config: CheckpointConfig, *, record: dict | None = None):
+        """`record`: the resolved config, saved with every checkpoint as the `config` item."""
+        library_noise.install()
         self.directory = Path(directory).absolute()
         self.config = config
+        self.record = record
         self.blocking_s = 0.0  # how long the last save() held up the training loop
+        self._writing: int | None = None  # the step being written, for the commit callback
+        self._failed = False
         for tmp in sorted(self.directory.glob(f"*{_TMP_MARK}*")):
             logger.warning("checkpoint %s is incomplete (the writer was interrupted); skipping and "
                            "removing it", tmp)
-        self._manager = ocp.CheckpointManager(self.directory, options=self._options(),
-                                              handler_registry=self._handlers())
+        try:
+            self._manager = ocp.CheckpointManager(self.directory, options=self._options(),
+                                                  handler_registry=self._handlers())
+        except OSError as e:
+            raise storage.failed("cannot use the checkpoint directory", self.directory, e) or e
 
     def _handlers(self) -> ocp.handlers.DefaultCheckpointHandlerRegistry:
         # Bounds the bytes being serialized at once: host memory, not only device memory.
@@ -73,9 +134,10 @@ class Checkpointer:
         registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
         for args in (ocp.args.StandardSave, ocp.args.StandardRestore):
             registry.add("state", args, state)
-        run = ocp.handlers.JsonCheckpointHandler()
-        for args in (ocp.args.JsonSave, ocp.args.JsonRestore):
-            registry.add("run", args, run)
+        for item in ("run", "config"):
+            json_handler = ocp.handlers.JsonCheckpointHandler()
+            for args in (ocp.args.JsonSave, ocp.args.JsonRestore):
+                registry.add(item, args, json_handler)
         return registry
 
     def _options(self) -> ocp.CheckpointManagerOptions:
@@ -86,53 +148,133 @@ class Checkpointer:
         if c.keep_best:
             keep.append(policies.BestN(
                 get_metric_fn=lambda metrics: metrics[c.best_metric], n=c.keep_best,
-                reverse=c.best_mode is BestMode.MIN, keep_checkpoints_without_metrics=False))
+                reverse=c.best_mode is BestMode.min, keep_checkpoints_without_metrics=False))
         return ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=c.mode is SaveMode.ASYNC, cleanup_tmp_directories=True,
+            # Always orbax's async writer: only it runs a callback before the commit (the
+            # checksums); mode=sync waits for each write in save().
+            enable_async_checkpointing=True, cleanup_tmp_directories=True,
+            async_options=ocp.options.AsyncOptions(post_finalization_callback=self._seal),
             preservation_policy=policies.AnyPreservationPolicy(policies=keep),
             # best_fn only makes orbax store the metrics; `keep` above decides what stays.
             best_fn=(lambda metrics: metrics[c.best_metric]) if c.keep_best else None,
             best_mode=c.best_mode.value)
 
-    def restore_latest(self, target) -> Restored | None:
-        """The newest checkpoint that loads, in `target`'s shardings; None if there is none."""
+    def _seal(self) -> None:
+        """Orbax's post-finalization callback (writer thread): every item is final, the step
+        is not yet renamed to <step>. Process 0 writes the checksums of the whole step."""
+        if jax.process_index() != 0:
+            return
+        tmp = sorted(self.directory.glob(f"{self._writing}{_TMP_MARK}*"))
+        # Storage without atomic rename (e.g. object stores) writes into <step> directly.
+        integrity.write_manifest(tmp[-1] if tmp else self.directory / str(self._writing))
+
+    def newest_intact(self) -> int | None:
+        """The newest step whose checksums verify; the ones that fail are set aside (renamed
+        `<step>.corrupt-<n>`) with a warning. None if there are no checkpoints at all.
+
+        Raises RunRefused if checkpoints exist or were set aside but none verifies.
+        """
         for step in reversed(self._manager.all_steps()):
+            path = self.directory / str(step)
             try:
-                return self._restore(step, target)
-            except Exception as e:  # noqa: BLE001 - any failure to read means: not usable
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                path = self.directory / str(step)
-                logger.warning("checkpoint %s cannot be restored (%s: %s); renamed to %s.corrupt, "
-                               "trying an older one", path, type(e).__name__, reason[:300], path.name)
-                path.rename(path.with_name(f"{path.name}.corrupt"))
-                self._manager.reload()
+                problem = integrity.verify(path)
+            except OSError as e:  # unreadable is not proven corrupt: stop, change nothing
+                raise storage.failed("cannot read checkpoint", path, e) or e
+            if problem is None:
+                return step
+            self._set_aside(path, problem)
+        if set_aside(self.directory):
+            raise RunRefused(
+                f"checkpoints exist in {self.directory} but none can be restored (set aside: "
+                f"{', '.join(set_aside(self.directory))}); rename a good one back to its step "
+                "number, or set name=<new name> to start a new run")
         return None
 
-    def _restore(self, step: int, target) -> Restored:
+    def _set_aside(self, path: Path, problem: str) -> None:
+        n = 1
+        while (target := path.with_name(f"{path.name}{_SET_ASIDE}-{n}")).exists():
+            n += 1
+        path.rename(target)
+        logger.warning("checkpoint %s is corrupt: %s; renamed to %s, trying the previous one",
+                       path, problem, target.name)
+        self._manager.reload()
+
+    def restore(self, step: int, target) -> Restored:
+        """Step `step` (verified by newest_intact) in `target`'s shardings.
+
+        Raises ConfigError, leaving the checkpoint as it is, if its tree does not fit `target`.
+        """
+        path = self.directory / str(step)
+        differ = mismatches(leaf_specs(self._manager.item_metadata(step)["state"]), leaf_specs(target))
+        if differ:
+            shown = differ[:_MAX_LISTED] + ([f"... and {len(differ) - _MAX_LISTED} more"]
+                                            if len(differ) > _MAX_LISTED else [])
+            raise ConfigError(
+                [f"checkpoint {path} does not fit this config (it was left as it is):"] + shown
+                + ["to train a new experiment, set name=<new name> or hydra.run.dir=<new dir>"])
         started = time.perf_counter()
-        out = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(target), run=ocp.args.JsonRestore()))
-        jax.block_until_ready(out.state)
-        logger.info("restored checkpoint %s in %.2f s", self.directory / str(step),
-                    time.perf_counter() - started)
+        try:
+            out = self._manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(target), run=ocp.args.JsonRestore()))
+            jax.block_until_ready(out.state)
+        except Exception as e:
+            raise storage.failed("cannot read checkpoint", path, e) or e
+        logger.info("restored checkpoint %s in %.2f s", path, time.perf_counter() - started)
         return Restored(step=step, state=out.state, meta=dict(out.run))
 
+    def restore_latest(self, target) -> Restored | None:
+        """The newest intact checkpoint in `target`'s shardings; None if there is none."""
+        step = self.newest_intact()
+        return None if step is None else self.restore(step, target)
+
     def save(self, step: int, state, *, meta: dict, metrics: dict | None = None) -> bool:
-        """Start writing `state` as `step`; False if that step is already saved."""
+        """Start writing `state` as `step`; False if that step is already saved.
+
+        Raises StorageError (the partial step removed) if this or the previous write failed
+        for lack of space or a read-only/missing disk.
+        """
         if step in self._manager.all_steps():
             return False
         started = time.perf_counter()
-        self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), run=ocp.args.JsonSave(meta)),
-            metrics=metrics, force=True)  # when to save is the trainer's decision
+        items = {"state": ocp.args.StandardSave(state), "run": ocp.args.JsonSave(meta)}
+        if self.record is not None:
+            items["config"] = ocp.args.JsonSave(self.record)
+        try:
+            self._manager.wait_until_finished()  # save() waits for it anyway; _seal needs _writing
+            self._writing = step
+            self._manager.save(step, args=ocp.args.Composite(**items), metrics=metrics,
+                               force=True)  # when to save is the trainer's decision
+            if self.config.mode is SaveMode.sync:
+                self._manager.wait_until_finished()
+        except Exception as e:
+            raise self._write_failed(e)
         self.blocking_s = time.perf_counter() - started
         return True
+
+    def _write_failed(self, error: Exception) -> Exception:
+        """Remove the partial step (never committed: no reader can want it) and say why."""
+        self._failed = True
+        for tmp in self.directory.glob(f"*{_TMP_MARK}*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        return storage.failed(f"checkpoint of step {self._writing} could not be written to",
+                              self.directory, error) or error
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:
+            raise self._write_failed(e)
 
     def close(self) -> None:
-        self._manager.close()
+        """Wait for the write in flight (a started checkpoint is completed) and stop."""
+        try:
+            self._manager.close()
+        except Exception as e:
+            if not self._failed:  # a failure already reported by save() is not raised twice
+                raise self._write_failed(e)
+        if self._failed:
+            for tmp in self.directory.glob(f"*{_TMP_MARK}*"):
+                shutil.rmtree(tmp, ignore_errors=True)

@@ -10,7 +10,7 @@ Prompt and cache lengths are rounded up to buckets, so new lengths rarely recomp
 steps run `chunk` at a time inside one jitted `lax.while_loop` (sampling included, the cache
 donated and updated in place), which stops early once every row has produced one of `eos_ids`.
 The cache is laid out on the model's mesh by the sharding rules (logical axes CACHE_AXES).
-MoE layers route as their `for_generation()` config says (dropless: see layers/ffn/moe.py).
+MoE layers route as their config's `for_generation()` says (dropless: layers/ffn/moe_config.py).
 """
 
 import dataclasses

@@ -20,12 +20,14 @@ from jax.sharding import Mesh
 from omegaconf import OmegaConf
 
 from hydralearn.compose import config as compose_config
-from hydralearn.compose import schema
 from hydralearn.compose.build import abstract_params, param_shardings
+from hydralearn.compose.files import read_mapping
 from hydralearn.compose.hardware import Host
-from hydralearn.compose.kernels import AttentionShape, Kernel, requirements
-from hydralearn.compose.mesh import MeshConfig, MeshMode, make_mesh
-from hydralearn.compose.validate import ConfigError, to_container
+from hydralearn.compose.kernels import AttentionShape, requirements
+from hydralearn.compose.mesh import make_mesh
+from hydralearn.compose.schema import Kernel, MeshConfig, MeshMode, TrainConfig
+from hydralearn.errors import ConfigError
+from hydralearn.runtime import integrity
 from hydralearn.runtime.checkpoint import committed_steps
 from hydralearn.runtime.text import BYTES, Codec, hf_codec
 
@@ -34,7 +36,7 @@ _DATA_OVERRIDE = re.compile(r"^(\+\+|\+)?data([./][^=]*)?=")
 
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
-    config: schema.TrainConfig  # mesh axes: those of `mesh`
+    config: TrainConfig  # mesh axes: those of `mesh`
     params: nnx.State  # placed on `mesh` by the config's sharding rules
     mesh: Mesh
     step: int | None  # the checkpoint's step; None for a Hugging Face directory
@@ -50,9 +52,9 @@ class LoadedModel:
 
 
 def load_run(run_dir: Path, step: int | None = None) -> LoadedModel:
-    """The run's saved config and the parameters of checkpoint `step` (default: the newest)."""
-    saved = run_dir / "resolved_config.yaml"
-    if not saved.is_file():
+    """The parameters of checkpoint `step` (default: the newest) and the config it was written
+    with; ConfigError (one line) if there is no such step or its checksums do not verify."""
+    if not (run_dir / "resolved_config.yaml").is_file():
         raise ConfigError([f"{run_dir}: no resolved_config.yaml (not a hydralearn run directory)"])
     steps = committed_steps(run_dir / "checkpoints")
     if not steps:
@@ -61,14 +63,25 @@ def load_run(run_dir: Path, step: int | None = None) -> LoadedModel:
         raise ConfigError([f"{run_dir}@{step}: no checkpoint at step {step}; available steps: "
                            f"{', '.join(map(str, steps))}"])
     step = steps[-1] if step is None else step
-    config = _for_this_host(schema.load(OmegaConf.to_container(OmegaConf.load(saved))))
-    mesh = make_mesh(config.mesh.axes, jax.devices()[:math.prod(config.mesh.axes.values())])
     checkpoint = run_dir / "checkpoints" / str(step)
+    problem = integrity.verify(checkpoint, items=("state", "config"))
+    if problem is not None:
+        raise ConfigError([f"checkpoint {checkpoint} cannot be trusted: {problem} (it was left as "
+                           f"it is); available steps: {', '.join(map(str, steps))}"])
+    config = _for_this_host(compose_config.from_container(_written_with(run_dir, checkpoint)))
+    mesh = make_mesh(config.mesh.axes, jax.devices()[:math.prod(config.mesh.axes.values())])
     params = _restore_params(checkpoint / "state", config, mesh)
     return LoadedModel(config=config, params=params, mesh=mesh, step=step, results_dir=checkpoint)
 
 
-def placed(config: schema.TrainConfig, params: nnx.State, *, results_dir: Path,
+def _written_with(run_dir: Path, checkpoint: Path) -> dict:
+    """The config a checkpoint was written with: its own `config` item, else the run's."""
+    if (checkpoint / "config").is_dir():
+        return dict(ocp.handlers.JsonCheckpointHandler().restore(checkpoint / "config"))
+    return read_mapping(run_dir / "resolved_config.yaml")
+
+
+def placed(config: TrainConfig, params: nnx.State, *, results_dir: Path,
            hf_dir: Path | None = None) -> LoadedModel:
     """Parameters from elsewhere (e.g. a Hugging Face import) on this host's mesh."""
     config = _for_this_host(config)
@@ -79,20 +92,20 @@ def placed(config: schema.TrainConfig, params: nnx.State, *, results_dir: Path,
                        hf_dir=hf_dir)
 
 
-def _for_this_host(config: schema.TrainConfig) -> schema.TrainConfig:
+def _for_this_host(config: TrainConfig) -> TrainConfig:
     """The saved mesh if this host has its device count, else every axis 1 (one device); the
     saved attention kernel if it runs here, else xla (e.g. a GPU run read on a laptop)."""
     if math.prod(config.mesh.axes.values()) != jax.device_count():
         config = dataclasses.replace(config, mesh=MeshConfig(
-            mode=MeshMode.FIXED, axes={a: 1 for a in config.mesh.axes}))
+            mode=MeshMode.fixed, axes={a: 1 for a in config.mesh.axes}))
     shape = AttentionShape(compute_dtype=config.model.compute_dtype, seq_len=config.data.seq_len,
                            head_dim=config.model.resolved_head_dim)
     if requirements(config.kernel.name, host=Host.current(), shape=shape) is not None:
-        config = dataclasses.replace(config, kernel=dataclasses.replace(config.kernel, name=Kernel.XLA))
+        config = dataclasses.replace(config, kernel=dataclasses.replace(config.kernel, name=Kernel.xla))
     return config
 
 
-def _restore_params(path: Path, config: schema.TrainConfig, mesh: Mesh) -> nnx.State:
+def _restore_params(path: Path, config: TrainConfig, mesh: Mesh) -> nnx.State:
     """The `params` subtree of a saved TrainState, in the config's shardings on `mesh`."""
     _, abstract = abstract_params(config)
     leaves, treedef = jax.tree.flatten(abstract)
@@ -120,10 +133,11 @@ def with_data(model: LoadedModel, overrides: list[str]) -> LoadedModel:
     if others:
         raise ConfigError([f"{o}: only the data group can be overridden here (data=<option>, "
                            "data.<key>=<value>)" for o in others])
+    container = compose_config.to_container(model.config)
     if any(o.startswith("data=") for o in overrides):
         data = compose_config.compose(overrides).data
     else:
         keys = [o.lstrip("+").removeprefix("data.") for o in overrides]
-        data = OmegaConf.merge(to_container(model.config.data), OmegaConf.from_dotlist(keys))
-    container = to_container(model.config) | {"data": OmegaConf.to_container(data, resolve=True)}
-    return dataclasses.replace(model, config=schema.load(container))
+        data = OmegaConf.merge(container["data"], OmegaConf.from_dotlist(keys))
+    container["data"] = OmegaConf.to_container(data, resolve=True)
+    return dataclasses.replace(model, config=compose_config.from_container(container))

@@ -1,8 +1,9 @@
 """Metrics sinks: JSONL and TensorBoard event files in the run directory, a console progress bar.
 
-On resume from step S, records after S (written by the interrupted process past its last
-checkpoint) are dropped from metrics.jsonl and purged from TensorBoard, so both read like one
-uninterrupted run.
+metrics.jsonl is append-only across attempts: on a start from step S (0 for a fresh start),
+records after S (written by an interrupted process past its last checkpoint) are dropped and
+the ones up to S kept; TensorBoard purges the same steps, so both read like one uninterrupted
+run. The trainer opens it only once the run is sure to go on (after any refusal).
 """
 
 import json
@@ -10,20 +11,20 @@ import math
 import os
 from pathlib import Path
 
-from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 
 class MetricsLog:
     def __init__(self, run_dir: Path, *, total_steps: int, initial_step: int = 0):
         self.path = Path(run_dir) / "metrics.jsonl"
-        if initial_step and self.path.exists():
+        if self.path.exists():  # records past the starting step are from an interrupted attempt
             _truncate_after(self.path, initial_step)
-        elif not initial_step:
-            self.path.unlink(missing_ok=True)  # a fresh start: no records from an older attempt
         self.file = self.path.open("a")
+        # Here, not at module level: tensorboardX imports torch when it is installed (~4 s),
+        # which a process that is refused before training must not pay.
+        from tensorboardX import SummaryWriter
         self.board = SummaryWriter(str(Path(run_dir) / "tensorboard"), flush_secs=10,
-                                   purge_step=initial_step + 1 if initial_step else None)
+                                   purge_step=initial_step + 1)
         self.shown: dict[str, str] = {}
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
 
@@ -57,8 +58,11 @@ _SHOWN = ("loss", "eval_loss", "tokens_per_s", "mfu")
 
 
 def _truncate_after(path: Path, step: int) -> None:
-    """Keep the records of steps <= `step`; the file is replaced atomically."""
-    lines = [line for line in path.read_text().splitlines() if _step_of(line) <= step]
+    """Keep the records of steps <= `step`; the file is replaced atomically (only if needed)."""
+    text = path.read_text()
+    lines = [line for line in text.splitlines() if _step_of(line) <= step]
+    if lines == text.splitlines() and text.endswith("\n"):
+        return  # nothing to drop: the file is left as it is
     tmp = path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(line + "\n" for line in lines))
     os.replace(tmp, path)

@@ -1,36 +1,52 @@
-"""SIGTERM (what schedulers send before preempting a job) -> finish the step, save, exit 0.
+"""SIGTERM (what schedulers send before preempting a job) or Ctrl-C -> finish the step, save, stop.
 
 The handler only sets a flag: the loop checks it after each step, so the checkpoint holds a
-consistent state and the requeued job resumes at exactly the step where this one stopped.
+consistent state and the next start resumes at exactly the step where this one stopped.
 A second SIGTERM while saving is ignored: the save is what the job was given time for.
+A second Ctrl-C exits at once, without saving (a write in flight is left uncommitted, and the
+next start removes it).
 """
 
 import logging
+import os
 import signal
+import sys
 import threading
 
+from hydralearn.runtime.errors import INTERRUPTED_EXIT
+
 logger = logging.getLogger(__name__)
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Preemption:
     def __init__(self):
         self._requested = threading.Event()
-        self._previous = None
+        self.interrupted = False  # the stop came from Ctrl-C (SIGINT), not from a scheduler
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "Preemption":
         if threading.current_thread() is threading.main_thread():  # signals need the main thread
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in _SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
     @property
     def requested(self) -> bool:
         return self._requested.is_set()
 
     def _handle(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self._requested.is_set():
+            print("hydralearn: error: interrupted again: exiting at once, without saving",
+                  file=sys.stderr, flush=True)
+            os._exit(INTERRUPTED_EXIT)  # not an exception: it could be swallowed mid-save
         if not self._requested.is_set():
-            logger.warning("SIGTERM received: saving a checkpoint after the current step, then exiting")
+            self.interrupted = signum == signal.SIGINT
+            what = "Ctrl-C" if self.interrupted else "SIGTERM"
+            logger.warning("%s received: saving a checkpoint after the current step, then exiting%s",
+                           what, " (Ctrl-C again exits at once)" if self.interrupted else "")
         self._requested.set()

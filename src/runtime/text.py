@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from hydralearn.data import tokenizer as byte_tokenizer
 
 

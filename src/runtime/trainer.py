@@ -11,19 +11,22 @@ import enum
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from hydralearn.compose.build import Program
+from hydralearn.compose.schema import CheckpointConfig, NonFinite, TrainerConfig
+from hydralearn.data.config import DataConfig
 from hydralearn.data.corpus import Corpus, unigram_cross_entropy
-from hydralearn.data.pipeline import DataConfig, heldout_batches, train_batch
+from hydralearn.data.pipeline import heldout_batches, train_batch
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
-from hydralearn.runtime.config import CheckpointConfig, NonFinite, TrainerConfig
+from hydralearn.runtime.errors import RunError
+from hydralearn.runtime.generate import Generator, Sampling, complete
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
-from hydralearn.runtime.generate import Generator, Sampling, complete
 from hydralearn.runtime.text import BYTES
 from hydralearn.runtime.watchdog import Watchdog
 
@@ -35,10 +38,11 @@ NONFINITE_EXIT = 3
 class RunStatus(enum.Enum):
     COMPLETED = "completed"
     PREEMPTED = "preempted"  # SIGTERM: checkpoint saved at `steps`; run again to resume
+    INTERRUPTED = "interrupted"  # Ctrl-C: checkpoint saved at `steps`; run again to resume
     ALREADY_COMPLETE = "already_complete"  # the newest checkpoint is at trainer.steps
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(RunError):
     """A step produced a non-finite loss or gradient norm with trainer.nonfinite=stop."""
     exit_code = NONFINITE_EXIT
 
@@ -72,15 +76,26 @@ class Throughput:
 
 
 def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: TrainerConfig,
-          checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path) -> RunSummary:
+          checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path,
+          config_record: dict | None = None, on_start: Callable[[], None] | None = None) -> RunSummary:
+    """Train to `trainer.steps`, resuming from the newest intact checkpoint.
+
+    `config_record` (the resolved config) is saved in every checkpoint. `on_start` runs once
+    the run is sure to go on (checkpoints verified and restored, nothing refused), before the
+    run directory's metrics are touched: the place to write records a refused run must not.
+    """
     started = time.perf_counter()
-    checkpointer = Checkpointer(Path(run_dir) / "checkpoints", checkpoint)
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints", checkpoint, record=config_record)
     try:
-        if (checkpointer.latest_step() or 0) >= trainer.steps:
-            logger.info("the run is already complete (checkpoint at step %d)", checkpointer.latest_step())
-            return RunSummary(status=RunStatus.ALREADY_COMPLETE, steps=checkpointer.latest_step(),
-                              resumed_from=checkpointer.latest_step(), skipped_steps=0)
-        restored = checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+        newest = checkpointer.newest_intact()
+        if (newest or 0) >= trainer.steps:
+            logger.info("the run is already complete (checkpoint at step %d)", newest)
+            return RunSummary(status=RunStatus.ALREADY_COMPLETE, steps=newest,
+                              resumed_from=newest, skipped_steps=0)
+        target = abstract_state(program.init_state, program.state_shardings)
+        restored = checkpointer.restore(newest, target) if newest is not None else None
+        if on_start:
+            on_start()
         start = restored.step if restored else 0
         skipped = restored.meta.get("skipped_steps", 0) if restored else 0
         if restored:
@@ -132,8 +147,9 @@ class _Loop:
                 self.log.write(done, evaluated)
             if preemption.requested and done < self.trainer.steps:
                 self._save(done, state, evaluated)
-                logger.warning("preempted: checkpoint saved at step %d; run the same command to resume", done)
-                return state, RunStatus.PREEMPTED
+                self.checkpointer.wait()  # the save is what the stop was for: see it committed
+                logger.warning("stopped: checkpoint saved at step %d; run the same command to resume", done)
+                return state, RunStatus.INTERRUPTED if preemption.interrupted else RunStatus.PREEMPTED
             if self.checkpoint.every_steps and done % self.checkpoint.every_steps == 0 \
                     and done < self.trainer.steps:  # the last step is saved after the final eval
                 self._save(done, state, evaluated)
@@ -182,7 +198,7 @@ class _Loop:
     def _check_finite(self, step: int, values: dict[str, float]) -> None:
         if not values.get("nonfinite"):
             return
-        if self.trainer.nonfinite is NonFinite.SKIP:
+        if self.trainer.nonfinite is NonFinite.skip:
             self.skipped += 1
             logger.warning("step %d: non-finite loss or gradient (loss=%s, grad_norm=%s); update "
                            "skipped (%d so far)", step, values["loss"], values["grad_norm"], self.skipped)

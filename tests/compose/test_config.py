@@ -7,8 +7,10 @@ from omegaconf import OmegaConf
 from hydralearn import CONF_DIR
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.build import abstract_params, count_params, model_factory
-from hydralearn.compose.registry import TargetError, register, resolve
-from hydralearn.compose.validate import ConfigError, to_container
+from hydralearn.compose.config import to_container
+from hydralearn.compose.resolve import resolve
+from hydralearn.errors import ConfigError
+from hydralearn.layers import registry
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 POSITIONS = sorted(p.stem for p in (CONF_DIR / "model/position").glob("*.yaml"))
@@ -27,12 +29,21 @@ SINGLE_OVERRIDES = ([("position", o) for o in POSITIONS] + [("ffn", o) for o in 
                     + [("norm", o) for o in NORMS])
 
 
+def expected_target(group: str, option: str) -> str:
+    """The `_target_` an option file means: follow its defaults list to the schema it extends."""
+    first = OmegaConf.load(CONF_DIR / "model" / group / f"{option}.yaml").defaults[0]
+    if first.startswith("base_"):
+        (config_cls,) = [c for c, place in registry.places().items()
+                         if place == (f"model/{group}", first.removeprefix("base_"))]
+        return registry.default_target(config_cls)
+    return expected_target(group, first)
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_option_composes_on_every_preset(preset):
     for group, option in SINGLE_OVERRIDES:
         config = compose_config.load([f"model={preset}", f"model/{group}={option}"])
-        expected = OmegaConf.load(CONF_DIR / "model" / group / f"{option}.yaml")._target_
-        assert to_container(config.model)[group]["_target_"] == expected
+        assert to_container(config.model)[group]["_target_"] == expected_target(group, option)
 
 
 @pytest.mark.parametrize("group, option", SINGLE_OVERRIDES)
@@ -45,7 +56,7 @@ def test_every_option_builds_and_runs_on_a_tiny_model(group, option):
 
 
 def resolved(*overrides: str):
-    return compose_config.resolve(compose_config.load(list(overrides)), device_count=1)
+    return resolve(compose_config.load(list(overrides)), device_count=1)
 
 
 def llama_param_count(*, vocab, d, layers, heads, kv_heads, ffn, head_dim=None, tied=False):
@@ -82,8 +93,11 @@ def test_gelu_changes_parameter_count_by_one_matrix_per_layer():
 
 
 def test_hydra_append_and_delete_overrides():
-    config = compose_config.compose(["+trainer_note=hello", "~hardware.xla_flags"])
-    assert config.trainer_note == "hello" and "xla_flags" not in config.hardware
+    cfg = compose_config.compose(["+trainer_note=hello", "hardware=gpu_h100",
+                                  "~hardware.xla_flags.xla_gpu_enable_pipelined_all_reduce"])
+    assert cfg.trainer_note == "hello"
+    assert "xla_gpu_enable_pipelined_all_reduce" not in cfg.hardware.xla_flags
+    assert "xla_gpu_enable_pipelined_all_gather" in cfg.hardware.xla_flags
     with pytest.raises(ConfigError, match="unknown key trainer_note"):
         compose_config.load(["+trainer_note=hello"])
 
@@ -97,10 +111,25 @@ def test_hydra_append_and_delete_overrides():
     (["model._target_=subprocess.call"], r"_target_ 'subprocess.call' is not allowed"),
     (["~model.nothing"], r"unknown key model.nothing"),
     (["~sharding.rules.head_dim"], r"cannot delete sharding.rules.head_dim: Hydra 1.3 cannot delete a key whose value is null"),
+    (["experiment=tiny_cpu8"], r"'experiment' is not in the defaults list; to add it use \+experiment=tiny_cpu8"),
+    (["+hydra.callbacks.x._target_=tempfile.mkdtemp"], r"hydra.callbacks.x: _target_ 'tempfile.mkdtemp' is not allowed"),
+    (["~model.head_dim"], r"cannot delete model.head_dim: every config has it \(a field of DecoderConfig\)"),
+    (["model.tie_embeddings=maybe"], r"model.tie_embeddings: expected bool, got 'maybe'"),
 ])
 def test_user_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
         compose_config.load(overrides)
+
+
+@pytest.mark.parametrize("overrides", [["+experiment=typo"], ["+experiment=typo", "trainer.steps=3"]])
+def test_an_experiment_files_error_is_one_line(tmp_path, overrides):
+    """A bad key in a user's experiment file is named (Hydra chains a file's error as the
+    context, not the cause), with or without key overrides beside it."""
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "typo.yaml").write_text("# @package _global_\nmodel:\n  d_modle: 3\n")
+    with pytest.raises(ConfigError) as info:
+        compose_config.load(overrides, compose_config.Location(config_dir=str(tmp_path)))
+    assert info.value.errors == ["unknown key model.d_modle; did you mean 'model.d_model'?"]
 
 
 def test_all_errors_reported_at_once():
@@ -127,19 +156,42 @@ def test_rope_needs_even_head_dim_but_nope_does_not():
 def test_impossible_mesh_names_both_numbers():
     config = compose_config.load(["mesh.axes.fsdp=4"])
     with pytest.raises(ConfigError, match="multiply to 4 but there are 1 devices"):
-        compose_config.resolve(config, device_count=1)
+        resolve(config, device_count=1)
 
 
-def test_allowlist_accepts_registered_user_class():
+def test_allowlist_accepts_only_registered_configs():
     import dataclasses
 
-    with pytest.raises(TargetError):
-        resolve("collections.OrderedDict")
+    with pytest.raises(registry.TargetError):
+        registry.config_class("collections.OrderedDict")
 
-    class MyNorm:
-        @dataclasses.dataclass(frozen=True)
-        class Config:
-            eps: float = 1e-6
+    @registry.register(group="model/norm", name="my_norm_for_test")
+    @dataclasses.dataclass(kw_only=True)
+    class MyNormConfig:
+        _target_: str = "my_package.MyNorm"
+        eps: float = 1e-6
 
-    register(MyNorm)
-    assert resolve(f"{__name__}.test_allowlist_accepts_registered_user_class.<locals>.MyNorm") is MyNorm
+    assert registry.config_class("my_package.MyNorm") is MyNormConfig
+    with pytest.raises(TypeError, match="needs a `_target_"):
+        registry.register(group="model/norm", name="x")(dataclasses.dataclass(type("NoTarget", (), {})))
+
+
+def test_defaults_live_in_the_schema_once():
+    """No YAML option repeats a value its schema already has (a default lives in one place)."""
+    from hydralearn.compose.store import register_schemas
+    from hydra.core.config_store import ConfigStore
+
+    register_schemas()
+    store = ConfigStore.instance()
+    repeated = []
+    for path in CONF_DIR.rglob("*.yaml"):
+        body = OmegaConf.load(path)
+        if "defaults" not in body or not str(body.defaults[0]).startswith("base_"):
+            continue
+        group = path.parent.relative_to(CONF_DIR)
+        schema = OmegaConf.to_container(store.load(str(group / f"{body.defaults[0]}.yaml")).node,
+                                        resolve=False, enum_to_str=True)
+        for key, value in OmegaConf.to_container(body, resolve=False).items():
+            if key != "defaults" and not isinstance(value, dict) and schema.get(key, "???") == value:
+                repeated.append(f"{path.relative_to(CONF_DIR)}: {key}")
+    assert not repeated, repeated

@@ -6,10 +6,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from hydralearn.cli import diff as diff_cli
-from hydralearn.compose.diff import diff, load_side
-from hydralearn.compose.golden import GOLDEN_DIR
+from hydralearn.review.diff import diff, load_side
+from hydralearn.review.golden import GOLDEN_DIR
 from hydralearn.compose.resume_rule import Effect, classify
-from hydralearn.compose.validate import ConfigError, to_container
+from hydralearn.compose.config import to_container
+from hydralearn.errors import ConfigError
 
 D, L, F, V = 64, 3, 96, 256
 TINY = [f"model.d_model={D}", f"model.num_layers={L}", "model.num_heads=4", "model.num_kv_heads=2",

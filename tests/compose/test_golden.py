@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from hydralearn.compose import config as compose_config
-from hydralearn.compose import golden
+from hydralearn.review import golden
 
 NAMES = golden.experiment_names()
 
@@ -29,7 +29,7 @@ def test_changed_preset_is_caught(tmp_path, monkeypatch):
     conf = tmp_path / "conf"
     shutil.copytree(compose_config.CONF_DIR, conf)
     rules = conf / "sharding" / "fsdp.yaml"
-    rules.write_text(rules.read_text().replace("  embed: fsdp", "  embed: null"))
+    rules.write_text(rules.read_text() + "rules:\n  embed: null\n")
     monkeypatch.setattr(compose_config, "CONF_DIR", conf)
     drifted = golden.drift("tiny_cpu8")
     assert {d.path.name for d in drifted} == {"tiny_cpu8.config.yaml", "tiny_cpu8.params.txt"}

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from hydralearn.cli.schema import config_groups
 from hydralearn.compose import config as compose_config
-from hydralearn.compose.jsonschema import group_schema, schema
+from hydralearn.review.jsonschema import group_schema, schema
 
 CONF = Path(compose_config.CONF_DIR)
 FILES = sorted(str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml"))

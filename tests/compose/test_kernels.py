@@ -9,7 +9,7 @@ import pytest
 from hydralearn.compose.hardware import Host, Platform
 from hydralearn.compose.kernels import (AttentionShape, Kernel, KernelConfig, attention_function,
                                         kernel_errors, resolve_kernel)
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from tests.compose.cli_run import run_cli
 from tests.conftest import tiny_config
 
@@ -48,7 +48,7 @@ def test_kernel_matches_reference_forward_and_backward(name):
     q, k, v = qkv()
     fn = attention_function(KernelConfig(name=Kernel(name)), interpret=name != "xla")
     np.testing.assert_allclose(fn(q, k, v), numpy_attention(q, k, v), atol=2e-5)
-    xla = attention_function(KernelConfig(name=Kernel.XLA))
+    xla = attention_function(KernelConfig(name=Kernel.xla))
     for got, want in zip(_grads(fn, q, k, v), _grads(xla, q, k, v)):
         np.testing.assert_allclose(got, want, atol=5e-5)
 
@@ -65,13 +65,13 @@ def test_gpu_kernel_matches_xla_on_the_gpu(name):
 @pytest.mark.skipif(not ON_TPU, reason="needs a TPU; this host (and CI) has none")
 def test_splash_matches_reference_on_the_tpu():
     q, k, v = qkv(length=512)
-    fn = attention_function(KernelConfig(name=Kernel.SPLASH))
+    fn = attention_function(KernelConfig(name=Kernel.splash))
     np.testing.assert_allclose(fn(q, k, v), numpy_attention(q, k, v), atol=2e-2)
 
 
-GPU = Host(platform=Platform.GPU, device_count=8, device_kind="NVIDIA H100", actual=True)
-CPU = Host(platform=Platform.CPU, device_count=8, device_kind="cpu", actual=True)
-TPU = Host(platform=Platform.TPU, device_count=4, device_kind="TPU v5p", actual=True)
+GPU = Host(platform=Platform.gpu, device_count=8, device_kind="NVIDIA H100", actual=True)
+CPU = Host(platform=Platform.cpu, device_count=8, device_kind="cpu", actual=True)
+TPU = Host(platform=Platform.tpu, device_count=4, device_kind="TPU v5p", actual=True)
 BF16_LONG = AttentionShape(compute_dtype="bfloat16", head_dim=128, seq_len=4096)
 
 
@@ -85,6 +85,7 @@ BF16_LONG = AttentionShape(compute_dtype="bfloat16", head_dim=128, seq_len=4096)
     ("pallas", GPU, BF16_LONG, "pallas"),
 ])
 def test_auto_resolves_by_platform_and_sequence_length(preferred, host, shape, expected):
+    preferred = Kernel(preferred)
     resolved = resolve_kernel(KernelConfig(), preferred=preferred, host=host, shape=shape)
     assert resolved.name.value == expected
 
@@ -92,14 +93,14 @@ def test_auto_resolves_by_platform_and_sequence_length(preferred, host, shape, e
 def test_explicit_kernel_beats_the_hardware_preference():
     config = tiny_config("hardware=gpu_h100", "kernel=xla", "model.compute_dtype=bfloat16",
                          "data.seq_len=2048", device_count=8)
-    assert config.kernel.name is Kernel.XLA
+    assert config.kernel.name is Kernel.xla
     auto = tiny_config("hardware=gpu_h100", "model.compute_dtype=bfloat16", "data.seq_len=2048",
                        device_count=8)
-    assert auto.kernel.name is Kernel.CUDNN
+    assert auto.kernel.name is Kernel.cudnn
 
 
 def test_unrunnable_kernel_error_names_kernel_need_and_host():
-    (error,) = kernel_errors(KernelConfig(name=Kernel.CUDNN), host=CPU, shape=BF16_LONG)
+    (error,) = kernel_errors(KernelConfig(name=Kernel.cudnn), host=CPU, shape=BF16_LONG)
     assert "kernel.name=cudnn" in error and "needs an NVIDIA GPU" in error
     assert "this host has 8 cpu device(s)" in error
     with pytest.raises(ConfigError, match="kernel.name=splash cannot run here: it needs a TPU"):

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from hydralearn.compose import config as compose_config
+from hydralearn.compose.resolve import resolve
 from hydralearn.compose.mesh import MeshFacts, auto_axes, host_split, make_mesh, resolve_axes
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from tests.compose.cli_run import run_cli
 from tests.conftest import tiny_config
 
@@ -71,7 +72,7 @@ def test_auto_mesh_is_recorded_concretely():
     assert config.mesh.mode.value == "fixed" and -1 not in config.mesh.axes.values()
     assert config.mesh.axes == {"data": 8, "fsdp": 1, "tensor": 1, "expert": 1, "seq": 1}
     # Planned for the profile's 8 GPUs (no GPU needed): llama2_7b's state needs fsdp.
-    planned = compose_config.resolve(compose_config.load(["model=llama2_7b", "hardware=gpu_h100"]))
+    planned = resolve(compose_config.load(["model=llama2_7b", "hardware=gpu_h100"]))
     assert planned.mesh.axes["data"] * planned.mesh.axes["fsdp"] == 8 and planned.mesh.axes["fsdp"] > 1
 
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from hydralearn.cli import plan as plan_cli
-from hydralearn.compose.explain import explain
-from hydralearn.compose.plan import load_resolved, make_plan
+from hydralearn.review.explain import explain
+from hydralearn.review.plan import load_resolved, make_plan
 
 TINY = ["mesh=fsdp", "model.d_model=64", "model.num_layers=3", "model.num_heads=4", "model.num_kv_heads=2",
         "model.ffn_dim=96", "data=synthetic", "data.seq_len=32", "data.batch_size=8"]
@@ -60,7 +60,7 @@ def test_remat_full_keeps_fewer_activations():
 
 def test_compiled_memory_agrees_with_the_state_size():
     """XLA's argument bytes per device = state (params + 2 Adam moments, fsdp/8) + the batch."""
-    from hydralearn.compose.compiled import compiled_memory
+    from hydralearn.review.compiled import compiled_memory
     plan = make_plan(load_resolved([*TINY, "hardware.devices_per_host=8"]))
     stats = compiled_memory([*TINY, "hardware.devices_per_host=8"], device_count=8)
     state = plan.memory.params + plan.memory.optimizer
@@ -71,18 +71,24 @@ def test_compiled_memory_agrees_with_the_state_size():
 
 def test_explain_names_the_file_and_the_override():
     lr = explain("optim.lr", ["optim.lr=1e-3"])
-    assert [s.where for s in lr.sources] == ["conf/optim/adamw.yaml", "command line"]
-    assert lr.resolved == 1e-3
+    assert [s.where for s in lr.sources] == ["schema optim/base_adamw", "command line"]
+    assert lr.sources[0].how == "the schema's default" and lr.resolved == 1e-3
     theta = explain("model.rope_theta", ["model=llama3_8b"])
     assert theta.sources[-1].where == "conf/model/llama3_8b.yaml"
     assert "model=llama3_8b" in theta.sources[-1].how
+    data = explain("mesh.axes.data", ["mesh=fsdp", "hardware.devices_per_host=4"])
+    assert data.sources[-1].where == "conf/mesh/fsdp.yaml" and "mesh=fsdp" in data.sources[-1].how
     fsdp = explain("mesh.axes.fsdp", ["mesh=fsdp", "hardware.devices_per_host=4"])
-    assert fsdp.sources[-1].where == "conf/mesh/fsdp.yaml" and "mesh=fsdp" in fsdp.sources[-1].how
+    assert [s.where for s in fsdp.sources] == ["schema mesh/base_mesh"]
     assert fsdp.value == -1 and fsdp.resolved == 4
     hosts = explain("hardware.hosts", ["+experiment=llama2_70b_h100_64x8"])
-    assert [s.where for s in hosts.sources] == ["conf/hardware/gpu_h100.yaml",
+    assert [s.where for s in hosts.sources] == ["schema hardware/base_hardware",
                                                 "conf/experiment/llama2_70b_h100_64x8.yaml"]
-    assert "override /hardware: gpu_h100" in hosts.sources[0].how and hosts.resolved == 64
+    assert hosts.resolved == 64
+    per_host = explain("hardware.devices_per_host", ["+experiment=llama2_70b_h100_64x8"])
+    assert [s.where for s in per_host.sources] == ["schema hardware/base_hardware",
+                                                   "conf/hardware/gpu_h100.yaml"]
+    assert "override /hardware: gpu_h100" in per_host.sources[1].how and per_host.resolved == 8
 
 
 def test_cli_prints_the_plan_and_refuses_bad_input(capsys):

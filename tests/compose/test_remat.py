@@ -9,13 +9,13 @@ import pytest
 from flax import nnx
 
 from hydralearn.compose.build import abstract_params, build
-from hydralearn.compose.remat import (CHECKPOINT_NAMES, RematConfig, RematPolicy, block_transform,
-                                      remat_errors)
-from hydralearn.compose.validate import ConfigError
+from hydralearn.compose.remat import block_transform, remat_errors
+from hydralearn.compose.schema import CHECKPOINT_NAMES, RematConfig, RematPolicy
+from hydralearn.errors import ConfigError
 from hydralearn.layers.loss import cross_entropy
 from tests.conftest import tiny_config
 
-POLICIES = [p.value for p in RematPolicy if p not in (RematPolicy.AUTO, RematPolicy.NONE)]
+POLICIES = [p.value for p in RematPolicy if p not in (RematPolicy.auto, RematPolicy.none)]
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +64,17 @@ def test_peak_memory_falls_from_none_to_full():
 
 def test_remat_auto_takes_the_hardware_preference_and_a_choice_wins():
     planned = tiny_config("hardware=gpu_h100", "remat=auto", device_count=8)
-    assert planned.remat.policy is RematPolicy.SAVE_DOTS  # gpu_h100's preferred_remat
+    assert planned.remat.policy is RematPolicy.save_dots  # gpu_h100's preferred_remat
     chosen = tiny_config("hardware=gpu_h100", "remat=full", device_count=8)
-    assert chosen.remat.policy is RematPolicy.FULL
+    assert chosen.remat.policy is RematPolicy.full
 
 
 def test_offload_needs_host_memory():
-    errors = remat_errors(RematConfig(policy=RematPolicy.OFFLOAD_DOTS), memory_kinds=("device",),
+    errors = remat_errors(RematConfig(policy=RematPolicy.offload_dots), memory_kinds=("device",),
                           host="1 neuron device(s)")
     assert len(errors) == 1 and "memory kind 'pinned_host'" in errors[0]
     assert "remat.policy=offload_dots" in errors[0] and "1 neuron device(s)" in errors[0]
-    assert not remat_errors(RematConfig(policy=RematPolicy.SAVE_DOTS), memory_kinds=("device",), host="")
+    assert not remat_errors(RematConfig(policy=RematPolicy.save_dots), memory_kinds=("device",), host="")
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -89,4 +89,4 @@ def test_bad_remat_config_is_refused(overrides, message):
 
 def test_unresolved_auto_is_not_built():
     with pytest.raises(ValueError, match="must be resolved"):
-        block_transform(RematConfig(policy=RematPolicy.AUTO))
+        block_transform(RematConfig(policy=RematPolicy.auto))

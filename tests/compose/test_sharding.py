@@ -9,7 +9,7 @@ from jax.sharding import PartitionSpec as P
 from hydralearn import CONF_DIR
 from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.sharding import bytes_per_device
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from hydralearn.data.pipeline import load_corpus, train_batch
 from tests.conftest import tiny_config
 from tests.compose.cli_run import run_cli

@@ -8,7 +8,6 @@ import sys
 import pytest
 import yaml
 
-from hydralearn import CONF_DIR
 from hydralearn.compose import config as compose_config
 from hydralearn.compose import xla
 from hydralearn.compose.hardware import Platform
@@ -24,11 +23,11 @@ def test_flag_string_and_target_variable():
                                       "--xla_gpu_enable_command_buffer= "
                                       "--xla_gpu_all_reduce_combine_threshold_bytes=134217728")
     environ = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
-    assert xla.apply({"a": 1}, platform=Platform.GPU, environ=environ) == {
+    assert xla.apply({"a": 1}, platform=Platform.gpu, environ=environ) == {
         "XLA_FLAGS": "--xla_dump_to=/tmp/x --a=1"}  # the user's flags kept, ours after
-    assert xla.apply({"b": False}, platform=Platform.TPU, environ=environ) == {
+    assert xla.apply({"b": False}, platform=Platform.tpu, environ=environ) == {
         "LIBTPU_INIT_ARGS": "--b=false"}
-    assert xla.apply({}, platform=Platform.CPU, environ=environ) == {}
+    assert xla.apply({}, platform=Platform.cpu, environ=environ) == {}
 
 
 def test_applying_after_the_backend_started_is_refused():
@@ -36,7 +35,7 @@ def test_applying_after_the_backend_started_is_refused():
 
     jax.devices()
     with pytest.raises(xla.BackendAlreadyStarted):
-        xla.apply({"xla_cpu_enable_fast_math": False}, platform=Platform.CPU)
+        xla.apply({"xla_cpu_enable_fast_math": False}, platform=Platform.cpu)
 
 
 def test_one_flag_is_overridable_and_removable():
@@ -59,7 +58,7 @@ def test_gpu_profile_flags_are_known_to_this_jaxlib():
     """XLA aborts on an unknown flag; jaxlib parses GPU flags on any backend, so check here."""
     flags = {}
     for profile in GPU_PROFILES:
-        flags |= yaml.safe_load((CONF_DIR / "hardware" / f"{profile}.yaml").read_text())["xla_flags"]
+        flags |= compose_config.load([f"hardware={profile}"]).hardware.xla_flags
     assert flags and _backend_starts_with(xla.flag_string(flags))
     assert not _backend_starts_with("--xla_no_such_flag_anywhere=1")  # the check can fail
 

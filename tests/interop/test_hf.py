@@ -14,9 +14,10 @@ from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, M
                           MistralForCausalLM, MixtralConfig, MixtralForCausalLM)
 
 from hydralearn.compose import config as compose_config
+from hydralearn.compose.resolve import resolve
 from hydralearn.compose.build import abstract_params, build
-from hydralearn.compose.registry import layer_class
-from hydralearn.compose.validate import ConfigError
+from hydralearn.layers.registry import layer_class
+from hydralearn.errors import ConfigError
 from hydralearn.interop import hf
 
 # vocab 256: the default data config's byte tokenizer must fit the model.
@@ -84,7 +85,7 @@ def test_scaling_matters(checkpoints):
     """The rope_llama3 comparison can fail: plain RoPE on the same weights differs."""
     directory, expected = checkpoints["llama3_scaled_tied"]
     found = [o for o in hf.overrides(directory) if not o.startswith(("model.position.", "model/position"))]
-    config = compose_config.resolve(compose_config.load([*found, "model/position=rope"]), device_count=1)
+    config = resolve(compose_config.load([*found, "model/position=rope"]), device_count=1)
     got = hydralearn_logits(config, hf.load_params(directory, config))
     assert np.max(np.abs(got - expected)) > 1e-3
 

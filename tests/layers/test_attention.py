@@ -12,6 +12,7 @@ from hydralearn.compose.build import model_factory
 from hydralearn.layers.attention import Attention, reference_attention
 from hydralearn.layers.params import Numerics
 from hydralearn.layers.position.none import NoPosition
+from hydralearn.layers.position.none_config import NoPositionConfig
 from tests.conftest import tiny_config
 
 XLA = functools.partial(jax.nn.dot_product_attention, is_causal=True, implementation="xla")
@@ -34,7 +35,7 @@ def plain_multi_head_attention(x, wq, wk, wv, wo):
 
 def make_attention(num_heads, num_kv_heads, attention_fn=XLA):
     return Attention(d_model=16, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=8,
-                     position=NoPosition(NoPosition.Config(), head_dim=8, rope_theta=1.0),
+                     position=NoPosition(NoPositionConfig(), head_dim=8, rope_theta=1.0),
                      attention_fn=attention_fn, numerics=Numerics(init_std=0.5), rngs=nnx.Rngs(0))
 
 

@@ -12,6 +12,10 @@ from hydralearn.layers.ffn.swiglu import SwiGLU
 from hydralearn.layers.loss import cross_entropy
 from hydralearn.layers.norm import LayerNorm, RMSNorm
 from hydralearn.layers.params import Numerics
+from hydralearn.layers.ffn.gelu_config import GeluMLPConfig
+from hydralearn.layers.ffn.swiglu_config import SwiGLUConfig
+from hydralearn.layers.norm_config import LayerNormConfig
+from hydralearn.layers.norm_config import RMSNormConfig
 from tests.conftest import tiny_config
 
 
@@ -32,9 +36,9 @@ def test_scan_equals_python_loop(overrides):
 
 def test_rms_and_layer_norm_match_their_formulas():
     x = np.random.default_rng(0).normal(size=(3, 5, 8)).astype(np.float32)
-    rms = RMSNorm(RMSNorm.Config(eps=1e-6), dim=8, param_dtype="float32", rngs=nnx.Rngs(0))
+    rms = RMSNorm(RMSNormConfig(eps=1e-6), dim=8, param_dtype="float32", rngs=nnx.Rngs(0))
     np.testing.assert_allclose(rms(x), x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-6), atol=1e-5)
-    ln = LayerNorm(LayerNorm.Config(eps=1e-6), dim=8, param_dtype="float32", rngs=nnx.Rngs(0))
+    ln = LayerNorm(LayerNormConfig(eps=1e-6), dim=8, param_dtype="float32", rngs=nnx.Rngs(0))
     np.testing.assert_allclose(ln(x), (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-6),
                                atol=1e-5)
 
@@ -42,11 +46,11 @@ def test_rms_and_layer_norm_match_their_formulas():
 def test_feed_forwards_match_their_formulas():
     x = np.random.default_rng(1).normal(size=(2, 3, 8)).astype(np.float32)
     numerics = Numerics(init_std=0.3, out_std=0.3)
-    swiglu = SwiGLU(SwiGLU.Config(), d_model=8, ffn_dim=12, numerics=numerics, rngs=nnx.Rngs(0))
+    swiglu = SwiGLU(SwiGLUConfig(), d_model=8, ffn_dim=12, numerics=numerics, rngs=nnx.Rngs(0))
     gate, up, down = (np.asarray(p[...], np.float64) for p in (swiglu.gate, swiglu.up, swiglu.down))
     silu = lambda z: z / (1 + np.exp(-z))  # noqa: E731
     np.testing.assert_allclose(swiglu(x)[0], (silu(x @ gate) * (x @ up)) @ down, atol=1e-5)
-    gelu = GeluMLP(GeluMLP.Config(approximate=False), d_model=8, ffn_dim=12, numerics=numerics, rngs=nnx.Rngs(0))
+    gelu = GeluMLP(GeluMLPConfig(approximate=False), d_model=8, ffn_dim=12, numerics=numerics, rngs=nnx.Rngs(0))
     from scipy.special import erf  # noqa: PLC0415 - scipy comes with jax
     h = x @ np.asarray(gelu.up[...], np.float64)
     np.testing.assert_allclose(gelu(x)[0], (0.5 * h * (1 + erf(h / np.sqrt(2)))) @ np.asarray(gelu.down[...]),

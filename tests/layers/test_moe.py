@@ -14,12 +14,13 @@ from hydralearn.compose.build import build
 from hydralearn.layers.loss import cross_entropy
 from hydralearn.layers.ffn.moe import Dispatch, MoE, TopKWeights
 from hydralearn.layers.params import Numerics
+from hydralearn.layers.ffn.moe_config import MoEConfig
 
 D, F, E = 8, 12, 4
 
 
 def make(**overrides) -> MoE:
-    config = dataclasses.replace(MoE.Config(num_experts=E, top_k=2), **overrides)
+    config = dataclasses.replace(MoEConfig(num_experts=E, top_k=2), **overrides)
     with nnx.use_eager_sharding(False):
         return MoE(config, d_model=D, ffn_dim=F, numerics=Numerics(init_std=0.5, out_std=0.5),
                    rngs=nnx.Rngs(params=0))
@@ -46,7 +47,7 @@ def reference(moe: MoE, x: np.ndarray, *, capacity: int | None = None):
                     continue
                 used[e] += 1
                 w = probs[t, choices[t]]
-                w = w / w.sum() if c.top_k_weights is TopKWeights.RENORMALIZED else w
+                w = w / w.sum() if c.top_k_weights is TopKWeights.renormalized else w
                 h = x[b, t] @ gate[e]
                 y[b, t] += w[j] * ((h / (1 + np.exp(-h)) * (x[b, t] @ up[e])) @ down[e])
     return y, dropped / (batch * length * c.top_k)
@@ -57,7 +58,7 @@ X = np.random.default_rng(0).normal(size=(2, 10, D)).astype(np.float32)
 
 @pytest.mark.parametrize("weights", list(TopKWeights))
 def test_dropless_matches_reference(weights):
-    moe = make(dispatch=Dispatch.DROPLESS, top_k_weights=weights)
+    moe = make(dispatch=Dispatch.dropless, top_k_weights=weights)
     y, aux = moe(jnp.asarray(X))
     want, _ = reference(moe, X)
     np.testing.assert_allclose(np.asarray(y), want, atol=1e-5)
@@ -93,7 +94,7 @@ def test_aux_losses_follow_switch_and_st_moe():
 
 
 def test_shared_expert_adds_a_dense_swiglu():
-    with_shared = make(shared_expert_dim=6, dispatch=Dispatch.DROPLESS)
+    with_shared = make(shared_expert_dim=6, dispatch=Dispatch.dropless)
     y, _ = with_shared(jnp.asarray(X))
     s = with_shared.shared
     h = X @ np.asarray(s.gate[...])
@@ -139,7 +140,7 @@ def test_aux_loss_reaches_the_gradient(moe_every_2):
 
 
 def test_bad_moe_values_are_refused():
-    from hydralearn.compose.validate import ConfigError
+    from hydralearn.errors import ConfigError
     with pytest.raises(ConfigError) as e:
         tiny_config("model/ffn=moe", "model.ffn.top_k=9", "model.ffn.every=3")
     text = str(e.value)

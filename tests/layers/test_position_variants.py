@@ -7,22 +7,26 @@ from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 from tests.conftest import tiny_config
-from hydralearn.compose.validate import ConfigError
+from hydralearn.errors import ConfigError
 from hydralearn.layers.position.rope import RoPE
 from hydralearn.layers.position.rope_linear import LinearRoPE
 from hydralearn.layers.position.rope_llama3 import Llama3RoPE
 from hydralearn.layers.position.yarn import YaRN
+from hydralearn.layers.position.rope_config import RoPEConfig
+from hydralearn.layers.position.rope_linear_config import LinearRoPEConfig
+from hydralearn.layers.position.rope_llama3_config import Llama3RoPEConfig
+from hydralearn.layers.position.yarn_config import YaRNConfig
 
 HEAD_DIM, THETA = 64, 500000.0
 
 # hydralearn layer, its config, and the same setting in transformers' spelling
 CASES = {
-    "linear": (LinearRoPE, LinearRoPE.Config(factor=4.0), {"factor": 4.0}),
-    "llama3": (Llama3RoPE, Llama3RoPE.Config(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+    "linear": (LinearRoPE, LinearRoPEConfig(factor=4.0), {"factor": 4.0}),
+    "llama3": (Llama3RoPE, Llama3RoPEConfig(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
                                              original_max_position=8192),
                {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                 "original_max_position_embeddings": 8192}),
-    "yarn": (YaRN, YaRN.Config(factor=16.0, original_max_position=4096, beta_fast=32.0, beta_slow=1.0),
+    "yarn": (YaRN, YaRNConfig(factor=16.0, original_max_position=4096, beta_fast=32.0, beta_slow=1.0),
              {"factor": 16.0, "original_max_position_embeddings": 4096, "beta_fast": 32.0,
               "beta_slow": 1.0}),
 }
@@ -42,7 +46,7 @@ def test_frequencies_match_transformers(kind):
     want_freq, want_scaling = transformers_rope(kind, hf_params)
     np.testing.assert_allclose(np.asarray(layer.inverse_frequencies()), want_freq, rtol=1e-6)
     assert layer.attention_scaling() == pytest.approx(want_scaling)
-    plain = np.asarray(RoPE(RoPE.Config(), head_dim=HEAD_DIM, rope_theta=THETA).inverse_frequencies())
+    plain = np.asarray(RoPE(RoPEConfig(), head_dim=HEAD_DIM, rope_theta=THETA).inverse_frequencies())
     assert not np.allclose(want_freq, plain)  # the variant really changes something
 
 

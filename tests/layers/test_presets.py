@@ -8,8 +8,9 @@ import pytest
 
 from hydralearn import CONF_DIR
 from hydralearn.compose import config as compose_config
+from hydralearn.compose.resolve import resolve
 from hydralearn.compose.build import abstract_params, count_params, inactive_expert_params
-from hydralearn.compose.registry import layer_class
+from hydralearn.layers.registry import layer_class
 
 REPO = CONF_DIR.parent
 PRESETS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -49,7 +50,7 @@ ACTIVE = {"mixtral_8x7b": (12_879_925_248, 32000 * 4096), "qwen3_moe_30b_a3b": (
 
 
 def count(overrides):
-    config = compose_config.resolve(compose_config.load(overrides), device_count=1)
+    config = resolve(compose_config.load(overrides), device_count=1)
     _, params = abstract_params(config)
     return config, params
 

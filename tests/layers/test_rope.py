@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hydralearn.layers.position.rope import RoPE
+from hydralearn.layers.position.rope_config import RoPEConfig
 
 
 def complex_rope(x, positions, theta):
@@ -18,7 +19,7 @@ def complex_rope(x, positions, theta):
 
 
 def make_rope(head_dim=16, theta=10000.0):
-    return RoPE(RoPE.Config(), head_dim=head_dim, rope_theta=theta)
+    return RoPE(RoPEConfig(), head_dim=head_dim, rope_theta=theta)
 
 
 def test_matches_complex_rotation():

@@ -1,7 +1,9 @@
-"""Checkpoints in-process on the 8 simulated devices: resharding on restore, corrupt and
-partial checkpoints, retention; plus the config-change rules of a resume."""
+"""Checkpoints in-process on the 8 simulated devices: resharding on restore, checksums and
+corrupt, partial or mismatching checkpoints, retention; plus the config-change rules of a resume."""
 
+import json
 import logging
+import zlib
 
 import jax
 import numpy as np
@@ -10,11 +12,13 @@ import pytest
 from tests.conftest import tiny_config
 from hydralearn.compose.build import build
 from hydralearn.data.pipeline import load_corpus, train_batch
-from hydralearn.runtime.checkpoint import Checkpointer, abstract_state, committed_steps
-from hydralearn.runtime.config import CheckpointConfig, SaveMode
 from hydralearn.compose.resume_rule import compare
+from hydralearn.compose.schema import CheckpointConfig, SaveMode
+from hydralearn.errors import ConfigError
+from hydralearn.runtime.checkpoint import Checkpointer, abstract_state, committed_steps, saved_config
+from hydralearn.runtime.errors import RunRefused
 
-SYNC = CheckpointConfig(mode=SaveMode.SYNC)
+SYNC = CheckpointConfig(mode=SaveMode.sync)
 
 
 def host_leaves(tree) -> list[np.ndarray]:
@@ -65,7 +69,7 @@ def small(one_device):
     return program, program.init_state()
 
 
-def test_truncated_file_is_detected_and_skipped(small, tmp_path, caplog):
+def test_truncated_file_is_detected_and_set_aside_under_a_fresh_name(small, tmp_path, caplog):
     program, state = small
     checkpointer = Checkpointer(tmp_path, SYNC)
     for step in (1, 2):
@@ -74,14 +78,74 @@ def test_truncated_file_is_detected_and_skipped(small, tmp_path, caplog):
     data_files = sorted((tmp_path / "2" / "state").rglob("d/*"), key=lambda p: p.stat().st_size)
     with data_files[-1].open("r+b") as f:  # the largest array data file, cut in half
         f.truncate(data_files[-1].stat().st_size // 2)
+    (tmp_path / "2.corrupt-1").mkdir()  # set aside by an earlier attempt: never overwritten
     checkpointer = Checkpointer(tmp_path, SYNC)
     with caplog.at_level(logging.WARNING):
         restored = checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
     checkpointer.close()
     assert restored.step == 1
-    assert any(str(tmp_path / "2") in r.getMessage() and "cannot be restored" in r.getMessage()
-               for r in caplog.records)
-    assert committed_steps(tmp_path) == [1] and (tmp_path / "2.corrupt").is_dir()
+    (warning,) = [r.getMessage() for r in caplog.records if "is corrupt" in r.getMessage()]
+    assert str(tmp_path / "2") in warning and "renamed to 2.corrupt-2" in warning
+    assert data_files[-1].name in warning and "bytes" in warning
+    assert committed_steps(tmp_path) == [1] and (tmp_path / "2.corrupt-2" / "state").is_dir()
+
+
+def test_a_checkpoint_of_another_shape_is_refused_and_left_alone(small, one_device, tmp_path):
+    _, state = small
+    checkpointer = Checkpointer(tmp_path, SYNC)
+    checkpointer.save(1, state, meta={"step": 1})
+    checkpointer.close()
+    before = _snapshot(tmp_path)
+    other = build(tiny_config("model.d_model=48", "model.ffn_dim=96"), devices=one_device)
+    checkpointer = Checkpointer(tmp_path, SYNC)
+    with pytest.raises(ConfigError) as error:
+        checkpointer.restore_latest(abstract_state(other.init_state, other.state_shardings))
+    checkpointer.close()
+    lines = error.value.errors
+    assert "does not fit this config" in lines[0] and str(tmp_path / "1") in lines[0]
+    assert "params.blocks.attn_norm.scale.value: (2, 32) float32 -> (2, 48) float32" in lines, lines
+    assert lines[-2].startswith("... and ") and "name=<new name>" in lines[-1]
+    assert _snapshot(tmp_path) == before  # same files, same bytes
+
+
+def test_no_restorable_checkpoint_refuses_instead_of_restarting(small, tmp_path):
+    program, state = small
+    checkpointer = Checkpointer(tmp_path, SYNC)
+    checkpointer.save(1, state, meta={"step": 1})
+    checkpointer.close()
+    (tmp_path / "1" / "checksums.json").unlink()  # a checkpoint that cannot be trusted
+    checkpointer = Checkpointer(tmp_path, SYNC)
+    with pytest.raises(RunRefused, match=r"none can be restored \(set aside: 1.corrupt-1\)"):
+        checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+    with pytest.raises(RunRefused):  # and on every later start
+        checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+    checkpointer.close()
+
+
+def test_each_checkpoint_carries_its_config_and_checksums(small, tmp_path):
+    _, state = small
+    checkpointer = Checkpointer(tmp_path, SYNC, record={"model": {"d_model": 32}})
+    checkpointer.save(1, state, meta={"step": 1})
+    checkpointer.close()
+    checkpointer = Checkpointer(tmp_path, CheckpointConfig(), record={"model": {"d_model": 33}})
+    checkpointer.save(2, state, meta={"step": 2})  # async: checksums written before the commit
+    checkpointer.close()
+    assert saved_config(tmp_path) == {"model": {"d_model": 33}}
+    manifest = json.loads((tmp_path / "2" / "checksums.json").read_text())["files"]
+    on_disk = {p.relative_to(tmp_path / "2").as_posix(): p for p in (tmp_path / "2").rglob("*")
+               if p.is_file() and p.parent != tmp_path / "2"}
+    assert manifest.keys() == on_disk.keys() and any(k.startswith("config/") for k in manifest)
+    for name, path in on_disk.items():  # zlib called directly, not through the code under test
+        assert manifest[name] == {"size": path.stat().st_size,
+                                  "crc32": f"{zlib.crc32(path.read_bytes()):08x}"}
+    config_file = next(p for n, p in on_disk.items() if n.startswith("config/"))
+    config_file.write_text(config_file.read_text().replace("33", "34"))
+    assert saved_config(tmp_path) == {"model": {"d_model": 32}}  # the damaged record is skipped
+
+
+def _snapshot(directory):
+    return {p.relative_to(directory).as_posix(): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def test_partial_checkpoint_is_named_and_ignored(small, tmp_path, caplog):
@@ -101,7 +165,7 @@ def test_partial_checkpoint_is_named_and_ignored(small, tmp_path, caplog):
 
 def test_retention_keeps_last_n_every_n_and_best(small, tmp_path):
     _, state = small
-    config = CheckpointConfig(mode=SaveMode.SYNC, keep_last=2, keep_every_steps=4, keep_best=1)
+    config = CheckpointConfig(mode=SaveMode.sync, keep_last=2, keep_every_steps=4, keep_best=1)
     checkpointer = Checkpointer(tmp_path, config)
     eval_losses = {1: 3.0, 2: 1.0, 3: 2.5, 4: 2.0, 5: 2.2, 6: 2.1, 7: 2.4, 8: 2.3, 9: 2.6}
     for step, loss in eval_losses.items():

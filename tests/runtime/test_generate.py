@@ -26,7 +26,7 @@ VARIANTS = {
     "yarn": ["model/position=yarn", "model.position.original_max_position=8"],
     "rope_linear": ["model/position=rope_linear"],
     "none": ["model/position=none"],
-    # capacity dispatch in training; generation runs it dropless (MoE.Config.for_generation)
+    # capacity dispatch in training; generation runs it dropless (MoEConfig.for_generation)
     "moe": MOE,
 }
 

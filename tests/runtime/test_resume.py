@@ -6,85 +6,15 @@ assertions (module-scoped fixtures). Processes see one CPU device (XLA_FLAGS cle
 """
 
 import json
-import os
 import signal
 import struct
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-TINY = ["data=synthetic", "model.d_model=32", "model.num_layers=2", "model.num_heads=4",
-        "model.num_kv_heads=2", "model.ffn_dim=64", "data.seq_len=16", "data.batch_size=8",
-        "trainer.sample_tokens=0"]
-# 12 steps, a checkpoint every 4, eval every 4, every step logged.
-SHORT = [*TINY, "trainer.steps=12", "checkpoint.every_steps=4", "trainer.eval_every=4",
-         "trainer.log_every=1"]
-CLI = [str(Path(sys.executable).parent / "hydralearn-train")]
-TIMEOUT_S = 240
-
-
-def _env() -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
-
-
-def launch(run_dir: Path, *overrides: str) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, *overrides, f"hydra.run.dir={run_dir}"], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def run_cli(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *overrides, f"hydra.run.dir={run_dir}"], env=_env(),
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
-
-
-def records(run_dir: Path) -> dict[int, dict]:
-    """metrics.jsonl merged per step (a step may have a train record and an eval record)."""
-    out: dict[int, dict] = {}
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        out.setdefault(record["step"], {}).update(record)
-    return out
-
-
-def deterministic(run_dir: Path) -> dict[int, dict]:
-    """The per-step values that must not depend on timing or interruptions."""
-    keys = ("loss", "grad_norm", "lr", "eval_loss", "nonfinite", "skipped_steps")
-    return {s: {k: r[k] for k in keys if k in r} for s, r in records(run_dir).items()}
-
-
-def wait_for(predicate, process: subprocess.Popen, what: str, timeout_s: float = TIMEOUT_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        if process.poll() is not None:
-            raise AssertionError(f"process exited ({process.returncode}) before {what}:\n"
-                                 + process.stderr.read()[-3000:])
-        time.sleep(0.0005)
-    process.kill()
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def baseline_started(tmp_path_factory) -> tuple[Path, subprocess.Popen]:
-    """The uninterrupted run, started early so its cost overlaps the killed run's."""
-    run_dir = tmp_path_factory.mktemp("baseline")
-    return run_dir, launch(run_dir, *SHORT)
-
-
-@pytest.fixture(scope="module")
-def baseline(baseline_started) -> Path:
-    run_dir, process = baseline_started
-    _, stderr = process.communicate(timeout=TIMEOUT_S)
-    assert process.returncode == 0, stderr[-3000:]
-    return run_dir
+from tests.runtime.processes import (SHORT, TIMEOUT_S, TINY, deterministic, final_params, launch,
+                                     records, run_cli, wait_for)
 
 
 @pytest.fixture(scope="module")
@@ -126,22 +56,10 @@ def test_resumed_run_is_bit_identical_to_uninterrupted(baseline, killed_mid_writ
 
 
 def test_final_state_equals_uninterrupted(baseline, killed_mid_write):
-    import orbax.checkpoint as ocp
-
-    def final_params(run_dir: Path):
-        restored = ocp.StandardCheckpointer().restore(run_dir / "checkpoints" / "12" / "state")
-        return {"/".join(map(str, path)): np.asarray(leaf)
-                for path, leaf in _leaves_with_paths(restored)}
-
     expected, got = final_params(baseline), final_params(killed_mid_write["run_dir"])
     assert expected.keys() == got.keys() and len(expected) > 10
     for name in expected:
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
-
-
-def _leaves_with_paths(tree):
-    import jax
-    return jax.tree_util.tree_flatten_with_path(tree)[0]
 
 
 def test_tensorboard_events_match_jsonl(baseline):

@@ -1,22 +1,15 @@
 """GELU feed-forward (GPT-2 / BERT style): down(gelu(x W_in))."""
 
-import dataclasses
-
 import jax
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
-from hydralearn.compose.registry import register
+from hydralearn.layers.ffn.gelu_config import GeluMLPConfig
 from hydralearn.layers.params import Numerics, param, use
 
 
-@register
 class GeluMLP(nnx.Module):
-    @dataclasses.dataclass(kw_only=True, frozen=True)
-    class Config:
-        approximate: bool = True  # tanh approximation, as GPT-2
-
-    def __init__(self, config: Config, *, d_model: int, ffn_dim: int, numerics: Numerics,
+    def __init__(self, config: GeluMLPConfig, *, d_model: int, ffn_dim: int, numerics: Numerics,
                  rngs: nnx.Rngs):
         self.dtype = numerics.compute_dtype
         self.approximate = config.approximate

@@ -17,77 +17,21 @@ times its weight) and `moe_dropped_fraction` (share of token-expert assignments 
 `every: n` makes only every n-th layer MoE; the others use the `dense` ffn (see Config).
 """
 
-import dataclasses
-import enum
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
-from hydralearn.compose.registry import register
+from hydralearn.layers.ffn.moe_config import Dispatch, MoEConfig, TopKWeights
 from hydralearn.layers.ffn.swiglu import SwiGLU
+from hydralearn.layers.ffn.swiglu_config import SwiGLUConfig
 from hydralearn.layers.params import Numerics, param, use
 
 
-class Dispatch(enum.Enum):
-    CAPACITY = "capacity"
-    DROPLESS = "dropless"
-
-
-class TopKWeights(enum.Enum):
-    RENORMALIZED = "renormalized"  # top-k softmax probabilities divided by their sum (Mixtral, Qwen3)
-    SOFTMAX = "softmax"  # the softmax probabilities as they are (Switch, Qwen2-MoE)
-
-
-@register
 class MoE(nnx.Module):
-    @dataclasses.dataclass(kw_only=True, frozen=True)
-    class Config:
-        num_experts: int = 8
-        top_k: int = 2
-        expert_dim: int | None = None  # None: the model's ffn_dim
-        top_k_weights: TopKWeights = TopKWeights.RENORMALIZED
-        dispatch: Dispatch = Dispatch.CAPACITY
-        capacity_factor: float = 1.25  # `capacity` dispatch only
-        load_balance_weight: float = 0.01
-        router_z_weight: float = 0.001
-        shared_expert_dim: int = 0  # > 0: a dense SwiGLU of that size every token also takes
-        every: int = 1  # MoE on every n-th layer (layers n, 2n, ...); `dense` elsewhere
-        dense: Any = dataclasses.field(default_factory=SwiGLU.Config)
-
-        @property
-        def active_expert_share(self) -> float:
-            """Share of the expert weights one token touches (for active-parameter FLOPs)."""
-            return self.top_k / self.num_experts
-
-        def layer_pattern(self) -> tuple[Any, ...]:
-            """The ffn configs of one repeating group of layers: every-1 dense, then this."""
-            return (self.dense,) * (self.every - 1) + (self,)
-
-        def for_generation(self) -> "MoE.Config":
-            """Dropless: capacity dispatch drops by place in the whole sequence (later tokens can
-            take an earlier token's slot), which a KV cache, seeing each token once, cannot
-            reproduce; every assignment computed is the routing both paths agree on."""
-            return dataclasses.replace(self, dispatch=Dispatch.DROPLESS)
-
-        def errors(self) -> list[str]:
-            out = []
-            if not 1 <= self.top_k <= self.num_experts:
-                out.append(f"model.ffn.top_k={self.top_k} must be between 1 and "
-                           f"model.ffn.num_experts={self.num_experts}")
-            if self.every < 1:
-                out.append(f"model.ffn.every={self.every} must be at least 1")
-            if self.capacity_factor <= 0:
-                out.append(f"model.ffn.capacity_factor={self.capacity_factor} must be positive")
-            for name in ("expert_dim", "shared_expert_dim"):
-                if (getattr(self, name) or 0) < 0:
-                    out.append(f"model.ffn.{name}={getattr(self, name)} must not be negative")
-            return out
-
-    def __init__(self, config: Config, *, d_model: int, ffn_dim: int, numerics: Numerics,
+    def __init__(self, config: MoEConfig, *, d_model: int, ffn_dim: int, numerics: Numerics,
                  rngs: nnx.Rngs):
         self.config = config
         self.dtype = numerics.compute_dtype
@@ -99,7 +43,7 @@ class MoE(nnx.Module):
         self.up = param(rngs, (e, d_model, f), ("experts", "embed", "mlp"), std=std, dtype=p)
         self.down = param(rngs, (e, f, d_model), ("experts", "mlp", "embed"), std=out_std, dtype=p)
         self.shared = None if not config.shared_expert_dim else SwiGLU(
-            SwiGLU.Config(), d_model=d_model, ffn_dim=config.shared_expert_dim, numerics=numerics,
+            SwiGLUConfig(), d_model=d_model, ffn_dim=config.shared_expert_dim, numerics=numerics,
             rngs=rngs)
 
     def __call__(self, x: jax.Array) -> tuple[jax.Array, dict]:
@@ -108,9 +52,9 @@ class MoE(nnx.Module):
         logits = x.astype(jnp.float32) @ self.router[...]  # (B, T, E), router in float32
         probs = jax.nn.softmax(logits, axis=-1)
         weights, experts = jax.lax.top_k(probs, c.top_k)  # (B, T, k)
-        if c.top_k_weights is TopKWeights.RENORMALIZED:
+        if c.top_k_weights is TopKWeights.renormalized:
             weights = weights / jnp.sum(weights, axis=-1, keepdims=True)
-        if c.dispatch is Dispatch.CAPACITY:
+        if c.dispatch is Dispatch.capacity:
             y, dropped = self._capacity(x, experts, weights)
         else:
             y, dropped = self._dropless(x, experts, weights), jnp.zeros((), jnp.float32)

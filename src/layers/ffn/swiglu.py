@@ -1,22 +1,15 @@
 """SwiGLU feed-forward (Shazeer 2020): down(silu(x W_gate) * (x W_up))."""
 
-import dataclasses
-
 import jax
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
-from hydralearn.compose.registry import register
+from hydralearn.layers.ffn.swiglu_config import SwiGLUConfig
 from hydralearn.layers.params import Numerics, param, use
 
 
-@register
 class SwiGLU(nnx.Module):
-    @dataclasses.dataclass(kw_only=True, frozen=True)
-    class Config:
-        pass
-
-    def __init__(self, config: Config, *, d_model: int, ffn_dim: int, numerics: Numerics,
+    def __init__(self, config: SwiGLUConfig, *, d_model: int, ffn_dim: int, numerics: Numerics,
                  rngs: nnx.Rngs):
         self.dtype = numerics.compute_dtype
         p = numerics.param_dtype

@@ -1,15 +1,13 @@
 """Rotary position embedding (Su et al. 2021), rotate-half layout as in Llama."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from hydralearn.compose.registry import register
+from hydralearn.layers.position.rope_config import RoPEConfig
 
 
-@register
 class RoPE(nnx.Module):
     """Rotates each (x_i, x_{i+D/2}) pair by angle position * theta^(-2i/D).
 
@@ -17,20 +15,10 @@ class RoPE(nnx.Module):
     they rescale attention logits (YaRN), `attention_scaling`.
     """
 
-    @dataclasses.dataclass(kw_only=True, frozen=True)
-    class Config:
-        pass
-
-    def __init__(self, config: Config, *, head_dim: int, rope_theta: float):
+    def __init__(self, config: RoPEConfig, *, head_dim: int, rope_theta: float):
         self.config = config
         self.head_dim = head_dim
         self.rope_theta = rope_theta
-
-    @staticmethod
-    def errors(*, head_dim: int) -> list[str]:
-        if head_dim % 2:
-            return [f"head_dim={head_dim} must be even for rotary position embedding"]
-        return []
 
     def inverse_frequencies(self) -> jax.Array:
         exponents = jnp.arange(0, self.head_dim, 2, dtype=jnp.float32) / self.head_dim

@@ -5,32 +5,15 @@ those longer than original_max_position / low_freq_factor are divided by `factor
 in between is interpolated smoothly.
 """
 
-import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
 
-from hydralearn.compose.registry import register
 from hydralearn.layers.position.rope import RoPE
 
 
-@register
 class Llama3RoPE(RoPE):
-    @dataclasses.dataclass(kw_only=True, frozen=True)
-    class Config:
-        factor: float = 8.0
-        low_freq_factor: float = 1.0
-        high_freq_factor: float = 4.0
-        original_max_position: int = 8192  # context length the base model was trained with
-
-        def errors(self) -> list[str]:
-            out = [] if self.factor > 0 else [f"model.position.factor={self.factor} must be positive"]
-            if self.high_freq_factor <= self.low_freq_factor:
-                out.append(f"model.position.high_freq_factor={self.high_freq_factor} must exceed "
-                           f"model.position.low_freq_factor={self.low_freq_factor}")
-            return out
-
     def inverse_frequencies(self) -> jax.Array:
         c = self.config
         inv_freq = super().inverse_frequencies()

@@ -5,32 +5,15 @@ frequency, those rotating fewer than beta_slow times are interpolated by `factor
 linear ramp between; cos and sin are scaled by 0.1 ln(factor) + 1.
 """
 
-import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
 
-from hydralearn.compose.registry import register
 from hydralearn.layers.position.rope import RoPE
 
 
-@register
 class YaRN(RoPE):
-    @dataclasses.dataclass(kw_only=True, frozen=True)
-    class Config:
-        factor: float = 4.0
-        original_max_position: int = 4096  # context length the base model was trained with
-        beta_fast: float = 32.0
-        beta_slow: float = 1.0
-
-        def errors(self) -> list[str]:
-            out = [] if self.factor >= 1 else [f"model.position.factor={self.factor} must be >= 1"]
-            if self.beta_fast <= self.beta_slow:
-                out.append(f"model.position.beta_fast={self.beta_fast} must exceed "
-                           f"model.position.beta_slow={self.beta_slow}")
-            return out
-
     def _correction_dim(self, rotations: float) -> float:
         """The dimension index whose wavelength fits `rotations` times in the original context."""
         c = self.config

@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.build import abstract_params
-from hydralearn.compose.plan import load_resolved, param_table, planned_device_count
-from hydralearn.compose.validate import to_container
+from hydralearn.compose.config import to_container
+from hydralearn.review.plan import load_resolved, param_table, planned_device_count
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent.parent / "tests" / "golden"
 REFRESH_COMMAND = ".venv/bin/python scripts/refresh_goldens.py"

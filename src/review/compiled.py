@@ -7,7 +7,8 @@ kernel is forced to `xla` and hardware XLA flags are dropped, because the progra
 for CPU. Compile time grows with model size and device count: large models on hundreds of
 simulated devices take minutes; docs/tooling.md has measured examples.
 
-Run as a module: `python -m hydralearn.compose.compiled DEVICES [overrides...]` prints JSON.
+Run as a module: `python -m hydralearn.review.compiled DEVICES LOCATION_JSON [overrides...]`
+prints JSON.
 """
 
 import dataclasses
@@ -36,10 +37,13 @@ class CompileError(RuntimeError):
     pass
 
 
-def compiled_memory(overrides: list[str], *, device_count: int, timeout_s: float = 1800) -> CompiledMemory:
+def compiled_memory(overrides: list[str], *, device_count: int, location=None,
+                    timeout_s: float = 1800) -> CompiledMemory:
+    """`location`: a compose_config.Location (the command line's -cp/-cn/--config-dir)."""
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                XLA_FLAGS=f"--xla_force_host_platform_device_count={device_count}")
-    proc = subprocess.run([sys.executable, "-m", __name__, str(device_count), *overrides],
+    where = json.dumps(dataclasses.asdict(location) if location is not None else {})
+    proc = subprocess.run([sys.executable, "-m", __name__, str(device_count), where, *overrides],
                           env=env, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -47,18 +51,19 @@ def compiled_memory(overrides: list[str], *, device_count: int, timeout_s: float
     return CompiledMemory(**json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def _child(device_count: int, overrides: list[str]) -> dict:
+def _child(device_count: int, where: dict, overrides: list[str]) -> dict:
     import jax
 
     from hydralearn.compose import config as compose_config
     from hydralearn.compose.build import build
-    from hydralearn.compose.kernels import Kernel
+    from hydralearn.compose.resolve import resolve
+    from hydralearn.compose.schema import Kernel
 
-    config = compose_config.load(overrides)
+    config = compose_config.load(overrides, compose_config.Location(**where))
     config = dataclasses.replace(
-        config, kernel=dataclasses.replace(config.kernel, name=Kernel.XLA),
+        config, kernel=dataclasses.replace(config.kernel, name=Kernel.xla),
         hardware=dataclasses.replace(config.hardware, xla_flags={}))
-    config = compose_config.resolve(config, device_count=device_count)
+    config = resolve(config, device_count=device_count)
     program = build(config, devices=jax.devices()[:device_count])
     state = jax.eval_shape(program.init_state)
     batch = jax.ShapeDtypeStruct((config.data.batch_size, config.data.seq_len), jax.numpy.int32,
@@ -73,4 +78,4 @@ def _child(device_count: int, overrides: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(_child(int(sys.argv[1]), sys.argv[2:])))
+    print(json.dumps(_child(int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3:])))

@@ -13,16 +13,16 @@ from typing import Any
 
 import jax
 from flax import nnx
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn.compose import config as compose_config
 from hydralearn.compose import schema
 from hydralearn.compose.build import abstract_params
+from hydralearn.compose.config import from_container, to_container
+from hydralearn.compose.files import read_mapping
 from hydralearn.compose.optim import build_optimizer
-from hydralearn.compose.plan import Plan, load_resolved, make_plan
-from hydralearn.compose.resume_rule import Effect, classify
-from hydralearn.compose.validate import ConfigError, to_container
+from hydralearn.compose.resume_rule import Effect, classify, compare
+from hydralearn.errors import ConfigError
+from hydralearn.review.plan import Plan, load_resolved, make_plan
 
 RESOLVED_CONFIG = "resolved_config.yaml"
 
@@ -70,7 +70,7 @@ class ConfigDiff:
         return not self.changes
 
 
-def load_side(spec: list[str]) -> Side:
+def load_side(spec: list[str], location: compose_config.Location = compose_config.DEFAULT) -> Side:
     """One side of a diff from the command line; ConfigError if it cannot be read."""
     if len(spec) == 1 and "=" not in spec[0] and Path(spec[0]).exists():
         path = Path(spec[0])
@@ -81,16 +81,13 @@ def load_side(spec: list[str]) -> Side:
         return Side(label=str(spec[0]), config=_load_file(path))
     if len(spec) == 1 and spec[0].endswith((".yaml", ".yml")) and "=" not in spec[0]:
         raise ConfigError([f"{spec[0]}: no such file"])
-    return Side(label=" ".join(spec) or "(defaults)", config=load_resolved(spec))
+    return Side(label=" ".join(spec) or "(defaults)", config=load_resolved(spec, location))
 
 
 def _load_file(path: Path) -> schema.TrainConfig:
+    container = read_mapping(path)
     try:
-        container = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except (OmegaConfBaseException, OSError) as e:
-        raise ConfigError([f"{path}: cannot read it as a config: {str(e).splitlines()[0]}"]) from None
-    try:
-        return schema.load(container)
+        return from_container(container)
     except ConfigError as e:
         raise ConfigError([f"{path}: {line}" for line in e.errors]) from None
 
@@ -99,7 +96,7 @@ def diff(a: Side, b: Side) -> ConfigDiff:
     changes = tuple(key_changes(to_container(a.config), to_container(b.config)))
     plan_a, plan_b = make_plan(a.config), make_plan(b.config)
     return ConfigDiff(a=a.label, b=b.label, changes=changes, deltas=tuple(_deltas(plan_a, plan_b)),
-                      resume=resume_check(a.config, b.config, changes))
+                      resume=resume_check(a.config, b.config))
 
 
 def key_changes(a: dict, b: dict) -> list[Change]:
@@ -138,8 +135,9 @@ def config_group(key: str) -> str:
     return group
 
 
-def resume_check(a: schema.TrainConfig, b: schema.TrainConfig, changes) -> Resume:
-    """Exact: compare the abstract parameter and optimizer-state trees of both configs."""
+def resume_check(a: schema.TrainConfig, b: schema.TrainConfig) -> Resume:
+    """Whether hydralearn-train resumes a checkpoint of A under config B: the same rule it
+    applies (compose/resume_rule.compare), plus the exact comparison of both state trees."""
     tree_a, tree_b = _state_shapes(a), _state_shapes(b)
     mismatched = tuple(sorted((p for p in tree_a.keys() | tree_b.keys() if tree_a.get(p) != tree_b.get(p)),
                              key=lambda p: (not p.startswith("params."), p)))  # parameters first
@@ -149,13 +147,14 @@ def resume_check(a: schema.TrainConfig, b: schema.TrainConfig, changes) -> Resum
         more = f" and {len(mismatched) - 3} more" if len(mismatched) > 3 else ""
         return Resume(possible=False, mismatched=mismatched,
                       reason=f"parameter or optimizer-state shapes differ ({shown}{more})")
-    kinds = {c.effect for c in changes}
-    if Effect.TRAINING in kinds or Effect.SHAPE in kinds:
-        keys = ", ".join(c.key for c in changes if c.effect is not Effect.PERFORMANCE)
-        return Resume(possible=True, mismatched=(),
-                      reason=f"same shapes; training continues differently ({keys})")
+    verdict = compare(saved=to_container(a), current=to_container(b))
+    if verdict.refused:
+        keys = ", ".join(line.split(":", 1)[0] for line in verdict.refused)
+        return Resume(possible=False, mismatched=(),
+                      reason=f"same shapes, but hydralearn-train refuses to resume when these change "
+                             f"what the run computes: {keys} (train it under a new name)")
     return Resume(possible=True, mismatched=(),
-                  reason="same shapes and maths; only how it runs changes" if changes else "identical")
+                  reason="same shapes and maths; only how it runs changes" if verdict.allowed else "identical")
 
 
 def _state_shapes(config: schema.TrainConfig) -> dict[str, tuple]:

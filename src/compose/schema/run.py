@@ -1,4 +1,4 @@
-"""Run-loop settings (conf/trainer) and checkpoint settings (conf/checkpoint)."""
+"""Schemas of conf/trainer (the run loop) and conf/checkpoint (saving and retention)."""
 
 import dataclasses
 import enum
@@ -6,23 +6,25 @@ import enum
 
 class NonFinite(enum.Enum):
     """What a step with a non-finite loss or gradient norm does."""
-    STOP = "stop"  # end the run with an error naming the step (exit code 3)
-    SKIP = "skip"  # keep parameters and optimizer state unchanged; counted in `skipped_steps`
+    stop = "stop"  # end the run with an error naming the step (exit code 3)
+    skip = "skip"  # keep parameters and optimizer state unchanged; counted in `skipped_steps`
 
 
-@dataclasses.dataclass(kw_only=True, frozen=True)
+@dataclasses.dataclass(kw_only=True)
 class TrainerConfig:
-    steps: int = 100
+    steps: int = 150
     log_every: int = 10
     eval_every: int = 50  # 0: only at the end
     eval_batches: int = 8
     sample_tokens: int = 200  # 0: no end-of-run sample
     sample_prompt: str = "def "
     sample_temperature: float = 0.8
-    nonfinite: NonFinite = NonFinite.STOP
+    nonfinite: NonFinite = NonFinite.stop
     # Seconds without a completed step before the watchdog dumps stacks and exits (0: off).
     # Armed after the first step, so compilation does not count.
     watchdog_s: float = 600.0
+    # Start even if the planned memory per device exceeds the device's (runtime/memory_check.py).
+    skip_memory_check: bool = False
 
     def errors(self) -> list[str]:
         out = [f"trainer.{n}={getattr(self, n)} must be positive"
@@ -33,26 +35,28 @@ class TrainerConfig:
         return out
 
 
-class SaveMode(enum.Enum):
-    ASYNC = "async"  # training continues while tensorstore writes; only the device->host copy blocks
-    SYNC = "sync"  # the step waits for the write to finish
+# `async` is a Python keyword, so the enum is built from names.
+SaveMode = enum.Enum("SaveMode", {
+    "async": "async",  # training continues while tensorstore writes; only device->host blocks
+    "sync": "sync",  # the step waits for the write to finish
+})
 
 
 class BestMode(enum.Enum):
-    MIN = "min"
-    MAX = "max"
+    min = "min"
+    max = "max"
 
 
-@dataclasses.dataclass(kw_only=True, frozen=True)
+@dataclasses.dataclass(kw_only=True)
 class CheckpointConfig:
     every_steps: int = 100  # save period in steps; 0: only at the end and on SIGTERM
     keep_last: int = 3  # keep the newest N
     keep_every_steps: int = 0  # also keep steps that are multiples of this (0: none)
     keep_best: int = 0  # also keep the N best by `best_metric` (evaluated at saving steps)
     best_metric: str = "eval_loss"
-    best_mode: BestMode = BestMode.MIN
-    mode: SaveMode = SaveMode.ASYNC
-    inflight_gb: int = 96  # at most this many GB being written or read at once (orbax's default)
+    best_mode: BestMode = BestMode.min
+    mode: SaveMode = SaveMode["async"]
+    inflight_gb: int = 96  # at most this many GB being written or read at once; lower it when host RAM is short
 
     def errors(self) -> list[str]:
         out = [f"checkpoint.{n}={getattr(self, n)} must be >= 0"

@@ -16,11 +16,13 @@ import numpy as np
 from flax import nnx
 
 from hydralearn.compose import config as compose_config
-from hydralearn.compose import memory
 from hydralearn.compose.build import abstract_params, flops_per_token, inactive_expert_params
 from hydralearn.compose.optim import build_optimizer
-from hydralearn.compose.schema import TrainConfig
+from hydralearn.compose.peak import measured_cpu_peak
+from hydralearn.compose.resolve import resolve
+from hydralearn.compose.schema import AUTO, TrainConfig
 from hydralearn.compose.sharding import logical_to_spec
+from hydralearn.review import memory
 
 GIB = 2**30
 
@@ -71,10 +73,17 @@ def planned_device_count(config: TrainConfig) -> int:
     return config.hardware.hosts * (per_host if per_host > 0 else 1)
 
 
-def load_resolved(overrides: list[str]) -> TrainConfig:
+def load_resolved(overrides: list[str], location: compose_config.Location = compose_config.DEFAULT
+                  ) -> TrainConfig:
     """Compose, validate and resolve every auto for the stated hardware (ConfigError if not)."""
-    config = compose_config.load(overrides)
-    return compose_config.resolve(config, device_count=planned_device_count(config))
+    config = compose_config.load(overrides, location)
+    return resolve(config, device_count=planned_device_count(config))
+
+
+def peak_flops(config: TrainConfig) -> float:
+    """The profile's peak per device; a CPU's `auto` is this machine's measured peak."""
+    peak = config.hardware.peak_flops_per_device
+    return measured_cpu_peak() / max(config.hardware.devices_per_host, 1) if peak == AUTO else peak
 
 
 def make_plan(config: TrainConfig) -> Plan:
@@ -102,7 +111,7 @@ def make_plan(config: TrainConfig) -> Plan:
         kernel=config.kernel.name.value,
         total_params=total, active_params=active, flops_per_token=fpt, tokens_per_step=tokens,
         memory=estimate, device_memory_bytes=int(config.hardware.device_memory_gib * GIB),
-        step_seconds_at_peak=fpt * tokens / (config.hardware.peak_flops_per_device * devices),
+        step_seconds_at_peak=fpt * tokens / (peak_flops(config) * devices),
         tensors=tuple(sorted(table, key=lambda r: (-r.bytes_per_device, r.path))),
         warnings=tuple(_warnings(config, estimate)))
 

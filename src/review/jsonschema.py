@@ -10,13 +10,13 @@ interpolation `${...}` or `???`. Unknown keys are refused, as validate.py refuse
 
 import dataclasses
 import enum
-import importlib
-import pkgutil
 import types
 import typing
 from typing import Any
 
-from hydralearn.compose import registry, schema as config_schema
+from hydralearn.compose import schema as config_schema
+from hydralearn.compose.store import register_schemas
+from hydralearn.layers import registry
 
 INTERPOLATION = {"type": "string", "pattern": r"^(\$\{.*\}|\?\?\?)$"}
 DEFAULTS_LIST = {"type": "array", "description": "Hydra defaults list"}
@@ -24,7 +24,7 @@ DEFAULTS_LIST = {"type": "array", "description": "Hydra defaults list"}
 
 def schema() -> dict:
     """The schema of a whole config (train.yaml, experiments), with every layer in $defs."""
-    _import_layers()
+    register_schemas()  # every layer config, the package's and installed plugins'
     defs: dict[str, Any] = {}
     root = _dataclass(config_schema.TrainConfig, defs)
     root["properties"] |= {"hydra": {"type": "object"}}
@@ -59,13 +59,6 @@ def _unwrap(node: dict, defs: dict) -> dict:
     return defs[node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node
 
 
-def _import_layers() -> None:
-    """Register every layer of the package, so the schema lists them all."""
-    import hydralearn.layers as layers
-    for module in pkgutil.walk_packages(layers.__path__, prefix="hydralearn.layers."):
-        importlib.import_module(module.name)
-
-
 def _type(tp: Any, defs: dict) -> dict:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:  # inside a mapping or list: anything (e.g. a sharding rule's mesh axes)
@@ -97,12 +90,12 @@ def _any_layer(defs: dict) -> dict:
     (`model: {tie_embeddings: true}`) and leave its `_target_` to the defaults list."""
     options = []
     for target in registry.registered():
-        cls = registry.resolve(target)
+        cls = registry.config_class(target)
         name = f"layer:{target}"
         if name not in defs:
             defs[name] = {}
-            body = _dataclass(cls.Config, defs)
-            body["properties"] = {"_target_": {"const": target}, **body["properties"]}
+            body = _dataclass(cls, defs)
+            body["properties"] = {**body["properties"], "_target_": {"const": target}}
             defs[name] = body
         options.append({"$ref": f"#/$defs/{name}"})
     return {"anyOf": options}
@@ -112,9 +105,13 @@ def _dataclass(cls: type, defs: dict) -> dict:
     hints = typing.get_type_hints(cls)
     properties = {"defaults": DEFAULTS_LIST}
     for field in dataclasses.fields(cls):
-        # A field typed Any holds a layer chosen by `_target_` (validate.py's rule too).
+        # A field typed Any holds a layer chosen by `_target_` (validate.py's rule too), unless
+        # its metadata gives its JSON Schema (a number or `auto`, say).
         tp = hints[field.name]
-        prop = _with_interpolation(_any_layer(defs) if tp is Any else _type(tp, defs))
+        if "json_schema" in field.metadata:
+            prop = _with_interpolation(dict(field.metadata["json_schema"]))
+        else:
+            prop = _with_interpolation(_any_layer(defs) if tp is Any else _type(tp, defs))
         doc = _default_text(field)
         if doc:
             prop["description"] = doc

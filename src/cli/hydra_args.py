@@ -1,0 +1,95 @@
+"""Hydra's command-line flags, parsed as Hydra parses them, so hydralearn can compose and check
+a run before Hydra starts it. Hydra keeps its own parser private; this one declares the same
+flags (tests/cli compares them with `--hydra-help`)."""
+
+import argparse
+import itertools
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+
+from hydralearn.compose import config as compose_config
+from hydralearn.errors import ConfigError
+
+INFO_CHOICES = ["all", "config", "defaults", "defaults-tree", "plugins", "searchpath"]
+
+
+def parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, add_help=False)
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--help", "-h", action="store_true")
+    p.add_argument("--hydra-help", action="store_true")
+    p.add_argument("--version", action="store_true")
+    p.add_argument("--cfg", "-c", choices=["job", "hydra", "all"])
+    p.add_argument("--resolve", action="store_true")
+    p.add_argument("--package", "-p")
+    p.add_argument("--run", "-r", action="store_true")
+    p.add_argument("--multirun", "-m", action="store_true")
+    p.add_argument("--shell-completion", "-sc", action="store_true")
+    p.add_argument("--config-path", "-cp")
+    p.add_argument("--config-name", "-cn")
+    p.add_argument("--config-dir", "-cd")
+    p.add_argument("--experimental-rerun")
+    p.add_argument("--info", "-i", const="all", nargs="?", choices=INFO_CHOICES)
+    return p
+
+
+def parse(argv: list[str], prog: str = "hydralearn-train") -> argparse.Namespace:
+    return parser(prog).parse_args(argv)
+
+
+def add_location_flags(p: argparse.ArgumentParser) -> None:
+    """-cp, -cn and --config-dir for the tools beside hydralearn-train (plan, diff, schema)."""
+    p.add_argument("--config-path", "-cp", help="the primary config's directory (as Hydra's -cp)")
+    p.add_argument("--config-name", "-cn", help="the primary config (default: train)")
+    p.add_argument("--config-dir", "-cd", help="an extra config directory (as Hydra's --config-dir)")
+
+
+def location(args: argparse.Namespace) -> compose_config.Location:
+    return compose_config.Location(config_path=args.config_path,
+                                   config_name=args.config_name or "train",
+                                   config_dir=args.config_dir)
+
+
+def hands_over(args: argparse.Namespace) -> bool:
+    """Commands that only Hydra serves and that run no job: help, info, completion, rerun."""
+    return bool(args.help or args.hydra_help or args.version or args.info or args.shell_completion
+                or args.experimental_rerun)
+
+
+def sweep_points(overrides: list[str], where: compose_config.Location) -> list[list[str]]:
+    """The overrides of every job of a multirun, as Hydra's basic sweeper expands them:
+    `hydra.sweeper.params` then the command line, each comma list, range or glob one axis of a
+    cartesian product."""
+    plain = [o for o in overrides if not _is_sweep(o)]
+    sweeper = compose_config.compose(plain, where).hydra.sweeper
+    if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+        return [plain]  # another sweeper chooses its points itself: check what they share
+    params = sweeper.get("params") or {}
+    with compose_config.hydra_session(overrides, where):
+        loader = GlobalHydra.instance().config_loader()
+        try:
+            parsed = OverridesParser.create(config_loader=loader).parse_overrides(
+                [f"{k}={v}" for k, v in params.items()] + list(overrides))
+        except OverrideParseException as e:
+            raise ConfigError([f"cannot parse override: {str(e).strip().splitlines()[0]}"]) from None
+        axes: dict[str, list[str]] = {}
+        for o in parsed:
+            key = o.get_key_element()
+            if not o.is_sweep_override():
+                axes[key] = [f"{key}={o.get_value_element_as_str()}"]
+            elif o.is_discrete_sweep():
+                axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+            else:
+                raise ConfigError([f"{o.input_line}: the basic sweeper takes lists, ranges and globs; "
+                                   f"a {o.value_type.name.lower()} sweep needs a sweeper plugin "
+                                   "(e.g. hydra/sweeper=optuna)"])
+    return [list(point) for point in itertools.product(*axes.values())]
+
+
+def _is_sweep(override: str) -> bool:
+    try:
+        return OverridesParser.create().parse_override(override).is_sweep_override()
+    except OverrideParseException:
+        return False

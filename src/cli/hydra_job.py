@@ -1,0 +1,44 @@
+"""Runs one job the way Hydra's own `run` does (run directory, .hydra/ record, logging,
+callbacks), from a config composed once by hydralearn and checked before anything is
+written: a refused run leaves no run directory behind and overwrites nothing."""
+
+from typing import Any, Callable
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.utils import configure_log, run_job
+from hydra.types import HydraContext, RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+
+class Callbacks:
+    """The config's `hydra.callbacks`, already checked against the allowlist
+    (compose/allowlist.py), called at the points Hydra calls them."""
+
+    def __init__(self, cfg: DictConfig):
+        self.callbacks = [instantiate(node) for node in (cfg.hydra.get("callbacks") or {}).values()]
+
+    def __getattr__(self, hook: str) -> Callable[..., None]:
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def call(**kwargs: Any) -> None:
+            for callback in self.callbacks:
+                getattr(callback, hook)(**kwargs)
+        return call
+
+
+def run(cfg: DictConfig, task: Callable[[DictConfig], Any], *, config_name: str) -> Any:
+    """Run `task` as Hydra's single-run mode does; returns its value, re-raises its exception.
+    Call inside the Hydra session that composed `cfg` (compose_config.hydra_session)."""
+    configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
+    with open_dict(cfg.hydra):
+        OmegaConf.set_readonly(cfg.hydra, False)
+        cfg.hydra.mode = RunMode.RUN
+    callbacks = Callbacks(cfg)
+    callbacks.on_run_start(config=cfg, config_name=config_name)
+    ret = run_job(task_function=task, config=cfg, job_dir_key="hydra.run.dir", job_subdir_key=None,
+                  hydra_context=HydraContext(config_loader=GlobalHydra.instance().config_loader(),
+                                             callbacks=callbacks))
+    callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
+    return ret.return_value  # re-raises the task's exception, as Hydra does

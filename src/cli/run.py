@@ -1,0 +1,182 @@
+"""One training run from a validated config. Everything that can refuse it is checked before
+the run directory is written (`claim` creates and locks it, `prepare` resolves and checks),
+then the run (`train_run`) writes it; a refused run leaves no directory it created."""
+
+import contextlib
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from omegaconf import OmegaConf
+
+from hydralearn.compose import xla
+from hydralearn.compose.config import to_container
+from hydralearn.compose.files import read_mapping
+from hydralearn.compose.resume_rule import compare
+from hydralearn.compose.schema import TrainConfig
+from hydralearn.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+RESOLVED_CONFIG = "resolved_config.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    config: TrainConfig  # every auto resolved for the devices this process has
+    complete: bool  # the run directory already holds the final checkpoint, intact
+    notes: tuple[str, ...] = ()  # logged once the run's logging is set up
+
+
+def check_name(config: TrainConfig) -> None:
+    from hydralearn.runtime.rundir import name_errors
+
+    if problems := name_errors(config.name):
+        raise ConfigError(problems)
+
+
+@contextlib.contextmanager
+def claimed(run_dir: Path) -> Iterator:
+    """The run directory created (if needed), proven writable and locked for this process.
+    If the body raises before the run starts (`started` not marked), a directory made here is
+    removed again; the lock is released at the end either way."""
+    from hydralearn.runtime import rundir
+
+    claim = rundir.claim(run_dir)
+    try:
+        yield claim
+    except BaseException:
+        if not claim.started:
+            claim.abandon()
+        raise
+    finally:
+        claim.release()
+
+
+def prepare(config: TrainConfig, *, run_dir: Path) -> Prepared:
+    """XLA flags applied, autos resolved for this host, the resume rule and the memory
+    pre-check passed; ConfigError if the run cannot go on. Nothing is written."""
+    # Before anything asks JAX for devices: the backend reads its flags once, at start-up.
+    xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
+    # JAX's probing of absent backends (TPU, GPU) is noise to users.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    import jax
+
+    from hydralearn.compose.hardware import Host
+    from hydralearn.compose.resolve import resolve
+    from hydralearn.review.plan import make_plan
+    from hydralearn.runtime import integrity, memory_check
+    from hydralearn.runtime.checkpoint import committed_steps
+
+    config = resolve(config, host=Host.current())
+    checkpoints = run_dir / "checkpoints"
+    steps = committed_steps(checkpoints)
+    allowed = _check_resume(run_dir, to_container(config)) if steps else []
+    memory_check.check_fits(make_plan(config).memory.as_dict(),
+                            memory_check.device_memory(jax.local_devices()),
+                            skip=config.trainer.skip_memory_check)
+    # Finished only if the final checkpoint verifies; a damaged one is the trainer's to handle.
+    complete = bool(steps) and steps[-1] >= config.trainer.steps \
+        and integrity.verify(checkpoints / str(steps[-1])) is None
+    return Prepared(config=config, complete=complete,
+                    notes=tuple(f"resuming with a changed setting: {line}" for line in allowed))
+
+
+def _check_resume(run_dir: Path, container: dict) -> list[str]:
+    """Refuse (exit 2) to resume checkpoints written by a config that computes something else;
+    returns the changes that only affect how it runs. The config a checkpoint was written with
+    is stored in it; resolved_config.yaml is read only for checkpoints that hold none."""
+    from hydralearn.runtime.checkpoint import saved_config
+
+    saved = saved_config(run_dir / "checkpoints")
+    if saved is None:
+        record = run_dir / RESOLVED_CONFIG
+        if not record.exists():
+            return []
+        saved = read_mapping(record)
+    changes = compare(saved=saved, current=container)
+    if changes.refused:
+        raise ConfigError(
+            [f"{line} (cannot change when resuming {run_dir})" for line in changes.refused]
+            + ["to train a new experiment, set name=<new name> or hydra.run.dir=<new dir>"])
+    return changes.allowed
+
+
+def train_run(prepared: Prepared, *, run_dir: Path):
+    """Train in `run_dir` (the job's directory); returns the RunSummary."""
+    import jax
+
+    from hydralearn.compose.build import build, flops_per_token
+    from hydralearn.data.pipeline import load_corpus
+    from hydralearn.runtime.trainer import RunStatus, Throughput, train
+
+    config = prepared.config
+    for note in prepared.notes:
+        logger.info(note)
+    container = to_container(config)
+    corpus = load_corpus(config.data)
+    program = build(config)
+    model = config.model
+    throughput = Throughput(
+        tokens_per_step=config.data.batch_size * config.data.seq_len,
+        flops_per_token=flops_per_token(
+            matmul_params=program.matmul_params, num_layers=model.num_layers,
+            attention_dim=model.num_heads * model.resolved_head_dim, seq_len=config.data.seq_len),
+        peak_flops=config.hardware.peak_flops_per_device * jax.device_count())
+    logger.info(f"{config.name}: {program.num_params:,} parameters, mesh {config.mesh.axes}, "
+                f"{corpus.description}; run dir {run_dir}")
+    summary = train(program, data=config.data, corpus=corpus, trainer=config.trainer,
+                    checkpoint=config.checkpoint, throughput=throughput, run_dir=run_dir,
+                    config_record=container, on_start=lambda: OmegaConf.save(
+                        OmegaConf.create(container), run_dir / RESOLVED_CONFIG))
+    if summary.status in (RunStatus.PREEMPTED, RunStatus.INTERRUPTED):
+        logger.info(f"{summary.status.value}: checkpoint saved at step {summary.steps}; run the "
+                    "same command to resume")
+        return summary
+    if summary.status is RunStatus.ALREADY_COMPLETE:
+        logger.info(f"{run_dir} is already complete ({summary.steps} steps); set name=<new name> "
+                    "for a new run")
+        return summary
+    logger.info(f"done in {summary.wall_s:.0f}s: train loss {summary.train_loss:.3f}, held-out loss "
+                f"{summary.eval_loss:.3f} (unigram baseline {summary.unigram_loss:.3f}), "
+                f"{summary.steps_per_s:.2f} steps/s, {summary.tokens_per_s:,.0f} tokens/s, "
+                f"MFU {summary.mfu:.1%}")
+    if summary.sample:
+        logger.info(f"--- sample ---\n{summary.sample}\n--------------")
+    return summary
+
+
+def exit_code(summary) -> int:
+    """0, or the exit code of a run that stopped early on purpose (Ctrl-C: 130)."""
+    from hydralearn.runtime.errors import INTERRUPTED_EXIT
+    from hydralearn.runtime.trainer import RunStatus
+
+    return INTERRUPTED_EXIT if summary is not None and summary.status is RunStatus.INTERRUPTED else 0
+
+
+def failure_line(error: BaseException, run_dir: Path) -> tuple[str, int] | None:
+    """(one line, exit code) for a failure the user must act on; None for a crash."""
+    from hydralearn.runtime import storage
+    from hydralearn.runtime.errors import INTERRUPTED_EXIT, RunError
+
+    if isinstance(error, ConfigError):
+        return "; ".join(error.errors), 2
+    if isinstance(error, RunError):
+        return str(error), error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (Ctrl-C); the newest checkpoint, if any, is kept", INTERRUPTED_EXIT
+    found = storage.failed("storage failed under the run directory", run_dir, error) \
+        if isinstance(error, Exception) else None
+    return (str(found), found.exit_code) if found else None
+
+
+def record_failure(run_dir: Path, message: str) -> None:
+    """A failed sweep point's summary.json: the sweep summary lists it with its reason."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "summary.json").write_text(json.dumps({"status": "failed", "reason": message},
+                                                         indent=2))
+    except OSError as e:
+        print(f"hydralearn: error: cannot record the failure in {run_dir}: {e}", file=sys.stderr)

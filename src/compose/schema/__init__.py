@@ -1,0 +1,55 @@
+"""The typed config tree: the root schema and one schema per config group.
+
+These modules import no jax, so composing, printing and validating a config stays fast.
+Each schema is registered in Hydra's ConfigStore (compose/store.py) as `<group>/base_<name>`;
+the YAML options under conf/ extend it and state only what differs, so every default lives
+here, once, and `--cfg job` shows it.
+"""
+
+import dataclasses
+from typing import Any
+
+from omegaconf import MISSING
+
+from hydralearn.compose.schema.hardware import AUTO, HardwareConfig, Platform
+from hydralearn.compose.schema.kernel import Kernel, KernelConfig
+from hydralearn.compose.schema.mesh import MESH_AXES, MeshConfig, MeshMode, ShardingConfig
+from hydralearn.compose.schema.optim import OptimConfig
+from hydralearn.compose.schema.remat import CHECKPOINT_NAMES, NameAction, RematConfig, RematPolicy
+from hydralearn.compose.schema.run import (BestMode, CheckpointConfig, NonFinite, SaveMode,
+                                           TrainerConfig)
+from hydralearn.data.config import DataConfig, Source
+
+__all__ = ["AUTO", "CHECKPOINT_NAMES", "MESH_AXES", "BestMode", "CheckpointConfig", "DataConfig",
+           "HardwareConfig", "Kernel", "KernelConfig", "MeshConfig", "MeshMode", "NameAction",
+           "NonFinite", "OptimConfig", "Platform", "RematConfig", "RematPolicy", "SaveMode",
+           "ShardingConfig", "Source", "TrainConfig", "TrainerConfig", "GROUPS"]
+
+
+@dataclasses.dataclass(kw_only=True)
+class TrainConfig:
+    name: str = MISSING  # the run's name: runs/<name> (conf/train.yaml sets it to the model preset)
+    seed: int = 0
+    # Modules imported before the config's `_target_`s are checked: the user's opt-in to run
+    # their own layer code (docs/plugins.md). Installed plugins need no entry here.
+    plugins: list[str] = dataclasses.field(default_factory=list)
+    model: Any = MISSING  # a registered model config, chosen by the `model` group
+    hardware: HardwareConfig = MISSING
+    mesh: MeshConfig = MISSING
+    sharding: ShardingConfig = MISSING
+    remat: RematConfig = MISSING
+    kernel: KernelConfig = MISSING
+    optim: OptimConfig = MISSING
+    data: DataConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    checkpoint: CheckpointConfig = MISSING
+
+
+# Group -> (base schema name, schema): stored as `<group>/base_<name>` in Hydra's ConfigStore.
+GROUPS: dict[str, tuple[str, type]] = {
+    "hardware": ("hardware", HardwareConfig), "mesh": ("mesh", MeshConfig),
+    "sharding": ("sharding", ShardingConfig), "remat": ("remat", RematConfig),
+    "kernel": ("kernel", KernelConfig), "optim": ("adamw", OptimConfig),
+    "data": ("data", DataConfig), "trainer": ("trainer", TrainerConfig),
+    "checkpoint": ("checkpoint", CheckpointConfig),
+}

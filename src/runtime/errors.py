@@ -1,0 +1,28 @@
+"""Failures that end a run with one line and an exit code that tells a scheduler what happened.
+
+Each is raised where the cause is known and printed by the CLI as `hydralearn: error: <line>`
+(the traceback only with HYDRA_FULL_ERROR=1). Config problems are `ConfigError` (exit 2).
+"""
+
+USER_ERROR_EXIT = 2  # refused: retrying the same command cannot help
+STORAGE_EXIT = 5  # the run directory's storage failed (full, read-only, missing)
+INTERRUPTED_EXIT = 130  # Ctrl-C, the shell's convention (128 + SIGINT)
+
+
+class RunError(Exception):
+    """A run that cannot go on; str(error) is the one line the user reads."""
+
+    exit_code = 1
+
+
+class RunRefused(RunError):
+    """The run directory cannot be used as asked (held by another process, no restorable
+    checkpoint); nothing in it was changed."""
+
+    exit_code = USER_ERROR_EXIT
+
+
+class StorageError(RunError):
+    """Reading or writing the run directory failed: disk full, read-only, missing, I/O error."""
+
+    exit_code = STORAGE_EXIT

@@ -1,0 +1,1 @@
+"""A squared-ReLU feed-forward for hydralearn, as a separate package (docs/plugins.md)."""
