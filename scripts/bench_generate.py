@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from hydralearn.runtime.generate import Generator, Sampling
+from hydralearn.runtime.generate import Generator
+from hydralearn.runtime.sampling import Sampling
 from hydralearn.cli.target import load
 
 PROMPT, NEW = 128, 128

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hydralearn.cli.args import ArgumentParser
 from hydralearn.cli.errors import exit_with
+from hydralearn.cli.target import load
 from hydralearn.errors import ConfigError
 
 
@@ -41,11 +42,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _evaluate(args) -> None:
+    model = load(args.target)  # a missing directory is reported before jax is imported
     from hydralearn.runtime import evaluate
-    from hydralearn.cli.target import load
     from hydralearn.runtime.load import with_data
 
-    model = with_data(load(args.target), args.overrides)
+    model = with_data(model, args.overrides)
     if args.perplexity_of is not None:
         try:
             result = evaluate.on_file(model, args.perplexity_of)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from hydralearn.cli.args import ArgumentParser
 from hydralearn.cli.errors import exit_with
+from hydralearn.cli.target import load
 from hydralearn.errors import ConfigError
-from hydralearn.runtime.generate import Sampling
+from hydralearn.runtime.sampling import Sampling
 
 
 def parse(argv: list[str]):
@@ -58,10 +59,9 @@ def _read_prompts(path: Path) -> list[str]:
 
 
 def _generate(args, prompts: list[str], sampling: Sampling) -> None:
+    model = load(args.target)  # a missing directory is reported before jax is imported
     from hydralearn.runtime.generate import Generator, complete
-    from hydralearn.cli.target import load
 
-    model = load(args.target)
     if any(not model.codec.encode(p) for p in prompts):
         raise ConfigError(["a prompt encodes to no tokens; give some text"])
     generator = Generator(model.config, model.params, mesh=model.mesh)

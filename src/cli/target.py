@@ -8,14 +8,17 @@ directory (config.json + *.safetensors, no resolved_config.yaml), imported on th
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydralearn.errors import ConfigError
-from hydralearn.runtime.load import LoadedModel, load_run, placed
+
+if TYPE_CHECKING:  # runtime.load imports jax: only once a target is found
+    from hydralearn.runtime.load import LoadedModel
 
 _TARGET = re.compile(r"^(?P<path>.+?)(@(?P<step>[^@/]*))?$")
 
 
-def load(target: str) -> LoadedModel:
+def load(target: str) -> "LoadedModel":
     """The model `target` names; ConfigError (one line) if it names none."""
     match = _TARGET.match(target)
     path, step = Path(match["path"]), match["step"]
@@ -26,9 +29,12 @@ def load(target: str) -> LoadedModel:
         if step is not None:
             raise ConfigError([f"{target}: a Hugging Face directory has no steps; drop '@{step}'"])
         from hydralearn.interop import hf
+        from hydralearn.runtime.load import placed
 
         loaded = hf.load(path)
         return placed(loaded.config, loaded.params, results_dir=path, hf_dir=path)
     if step is not None and not step.isdigit():
         raise ConfigError([f"{target}: the step after '@' must be a number, e.g. {path}@100"])
+    from hydralearn.runtime.load import load_run
+
     return load_run(path, None if step is None else int(step))

@@ -24,9 +24,10 @@ from hydralearn.data.corpus import Corpus, unigram_cross_entropy
 from hydralearn.data.pipeline import heldout_batches, train_batch
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.runtime.errors import RunError
-from hydralearn.runtime.generate import Generator, Sampling, complete
+from hydralearn.runtime.generate import Generator, complete
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
+from hydralearn.runtime.sampling import Sampling
 from hydralearn.runtime.text import BYTES
 from hydralearn.runtime.watchdog import Watchdog
 

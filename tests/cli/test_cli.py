@@ -180,3 +180,23 @@ def test_generate_and_eval_user_errors(results, tool, args, expected, capsys, tm
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("hydralearn: error: ") and expected in lines[0], lines
+
+
+def test_generate_and_eval_answer_help_and_flag_errors_without_jax(tmp_path):
+    """As hydralearn-train's --help and config errors: nothing numeric is imported to say them."""
+    bin_dir = Path(sys.executable).parent
+    commands = [["hydralearn-generate", "--help"], ["hydralearn-eval", "--help"],
+                ["hydralearn-generate", str(tmp_path / "missing"), "--prompt", "x"],
+                ["hydralearn-generate", str(tmp_path), "--prompt", "x", "--top-k", "-1"],
+                ["hydralearn-eval", str(tmp_path / "missing")]]
+    env = os.environ | {"PYTHONPROFILEIMPORTTIME": "1"}
+    procs = [subprocess.Popen([str(bin_dir / argv[0]), *argv[1:]], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for argv in commands]
+    for argv, proc in zip(commands, procs):
+        stdout, stderr = proc.communicate(timeout=120)
+        imported = {line.rpartition("|")[2].strip().split(".")[0] for line in stderr.splitlines()
+                    if line.startswith("import time:")}
+        errors = [line for line in stderr.splitlines() if line.startswith("hydralearn: error: ")]
+        assert "hydralearn" in imported, argv  # the import profile was read
+        assert not imported & {"jax", "jaxlib", "numpy", "flax", "optax", "orbax", "torch"}, argv
+        assert (proc.returncode, len(errors)) == ((0, 0) if "--help" in argv else (2, 1)), (argv, stderr[-500:])

@@ -13,8 +13,8 @@ from tests.conftest import tiny_config
 from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.mesh import make_mesh
 from hydralearn.layers.kv_cache import KVCache, Step
-from hydralearn.runtime.generate import (STOPPED, Generator, Sampling, bucket, choose,
-                                         generation_config)
+from hydralearn.runtime.generate import STOPPED, Generator, bucket, choose, generation_config
+from hydralearn.runtime.sampling import Sampling
 
 PROMPTS = [[5, 17, 99], [200, 3, 3, 41, 7, 12, 150], [1]]  # different lengths, one batch
 NEW = 12

@@ -15,7 +15,8 @@ import torch
 from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
                           MixtralConfig, MixtralForCausalLM)
 
-from hydralearn.runtime.generate import Generator, Sampling
+from hydralearn.runtime.generate import Generator
+from hydralearn.runtime.sampling import Sampling
 from hydralearn.cli.target import load
 
 SMALL = dict(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
