@@ -114,7 +114,8 @@ def _restore_params(path: Path, config: TrainConfig, mesh: Mesh) -> nnx.State:
     target = {"params": treedef.unflatten([jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
                                            for x, s in zip(leaves, shardings, strict=True)])}
     try:
-        restored = ocp.PyTreeCheckpointer().restore(path, args=ocp.args.PyTreeRestore(
+        # orbax refuses relative paths; messages keep the user's own spelling of the path
+        restored = ocp.PyTreeCheckpointer().restore(path.absolute(), args=ocp.args.PyTreeRestore(
             item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
             partial_restore=True))
     except Exception as e:  # noqa: BLE001 - any failure to read is reported, nothing is touched

@@ -98,20 +98,21 @@ def test_tiny_training_run_writes_its_run_directory(results):
     assert Path(run_dir / ".hydra" / "overrides.yaml").exists()
 
 
-def _tool(name: str, *args: str) -> subprocess.CompletedProcess:
+def _tool(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """A console script of this environment, on one device like a user's."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    return subprocess.run([str(Path(sys.executable).parent / name), *args], env=env,
+    return subprocess.run([str(Path(sys.executable).parent / name), *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 
 def test_generate_streams_the_end_of_run_samples_text(results):
     """hydralearn-generate on the run's newest checkpoint with the sample's prompt, length and
-    sampling: the trainer's in-jit loop and the CLI's token-by-token stream give the same text."""
+    sampling: the trainer's in-jit loop and the CLI's token-by-token stream give the same text.
+    The run is named relative to the working directory, as users do (orbax wants absolute paths)."""
     run_dir = results["train"][3]
     summary = json.loads((run_dir / "summary.json").read_text())
-    out = _tool("hydralearn-generate", str(run_dir), "--prompt", "def ", "--max-new-tokens", "8",
-                "--temperature", "0.8", "--seed", "0")
+    out = _tool("hydralearn-generate", run_dir.name, "--prompt", "def ", "--max-new-tokens", "8",
+                "--temperature", "0.8", "--seed", "0", cwd=run_dir.parent)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout == summary["sample"] + "\n"
 
