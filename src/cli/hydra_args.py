@@ -54,13 +54,16 @@ def location(args: argparse.Namespace) -> compose_config.Location:
 
 
 def hands_over(args: argparse.Namespace) -> bool:
-    """Commands that only Hydra serves and that run no job: help, info, completion, rerun."""
-    return bool(args.help or args.hydra_help or args.version or args.info or args.shell_completion
-                or args.experimental_rerun)
+    """Commands that only Hydra serves and that run no job: help, info, completion."""
+    return bool(args.help or args.hydra_help or args.version or args.info or args.shell_completion)
 
 
 def check_modes(args: argparse.Namespace) -> None:
-    """Hydra runs one mode per command (its own message is a traceback)."""
+    """Hydra runs one mode per command (its own message is a traceback). Hydra's rerun unpickles
+    a saved file: pickle runs any code it names, past the `_target_` allowlist."""
+    if args.experimental_rerun:
+        raise ConfigError(["--experimental-rerun is refused: it unpickles a file, which can run any "
+                           "code; run the same command again instead (name=<run> resumes that run)"])
     modes = [flag for flag, given in (("--run", args.run), ("--multirun", args.multirun),
                                       ("--cfg", args.cfg)) if given]
     if len(modes) > 1:

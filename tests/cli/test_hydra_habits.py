@@ -7,6 +7,7 @@ each with Python's import profile on (PYTHONPROFILEIMPORTTIME, as `python -X imp
 """
 
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def commands(user: Path) -> dict[str, list[str]]:
         "sweeper_params": [train, "-m", "--config-dir", str(user), "+experiment=lr_sweep",
                            "trainer.steps=0"],
         "cfg_multirun": [train, "-m", "--cfg", "job", "optim.lr=1e-3,3e-4"],
+        "rerun": [train, "--experimental-rerun", str(user.parent / "config.pickle")],
     }
 
 
@@ -82,7 +84,18 @@ def user_conf(tmp_path_factory) -> Path:
     for name, text in USER_FILES.items():
         (user / name).parent.mkdir(parents=True, exist_ok=True)
         (user / name).write_text(text)
+    # A pickle that, once loaded, creates a file: the code a rerun would run.
+    payload = pickle.dumps(_Trap(user.parent / "unpickled"))
+    (user.parent / "config.pickle").write_bytes(payload)
     return user
+
+
+class _Trap:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +128,13 @@ def test_hydra_prints_its_own_output_once(results):
     assert info.code == 0, info.err
     for header in ("Hydra 1.3.8", "Installed Hydra Plugins", "Config search path", "Defaults Tree"):
         assert info.out.count(header) == 1, info.out
+
+
+def test_rerun_never_unpickles(results, user_conf):
+    """Hydra's --experimental-rerun loads a pickle, past the `_target_` allowlist: refused."""
+    rerun = results["rerun"]
+    assert rerun.code == 2 and len(rerun.errors()) == 1 and "--experimental-rerun" in rerun.errors()[0]
+    assert not (user_conf.parent / "unpickled").exists()
 
 
 @pytest.mark.parametrize("name", ["cfg_config_dir", "cfg_cn", "cfg_cp", "cfg_searchpath"])
