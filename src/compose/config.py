@@ -153,4 +153,7 @@ def _typed_data(container: dict) -> dict:
     data_schema, tokenizer_schema = schema_for(data)
     node = OmegaConf.structured(data_schema)
     node.tokenizer = OmegaConf.structured(tokenizer_schema)
-    return {**container, "data": OmegaConf.merge(node, data)}
+    try:
+        return {**container, "data": OmegaConf.merge(node, data)}
+    except OmegaConfBaseException as e:  # keys relative to the data node: name them from the root
+        raise ConfigError([describe(e, prefix="data")]) from None
