@@ -54,6 +54,25 @@ class MetricsLog:
         self.file.close()
 
 
+class Unlogged:
+    """MetricsLog's interface, writing nothing: processes other than 0 of a multi-host job."""
+
+    def write(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def show(self, metrics: dict[str, float]) -> None:
+        pass
+
+    def advance(self, steps: int = 1) -> None:
+        pass
+
+    def print(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 _SHOWN = ("loss", "eval_loss", "tokens_per_s", "mfu")
 
 

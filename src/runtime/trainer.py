@@ -23,9 +23,10 @@ from hydralearn.data import tokenizer
 from hydralearn.data.config import DataConfig
 from hydralearn.data.corpus import Corpus, unigram_cross_entropy
 from hydralearn.data.pipeline import heldout_batches, train_batch
+from hydralearn.runtime import distributed
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.runtime.errors import RunError
-from hydralearn.runtime.metrics import MetricsLog
+from hydralearn.runtime.metrics import MetricsLog, Unlogged
 from hydralearn.runtime.preemption import Preemption
 from hydralearn.runtime.sample import generate
 from hydralearn.runtime.watchdog import Watchdog
@@ -83,7 +84,10 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
     `config_record` (the resolved config) is saved in every checkpoint. `on_start` runs once
     the run is sure to go on (checkpoints verified and restored, nothing refused), before the
     run directory's metrics are touched: the place to write records a refused run must not.
+    With several processes, all train and checkpoint together; only process 0 writes records
+    (`on_start`, metrics, TensorBoard, progress, summary.json).
     """
+    primary = distributed.is_primary()
     started = time.perf_counter()
     checkpointer = Checkpointer(Path(run_dir) / "checkpoints", checkpoint, record=config_record)
     try:
@@ -94,7 +98,7 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
                               resumed_from=newest, skipped_steps=0)
         target = abstract_state(program.init_state, program.state_shardings)
         restored = checkpointer.restore(newest, target) if newest is not None else None
-        if on_start:
+        if on_start and primary:
             on_start()
         start = restored.step if restored else 0
         skipped = restored.meta.get("skipped_steps", 0) if restored else 0
@@ -102,17 +106,18 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
             logger.info("resuming from step %d", start)
         loop = _Loop(program, data=data, corpus=corpus, trainer=trainer, checkpoint=checkpoint,
                      checkpointer=checkpointer, throughput=throughput, skipped=skipped,
-                     log=MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start))
+                     log=MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start)
+                     if primary else Unlogged())
         state = restored.state if restored else program.init_state()
         try:
-            with Preemption() as preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
+            with Preemption(multi_process=jax.process_count() > 1) as preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
                 state, status = loop.run(state, start=start, preemption=preemption, watchdog=watchdog)
         finally:
             loop.log.close()
     finally:
         checkpointer.close()  # waits for writes in flight: a started checkpoint is completed
     summary = loop.summary(state, status=status, start=start, wall_s=time.perf_counter() - started)
-    if status is RunStatus.COMPLETED:
+    if status is RunStatus.COMPLETED and primary:
         (Path(run_dir) / "summary.json").write_text(
             json.dumps(dataclasses.asdict(summary), indent=2, default=lambda s: s.value))
     return summary
@@ -125,7 +130,7 @@ class _Loop:
         self.program, self.data, self.corpus, self.trainer = program, data, corpus, trainer
         self.checkpoint, self.checkpointer, self.throughput = checkpoint, checkpointer, throughput
         self.skipped, self.log = skipped, log
-        self.put = lambda x: jax.device_put(x, program.batch_sharding)
+        self.put = lambda x: distributed.put_batch(x, program.batch_sharding)
         self.evals = [(self.put(b.inputs), self.put(b.targets))
                       for b in heldout_batches(data, corpus, trainer.eval_batches)]
         self.pending = None  # (step, device metrics): fetched while the next step runs
@@ -145,7 +150,7 @@ class _Loop:
             if self.trainer.eval_every and done % self.trainer.eval_every == 0 and done < self.trainer.steps:
                 evaluated = {"eval_loss": self.evaluate(state)}
                 self.log.write(done, evaluated)
-            if preemption.requested and done < self.trainer.steps:
+            if preemption.stop_after(done) and done < self.trainer.steps:
                 self._save(done, state, evaluated)
                 self.checkpointer.wait()  # the save is what the stop was for: see it committed
                 logger.warning("stopped: checkpoint saved at step %d; run the same command to resume", done)
@@ -226,7 +231,7 @@ class _Loop:
 
 
 def _sample(program: Program, state, data: DataConfig, trainer: TrainerConfig) -> str:
-    if not trainer.sample_tokens:
+    if not trainer.sample_tokens or jax.process_count() > 1:  # the sampler runs on one device
         return ""
     prompt = tokenizer.encode(trainer.sample_prompt)
     num_tokens = min(trainer.sample_tokens, data.seq_len - len(prompt))

@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from hydralearn.compose.schema.distributed import DistributedConfig
 from hydralearn.compose.schema.hardware import AUTO, HardwareConfig, Platform
 from hydralearn.compose.schema.kernel import Kernel, KernelConfig
 from hydralearn.compose.schema.mesh import MESH_AXES, MeshConfig, MeshMode, ShardingConfig
@@ -21,7 +22,7 @@ from hydralearn.compose.schema.run import (BestMode, CheckpointConfig, NonFinite
 from hydralearn.data.config import DataConfig, Source
 
 __all__ = ["AUTO", "CHECKPOINT_NAMES", "MESH_AXES", "BestMode", "CheckpointConfig", "DataConfig",
-           "HardwareConfig", "Kernel", "KernelConfig", "MeshConfig", "MeshMode", "NameAction",
+           "DistributedConfig", "HardwareConfig", "Kernel", "KernelConfig", "MeshConfig", "MeshMode", "NameAction",
            "NonFinite", "OptimConfig", "Platform", "RematConfig", "RematPolicy", "SaveMode",
            "ShardingConfig", "Source", "TrainConfig", "TrainerConfig", "GROUPS"]
 
@@ -43,6 +44,7 @@ class TrainConfig:
     data: DataConfig = MISSING
     trainer: TrainerConfig = MISSING
     checkpoint: CheckpointConfig = MISSING
+    distributed: DistributedConfig = MISSING
 
 
 # Group -> (base schema name, schema): stored as `<group>/base_<name>` in Hydra's ConfigStore.
@@ -52,4 +54,5 @@ GROUPS: dict[str, tuple[str, type]] = {
     "kernel": ("kernel", KernelConfig), "optim": ("adamw", OptimConfig),
     "data": ("data", DataConfig), "trainer": ("trainer", TrainerConfig),
     "checkpoint": ("checkpoint", CheckpointConfig),
+    "distributed": ("distributed", DistributedConfig),
 }
