@@ -47,13 +47,15 @@ class Preemption:
         """A stop was asked of this process."""
         return self._requested.is_set()
 
-    def stop_after(self, step: int) -> bool:
-        """Whether to save and stop once `step` steps are done; with several processes every
-        process gets the same answer (call it after every step, on every process)."""
+    def stop_after(self, steps: int) -> bool:
+        """Whether to save and stop now, `steps` steps into this attempt; with several processes
+        every process gets the same answer. Call it after every step, on every process."""
         if self.multi_process:
             from jax.experimental import multihost_utils
 
-            return multihost_utils.reached_preemption_sync_point(step)
+            # Counted from this attempt's start, as JAX's sync manager counts from 0: a notice
+            # that came while compiling then stops after the first step, on a resume too.
+            return multihost_utils.reached_preemption_sync_point(steps)
         return self._requested.is_set()
 
     def _handle(self, signum, frame) -> None:

@@ -150,7 +150,7 @@ class _Loop:
             if self.trainer.eval_every and done % self.trainer.eval_every == 0 and done < self.trainer.steps:
                 evaluated = {"eval_loss": self.evaluate(state)}
                 self.log.write(done, evaluated)
-            if preemption.stop_after(done) and done < self.trainer.steps:
+            if preemption.stop_after(done - start) and done < self.trainer.steps:
                 self._save(done, state, evaluated)
                 self.checkpointer.wait()  # the save is what the stop was for: see it committed
                 logger.warning("stopped: checkpoint saved at step %d; run the same command to resume", done)
