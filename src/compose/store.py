@@ -34,29 +34,18 @@ def register_schemas() -> None:
         for group, (name, node) in schema.GROUPS.items():
             store.store(group=group, name=f"base_{name}", node=node)
         _stored.add(schema.TrainConfig)
-        _store_slurm_launcher(store)
+        # conf/hydra/launcher/slurm.yaml sizes SLURM jobs with it.
+        OmegaConf.register_new_resolver("hydralearn.gpus_per_node", _gpus_per_node, replace=True)
     for config_cls, (group, name) in registry.places().items():
         if config_cls not in _stored:
             store.store(group=group, name=f"base_{name}", node=config_cls)
             _stored.add(config_cls)
 
 
-def _store_slurm_launcher(store: ConfigStore) -> None:
-    """With the `slurm` extra: the submitit SLURM launcher's schema as
-    `hydra/launcher/base_submitit_slurm`, which conf/hydra/launcher/submitit_slurm.yaml extends
-    (deriving nodes, tasks and GPUs from the hardware group) under the plugin's own name."""
-    try:
-        from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
-    except ImportError:
-        return
-    store.store(group="hydra/launcher", name="base_submitit_slurm", node=SlurmQueueConf,
-                provider="hydralearn")
-    OmegaConf.register_new_resolver("hydralearn.gpus_per_node", _gpus_per_node, replace=True)
-
-
-def _gpus_per_node(platform: str, devices_per_host: int) -> int | None:
+def _gpus_per_node(platform, devices_per_host: int) -> int | None:
     """A GPU host's devices (one process per node drives them all); null elsewhere."""
-    return devices_per_host if platform == "gpu" and devices_per_host > 0 else None
+    is_gpu = getattr(platform, "value", platform) == "gpu"  # the Platform enum, or its name
+    return devices_per_host if is_gpu and devices_per_host > 0 else None
 
 
 def _import_layer_configs() -> None:

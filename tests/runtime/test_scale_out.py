@@ -28,6 +28,7 @@ STEPS = 6
 RUN = [*TINY, f"trainer.steps={STEPS}", "checkpoint.every_steps=3", "trainer.eval_every=3",
        "trainer.log_every=1", "checkpoint.mode=sync"]
 HEARTBEAT_S = 5
+WAIT_S = 900
 
 
 def final_params(run_dir: Path, step: int) -> dict[str, np.ndarray]:
@@ -68,6 +69,9 @@ def single(run_dir: Path, *overrides: str):
 
 
 def done(processes: list) -> list:
+    # Several jobs compile at once on a shared machine: allow more than one process's timeout.
+    for process in processes:
+        process.popen.wait(WAIT_S)
     return [p.result() for p in processes]
 
 
@@ -78,11 +82,11 @@ def jobs(tmp_path_factory):
                "mismatch": job(root / "mismatch", per_process=((), ("trainer.eval_every=2",))),
                "killed": job(root / "killed")}
     # kill -9 process 1 once process 0 holds the run directory (both joined, compiling).
-    wait_for(lambda: (root / "killed" / "run.lock").exists(), started["killed"][0], "the lock")
+    wait_for(lambda: (root / "killed" / "run.lock").exists(), started["killed"][0], "the lock", timeout_s=WAIT_S)
     started["killed"][1].send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     # A second job on the first one's run directory, once the first holds it.
-    wait_for(lambda: (root / "two" / "run.lock").exists(), started["two"][0], "the lock")
+    wait_for(lambda: (root / "two" / "run.lock").exists(), started["two"][0], "the lock", timeout_s=WAIT_S)
     started["second"] = job(root / "two")
     yield {"root": root, "procs": started, "killed_at": killed_at}
     for process in [p for value in started.values() for p in (value if isinstance(value, list) else [value])]:
@@ -92,7 +96,7 @@ def jobs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finished(jobs):
-    two, one = done(jobs["procs"]["two"]), jobs["procs"]["one"].result()
+    two, (one,) = done(jobs["procs"]["two"]), done([jobs["procs"]["one"]])
     for result in [*two, one]:
         assert result.returncode == 0, result.stderr[-3000:]
     return {"two": jobs["root"] / "two", "one": jobs["root"] / "one", "results": two}
@@ -125,7 +129,7 @@ def preempted(finished, tmp_path_factory):
     two-process run's step-3 checkpoint resumed by one process."""
     root = tmp_path_factory.mktemp("preempted")
     processes = job(root / "run")
-    wait_for(lambda: (root / "run" / "run.lock").exists(), processes[0], "the lock")
+    wait_for(lambda: (root / "run" / "run.lock").exists(), processes[0], "the lock", timeout_s=WAIT_S)
     processes[1].send_signal(signal.SIGTERM)
     moved = root / "moved"
     shutil.copytree(finished["two"], moved)
@@ -134,7 +138,7 @@ def preempted(finished, tmp_path_factory):
     first = done(processes)
     again = done(job(root / "run"))
     return {"first": first, "again": again, "run": root / "run", "moved": moved,
-            "alone": resumed_alone.result()}
+            "alone": done([resumed_alone])[0]}
 
 
 def test_sigterm_on_one_process_saves_one_step_everywhere_and_resumes_exactly(preempted, finished):
@@ -164,7 +168,7 @@ def test_a_two_process_checkpoint_restores_in_one_process(preempted, finished):
 
 def test_a_dead_process_ends_the_survivor_within_the_heartbeat_timeout(jobs):
     process = jobs["procs"]["killed"][0]
-    survivor = process.result()
+    (survivor,) = done([process])
     assert survivor.returncode != 0
     waited = process.started + survivor.elapsed_s - jobs["killed_at"]
     assert waited < HEARTBEAT_S + 30, waited
