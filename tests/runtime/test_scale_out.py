@@ -82,11 +82,13 @@ def jobs(tmp_path_factory):
                "mismatch": job(root / "mismatch", per_process=((), ("trainer.eval_every=2",))),
                "killed": job(root / "killed")}
     # kill -9 process 1 once process 0 holds the run directory (both joined, compiling).
-    wait_for(lambda: (root / "killed" / "run.lock").exists(), started["killed"][0], "the lock", timeout_s=WAIT_S)
+    wait_for(lambda: (root / "killed" / "run.lock").exists(), started["killed"][0], "the lock",
+             timeout_s=WAIT_S)
     started["killed"][1].send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     # A second job on the first one's run directory, once the first holds it.
-    wait_for(lambda: (root / "two" / "run.lock").exists(), started["two"][0], "the lock", timeout_s=WAIT_S)
+    wait_for(lambda: (root / "two" / "run.lock").exists(), started["two"][0], "the lock",
+             timeout_s=WAIT_S)
     started["second"] = job(root / "two")
     yield {"root": root, "procs": started, "killed_at": killed_at}
     for process in [p for value in started.values() for p in (value if isinstance(value, list) else [value])]:
@@ -129,7 +131,8 @@ def preempted(finished, tmp_path_factory):
     two-process run's step-3 checkpoint resumed by one process."""
     root = tmp_path_factory.mktemp("preempted")
     processes = job(root / "run")
-    wait_for(lambda: (root / "run" / "run.lock").exists(), processes[0], "the lock", timeout_s=WAIT_S)
+    wait_for(lambda: (root / "run" / "run.lock").exists(), processes[0], "the lock",
+             timeout_s=WAIT_S)
     processes[1].send_signal(signal.SIGTERM)
     moved = root / "moved"
     shutil.copytree(finished["two"], moved)
