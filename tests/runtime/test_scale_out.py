@@ -52,11 +52,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def job(run_dir: Path, *overrides: str, per_process: tuple[tuple[str, ...], ...] = ((), ())) -> list:
-    """The two processes of one job, each with 2 CPU devices; `per_process` adds overrides."""
+def job(run_dir: Path, *overrides: str, per_process: tuple[tuple[str, ...], ...] = ((), ()),
+        heartbeat_s: int = 120) -> list:
+    """The two processes of one job, each with 2 CPU devices; `per_process` adds overrides.
+    A short heartbeat timeout only where a process is killed: a loaded machine can starve a
+    live process's heartbeats for seconds."""
     shared = [*RUN, "hardware.hosts=2", "+hardware.xla_flags.xla_force_host_platform_device_count=2",
               f"distributed.coordinator=127.0.0.1:{_free_port()}", "distributed.num_processes=2",
-              f"distributed.heartbeat_timeout_s={HEARTBEAT_S}", "distributed.init_timeout_s=120",
+              f"distributed.heartbeat_timeout_s={heartbeat_s}", "distributed.init_timeout_s=120",
               *overrides]
     return [start(run_dir, *shared, f"distributed.process_id={i}", *extra)
             for i, extra in enumerate(per_process)]
@@ -80,7 +83,7 @@ def jobs(tmp_path_factory):
     root = tmp_path_factory.mktemp("scale_out")
     started = {"two": job(root / "two"), "one": single(root / "one"),
                "mismatch": job(root / "mismatch", per_process=((), ("trainer.eval_every=2",))),
-               "killed": job(root / "killed")}
+               "killed": job(root / "killed", heartbeat_s=HEARTBEAT_S)}
     # kill -9 process 1 once process 0 holds the run directory (both joined, compiling).
     wait_for(lambda: (root / "killed" / "run.lock").exists(), started["killed"][0], "the lock",
              timeout_s=WAIT_S)
