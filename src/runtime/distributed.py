@@ -67,7 +67,8 @@ def _local_device_ids(config: DistributedConfig, hardware: HardwareConfig) -> li
         # SLURM and MPI detection would give each process one GPU (its local rank); one process
         # per host drives them all. CPU and TPU processes see their host's devices anyway.
         accelerator = hardware.platform in (Platform.gpu, Platform.neuron)
-        return list(range(hardware.devices_per_host)) if accelerator and hardware.devices_per_host > 0 else None
+        known = accelerator and hardware.devices_per_host > 0
+        return list(range(hardware.devices_per_host)) if known else None
     return list(ids)
 
 
@@ -89,16 +90,17 @@ def check_same_config(container: dict) -> None:
     if jax.process_count() == 1:
         return
     mine = _canonical(container)
-    digests = multihost_utils.process_allgather(np.frombuffer(hashlib.sha256(mine).digest(), np.uint8))
+    digest = np.frombuffer(hashlib.sha256(mine).digest(), np.uint8)
+    digests = multihost_utils.process_allgather(digest)
     if all((d == digests[0]).all() for d in digests):
         return
     configs = [json.loads(c) for c in _allgather_bytes(mine)]
     lines = []
     for index, other in enumerate(configs[1:], start=1):
         if diff := _differences(configs[0], other):
-            shown = diff[:_MAX_LISTED] + ([f"... {len(diff) - _MAX_LISTED} more"] if len(diff) > _MAX_LISTED else [])
+            more = [f"... {len(diff) - _MAX_LISTED} more"] if len(diff) > _MAX_LISTED else []
             lines.append(f"process {index} composed a different config than process 0: "
-                         + "; ".join(shown))
+                         + "; ".join(diff[:_MAX_LISTED] + more))
     raise ConfigError(lines + ["start every process with the same command, overrides and "
                                "hydralearn version"])
 
