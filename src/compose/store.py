@@ -33,6 +33,9 @@ def register_schemas() -> None:
         store.store(name="base_train", node=schema.TrainConfig)
         for group, (name, node) in schema.GROUPS.items():
             store.store(group=group, name=f"base_{name}", node=node)
+        for group, options in schema.OPTION_SCHEMAS.items():
+            for name, node in options.items():
+                store.store(group=group, name=f"base_{name}", node=node)
         _stored.add(schema.TrainConfig)
         # conf/hydra/launcher/slurm.yaml sizes SLURM jobs with it.
         OmegaConf.register_new_resolver("hydralearn.gpus_per_node", _gpus_per_node, replace=True)

@@ -1,7 +1,8 @@
 """Grouped-query self-attention (Ainslie et al. 2023); multi-head when num_kv_heads == num_heads.
 
 The attention maths itself is the `attention_fn` handed down at build time (conf/kernel):
-`attention_fn(q, k, v) -> context`, causal, with q: (B, T, N, D), k and v: (B, T, K, D).
+`attention_fn(q, k, v) -> context`, causal, with q: (B, T, N, D), k and v: (B, T, K, D); for
+packed documents it is also given `segment_ids` (B, T) and attends only within a segment.
 """
 
 from typing import Callable
@@ -43,11 +44,13 @@ class Attention(nnx.Module):
         self.o = param(rngs, (num_heads, head_dim, d_model), ("heads", "head_dim", "embed"),
                        std=numerics.out_std, dtype=p)
 
-    def __call__(self, x: jax.Array, positions: jax.Array) -> jax.Array:
-        """x: (B, T, d_model), positions: (B, T) -> (B, T, d_model)."""
+    def __call__(self, x: jax.Array, positions: jax.Array,
+                 segment_ids: jax.Array | None = None) -> jax.Array:
+        """x: (B, T, d_model), positions and segment_ids: (B, T) -> (B, T, d_model)."""
         q = checkpoint_name(jnp.einsum("btd,dnh->btnh", x, use(self.q, self.dtype)), "q_proj")
         k = checkpoint_name(jnp.einsum("btd,dkh->btkh", x, use(self.k, self.dtype)), "k_proj")
         v = checkpoint_name(jnp.einsum("btd,dkh->btkh", x, use(self.v, self.dtype)), "v_proj")
         q, k = self.position(q, positions), self.position(k, positions)
-        context = checkpoint_name(self.attention_fn(q, k, v), "attn_context")  # (B, T, N, D)
+        segments = {} if segment_ids is None else {"segment_ids": segment_ids}
+        context = checkpoint_name(self.attention_fn(q, k, v, **segments), "attn_context")  # (B, T, N, D)
         return checkpoint_name(jnp.einsum("btnh,nhd->btd", context, use(self.o, self.dtype)), "o_proj")

@@ -41,8 +41,9 @@ class TransformerBlock(nnx.Module):
         self.ffn = instantiate(spec.ffn, d_model=spec.d_model, ffn_dim=spec.ffn_dim,
                                numerics=spec.numerics, rngs=rngs)
 
-    def __call__(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, dict]:
+    def __call__(self, x: jax.Array, positions: jax.Array,
+                 segment_ids: jax.Array | None = None) -> tuple[jax.Array, dict]:
         """x: (B, T, d_model) -> (x, aux) where aux holds the ffn's auxiliary scalars."""
-        x = x + self.attention(self.attn_norm(x), positions)
+        x = x + self.attention(self.attn_norm(x), positions, segment_ids)
         y, aux = self.ffn(self.ffn_norm(x))
         return x + y, aux

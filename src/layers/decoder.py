@@ -60,15 +60,20 @@ class Decoder(nnx.Module):
         self.head = None if c.tie_embeddings else param(
             rngs, (c.d_model, c.vocab_size), ("embed", "vocab"), std=c.init_std, dtype=c.param_dtype)
 
-    def __call__(self, tokens: jax.Array) -> DecoderOutput:
-        """tokens: (B, T) int32 -> logits (B, T, vocab) and the blocks' auxiliary scalars."""
+    def __call__(self, tokens: jax.Array, *, positions: jax.Array | None = None,
+                 segment_ids: jax.Array | None = None) -> DecoderOutput:
+        """tokens: (B, T) int32 -> logits (B, T, vocab) and the blocks' auxiliary scalars.
+
+        Packed documents give their `positions` (restarting at 0 in each) and `segment_ids`
+        (attention stays within a segment); by default one sequence per row."""
         batch, length = tokens.shape
-        positions = jnp.broadcast_to(jnp.arange(length), (batch, length))
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(length), (batch, length))
         x = self.embed(tokens)  # (B, T, d_model)
         block_def, stacked_state = nnx.split(self.blocks)
 
         def one_block(x, block_state):
-            return nnx.merge(block_def, block_state)(x, positions)
+            return nnx.merge(block_def, block_state)(x, positions, segment_ids)
 
         # Scan keeps compile time flat in depth; remat (from conf/remat) wraps one block.
         x, aux = jax.lax.scan(self.remat(one_block), x, stacked_state)
@@ -88,10 +93,11 @@ class BlockGroup(nnx.Module):
     def __init__(self, specs: list[BlockSpec], *, attention_fn: AttentionFn, rngs: nnx.Rngs):
         self.blocks = nnx.List([TransformerBlock(s, attention_fn=attention_fn, rngs=rngs) for s in specs])
 
-    def __call__(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, dict]:
+    def __call__(self, x: jax.Array, positions: jax.Array,
+                 segment_ids: jax.Array | None = None) -> tuple[jax.Array, dict]:
         per_block = []
         for block in self.blocks:
-            x, aux = block(x, positions)
+            x, aux = block(x, positions, segment_ids)
             per_block.append(aux)
         keys = {k for aux in per_block for k in aux}
         return x, reduce_aux({k: jnp.stack([a[k] for a in per_block if k in a]) for k in keys})

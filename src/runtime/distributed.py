@@ -3,8 +3,9 @@
 `start` initialises JAX's distributed runtime before any device is used (hardware.hosts > 1);
 afterwards `jax.devices()` lists every process's devices and one mesh spans them. The other
 helpers are the few things the processes must agree on: that they composed the same config
-(`check_same_config`), that a step every process took succeeded everywhere (`all_ok`), and
-which rows of a global batch each process hands over (`put_batch`).
+(`check_same_config`) and that a step every process took succeeded everywhere (`all_ok`).
+Each process reads and hands over only its own rows of every global batch (data/loader.py,
+`jax.make_array_from_process_local_data`).
 
 Preemption agreement (SIGTERM on any process -> every process saves the same step) is JAX's
 preemption sync manager (runtime/preemption.py); a dead or hung peer is detected by JAX's
@@ -130,18 +131,3 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
         path = f"{prefix}{key}"
         out |= _flatten(value, f"{path}.") if isinstance(value, dict) else {path: value}
     return out
-
-
-def process_rows(sharding: jax.sharding.Sharding, shape: tuple[int, ...]) -> slice:
-    """The rows (first axis) of a global array of `shape` that this process's devices hold."""
-    spans = [index[0].indices(shape[0])[:2]
-             for index in sharding.addressable_devices_indices_map(shape).values()]
-    return slice(min(s for s, _ in spans), max(e for _, e in spans))
-
-
-def put_batch(batch: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:
-    """The global batch as one array over every process's devices; each process hands over
-    only its own rows (a loader that reads only those may pass them to
-    `jax.make_array_from_process_local_data` directly)."""
-    local = batch[process_rows(sharding, batch.shape)]
-    return jax.make_array_from_process_local_data(sharding, local, batch.shape)
