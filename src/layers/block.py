@@ -7,6 +7,7 @@ import jax
 from flax import nnx
 
 from hydralearn.layers.attention import Attention, AttentionFn
+from hydralearn.layers.kv_cache import KVCache, Step
 from hydralearn.layers.params import Numerics
 from hydralearn.layers.registry import instantiate
 
@@ -47,3 +48,11 @@ class TransformerBlock(nnx.Module):
         x = x + self.attention(self.attn_norm(x), positions, segment_ids)
         y, aux = self.ffn(self.ffn_norm(x))
         return x + y, aux
+
+    def extend(self, x: jax.Array, positions: jax.Array, cache: KVCache, layer: jax.Array,
+               step: Step) -> tuple[jax.Array, KVCache]:
+        """As __call__ for generation: attention through the cache; the ffn's aux is dropped."""
+        h, cache = self.attention.extend(self.attn_norm(x), positions, cache, layer, step)
+        x = x + h
+        y, _ = self.ffn(self.ffn_norm(x))
+        return x + y, cache

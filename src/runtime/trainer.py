@@ -23,10 +23,12 @@ from hydralearn.compose.schema import CheckpointConfig, LoggerConfig, NonFinite,
 from hydralearn.data.loader import HostBatch, Loader
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.runtime.errors import RunError, RunRefused
+from hydralearn.runtime.generate import Generator, complete
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
 from hydralearn.runtime.profile import Profiler
-from hydralearn.runtime.sample import generate
+from hydralearn.runtime.sampling import Sampling
+from hydralearn.runtime.text import codec_of
 from hydralearn.runtime.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
@@ -266,11 +268,12 @@ class _Loop:
 
 
 def _sample(program: Program, state, loader: Loader, trainer: TrainerConfig) -> str:
+    """The prompt and its completion, generated as hydralearn-generate does, within seq_len."""
     if not trainer.sample_tokens or jax.process_count() > 1:  # the sampler runs on one device
         return ""
-    tokenizer, seq_len = loader.tokenizer, program.config.data.seq_len
-    prompt = np.asarray(tokenizer.encode(trainer.sample_prompt), np.int32)
-    num_tokens = min(trainer.sample_tokens, seq_len - len(prompt))
-    tokens = generate(program.apply, state.params, prompt, num_tokens=num_tokens,
-                      buffer_len=seq_len, temperature=trainer.sample_temperature, seed=0)
-    return tokenizer.decode(np.asarray(tokens).tolist())
+    codec = codec_of(loader.tokenizer)
+    prompt = trainer.sample_prompt
+    num_tokens = min(trainer.sample_tokens, program.config.data.seq_len - len(codec.encode(prompt)))
+    generator = Generator(program.config, state.params, mesh=program.mesh)
+    return prompt + complete(generator, codec, [prompt], max_new_tokens=num_tokens,
+                             sampling=Sampling(temperature=trainer.sample_temperature))[0]

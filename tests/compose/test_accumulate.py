@@ -34,7 +34,7 @@ def test_four_microbatches_equal_one_batch(steps):
     compiled, state, batch = steps
     # The state is donated: each step gets its own copy.
     (one, metrics_one), (four, metrics_four) = (
-        compiled[k](jax.tree.map(np.copy, state), batch.inputs, batch.targets) for k in (1, 4))
+        compiled[k](jax.tree.map(np.copy, state), batch.inputs, batch.targets, None) for k in (1, 4))
     for name in ("loss", "grad_norm"):
         np.testing.assert_allclose(float(metrics_four[name]), float(metrics_one[name]), rtol=2e-6)
     for a, b, before in zip(jax.tree.leaves(jax.device_get(four.params)),
