@@ -42,3 +42,22 @@ def run(cfg: DictConfig, task: Callable[[DictConfig], Any], *, config_name: str)
                                              callbacks=callbacks))
     callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
     return ret.return_value  # re-raises the task's exception, as Hydra does
+
+
+def quiet_unless_primary(cfg: DictConfig) -> None:
+    """A process other than 0 of a multi-host job prints only warnings and logs to its own
+    file (`train.process<N>.log`); process 0 writes the run's console, `train.log` and
+    `.hydra/` record. Call once JAX's distributed runtime has started."""
+    import jax
+
+    if jax.process_index() == 0:
+        return
+    logging = cfg.hydra.job_logging
+    with open_dict(cfg.hydra):
+        OmegaConf.set_readonly(cfg.hydra, False)
+        cfg.hydra.output_subdir = None
+        if "console" in logging.get("handlers", {}):
+            logging.handlers.console.level = "WARNING"
+        if "file" in logging.get("handlers", {}):
+            logging.handlers.file.filename = (f"{cfg.hydra.run.dir}/{cfg.hydra.job.name}"
+                                              f".process{jax.process_index()}.log")

@@ -38,14 +38,29 @@ def check_name(config: TrainConfig) -> None:
         raise ConfigError(problems)
 
 
+def start_processes(config: TrainConfig) -> None:
+    """XLA flags applied and, for a multi-host job, this process joined to the others (which
+    must have composed the same config). Before anything asks JAX for devices: the backend
+    reads its flags once, and the distributed runtime must start before it."""
+    xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
+    # JAX's probing of absent backends (TPU, GPU) is noise to users.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    if config.hardware.hosts > 1:
+        from hydralearn.runtime import distributed
+
+        distributed.start(config.distributed, config.hardware)
+        distributed.check_same_config(to_container(config))
+
+
 @contextlib.contextmanager
-def claimed(run_dir: Path) -> Iterator:
-    """The run directory created (if needed), proven writable and locked for this process.
+def claimed(run_dir: Path, *, hosts: int = 1) -> Iterator:
+    """The run directory created (if needed), proven writable and locked for this process (of
+    a multi-host job: by process 0 for the whole job, and every process refuses if it cannot).
     If the body raises before the run starts (`started` not marked), a directory made here is
     removed again; the lock is released at the end either way."""
     from hydralearn.runtime import rundir
 
-    claim = rundir.claim(run_dir)
+    claim = rundir.claim(run_dir) if hosts == 1 else _claim_for_job(run_dir)
     try:
         yield claim
     except BaseException:
@@ -56,19 +71,32 @@ def claimed(run_dir: Path) -> Iterator:
         claim.release()
 
 
+def _claim_for_job(run_dir: Path):
+    from hydralearn.runtime import distributed, rundir
+    from hydralearn.runtime.errors import RunError, RunRefused
+
+    claim = failure = None
+    try:
+        claim = rundir.claim(run_dir, primary=distributed.is_primary())
+    except RunError as e:
+        failure = e
+    if distributed.all_ok(failure is None):  # a collective: no process waits on a refused one
+        return claim
+    if claim is not None:
+        claim.abandon()
+    raise failure or RunRefused(f"process 0 of this job could not take {run_dir} (its log says "
+                                "why); every process of the job stops")
+
+
 def prepare(config: TrainConfig, *, run_dir: Path) -> Prepared:
-    """The data opened and checked, XLA flags applied, autos resolved for this host, the
-    resume rule and the memory pre-check passed; ConfigError if the run cannot go on. Nothing
-    is written."""
+    """The data opened and checked, autos resolved for this host (after `start_processes`),
+    the resume rule and the memory pre-check passed; ConfigError if the run cannot go on.
+    Nothing is written."""
     from hydralearn.data.config import Source
     from hydralearn.data.inputs import open_inputs
 
     # Bad input is reported before any JAX work (a corpus can take a while to scan).
     inputs = None if config.data.source is Source.synthetic else open_inputs(config.data)
-    # Before anything asks JAX for devices: the backend reads its flags once, at start-up.
-    xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
-    # JAX's probing of absent backends (TPU, GPU) is noise to users.
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     import jax
 
     from hydralearn.compose.hardware import Host

@@ -71,12 +71,14 @@ def run_once(overrides: list[str], where: compose_config.Location) -> int:
             config = validate(cfg)
             run.check_name(config)
             run_dir = Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute()
-            with run.claimed(run_dir) as claim:
+            run.start_processes(config)
+            with run.claimed(run_dir, hosts=config.hardware.hosts) as claim:
                 prepared = run.prepare(config, run_dir=run_dir)
                 if prepared.complete:  # nothing to do, so nothing in the run directory is touched
                     print(f"{run_dir} is already complete; set name=<new name> for a new run")
                     return 0
                 claim.started = True
+                hydra_job.quiet_unless_primary(cfg)
                 summary = hydra_job.run(cfg, lambda _: run.train_run(prepared, run_dir=run_dir),
                                         config_name=where.config_name)
                 return run.exit_code(summary)
@@ -162,9 +164,11 @@ def _hydra_main(cfg: DictConfig) -> None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        with run.claimed(run_dir) as claim:
+        config = validate(cfg)
+        run.start_processes(config)
+        with run.claimed(run_dir, hosts=config.hardware.hosts) as claim:
             claim.started = True  # Hydra has written its record here already: keep the directory
-            prepared = run.prepare(validate(cfg), run_dir=run_dir)
+            prepared = run.prepare(config, run_dir=run_dir)
             if not prepared.complete:
                 run.train_run(prepared, run_dir=run_dir)
     except Exception as e:  # noqa: BLE001 - a failed point must not end the sweep

@@ -102,10 +102,11 @@ def make_mesh(axes: dict[str, int], devices: list | None = None) -> Mesh:
         from jax.experimental import mesh_utils
 
         per_host, across = host_split(axes, process_count)
-        # TPU slices are the granules where devices report one; elsewhere (GPU) each process is.
+        # TPU slices are the granules of a TPU job; elsewhere (GPU, CPU) each process is one
+        # (CPU devices report a slice_index too, all 0: one slice, which no split across hosts fits).
         device_array = mesh_utils.create_hybrid_device_mesh(
             tuple(per_host.values()), tuple(across.values()), devices, allow_split_physical_axes=True,
-            process_is_granule=not hasattr(devices[0], "slice_index"))
+            process_is_granule=devices[0].platform != "tpu")
     else:
         device_array = np.asarray(devices).reshape(shape)
     return Mesh(device_array, tuple(axes), axis_types=(AxisType.Auto,) * len(axes))

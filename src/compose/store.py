@@ -14,6 +14,7 @@ import importlib.metadata
 import pkgutil
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from hydralearn.compose import schema
 from hydralearn.errors import ConfigError
@@ -36,10 +37,18 @@ def register_schemas() -> None:
             for name, node in options.items():
                 store.store(group=group, name=f"base_{name}", node=node)
         _stored.add(schema.TrainConfig)
+        # conf/hydra/launcher/slurm.yaml sizes SLURM jobs with it.
+        OmegaConf.register_new_resolver("hydralearn.gpus_per_node", _gpus_per_node, replace=True)
     for config_cls, (group, name) in registry.places().items():
         if config_cls not in _stored:
             store.store(group=group, name=f"base_{name}", node=config_cls)
             _stored.add(config_cls)
+
+
+def _gpus_per_node(platform, devices_per_host: int) -> int | None:
+    """A GPU host's devices (one process per node drives them all); null elsewhere."""
+    is_gpu = getattr(platform, "value", platform) == "gpu"  # the Platform enum, or its name
+    return devices_per_host if is_gpu and devices_per_host > 0 else None
 
 
 def _import_layer_configs() -> None:

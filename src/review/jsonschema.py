@@ -44,6 +44,8 @@ def group_schema(group: str) -> dict:
 
 def _property(node: dict, name: str, defs: dict) -> dict:
     node = _unwrap(node, defs)
+    if "properties" not in node and "anyOf" not in node:  # Hydra's own node (hydra/launcher/...)
+        return {"type": "object"}
     if "properties" not in node:  # any registered layer: the first Config that has the field
         for option in node["anyOf"]:
             target = _unwrap(option, defs)

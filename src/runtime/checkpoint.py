@@ -229,6 +229,8 @@ class Checkpointer:
         return None
 
     def _set_aside(self, path: Path, problem: str) -> None:
+        if jax.process_index() != 0:  # every process finds the same damage; process 0 renames it
+            return
         n = 1
         while (target := path.with_name(f"{path.name}{_SET_ASIDE}-{n}")).exists():
             n += 1
@@ -299,7 +301,7 @@ class Checkpointer:
     def _write_failed(self, error: Exception) -> Exception:
         """Remove the partial step (never committed: no reader can want it) and say why."""
         self._failed = True
-        for tmp in self.directory.glob(f"*{_TMP_MARK}*"):
+        for tmp in self.directory.glob(f"*{_TMP_MARK}*") if jax.process_index() == 0 else ():
             shutil.rmtree(tmp, ignore_errors=True)
         return storage.failed(f"checkpoint of step {self._writing} could not be written to",
                               self.directory, error) or error

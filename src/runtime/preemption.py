@@ -5,6 +5,11 @@ consistent state and the next start resumes at exactly the step where this one s
 A second SIGTERM while saving is ignored: the save is what the job was given time for.
 A second Ctrl-C exits at once, without saving (a write in flight is left uncommitted, and the
 next start removes it).
+
+With several processes every one must save the same step: SIGTERM is then left to JAX's
+preemption notifier (installed by jax.distributed.initialize), which tells every process and
+agrees on the step after the furthest one (`multihost_utils.reached_preemption_sync_point`);
+Ctrl-C is passed on to it as a SIGTERM of this process.
 """
 
 import logging
@@ -21,14 +26,16 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Preemption:
-    def __init__(self):
+    def __init__(self, *, multi_process: bool = False):
+        self.multi_process = multi_process
         self._requested = threading.Event()
         self.interrupted = False  # the stop came from Ctrl-C (SIGINT), not from a scheduler
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "Preemption":
         if threading.current_thread() is threading.main_thread():  # signals need the main thread
-            self._previous = {s: signal.signal(s, self._handle) for s in _SIGNALS}
+            signals = (signal.SIGINT,) if self.multi_process else _SIGNALS
+            self._previous = {s: signal.signal(s, self._handle) for s in signals}
         return self
 
     def __exit__(self, *exc) -> None:
@@ -37,6 +44,18 @@ class Preemption:
 
     @property
     def requested(self) -> bool:
+        """A stop was asked of this process."""
+        return self._requested.is_set()
+
+    def stop_after(self, steps: int) -> bool:
+        """Whether to save and stop now, `steps` steps into this attempt; with several processes
+        every process gets the same answer. Call it after every step, on every process."""
+        if self.multi_process:
+            from jax.experimental import multihost_utils
+
+            # Counted from this attempt's start, as JAX's sync manager counts from 0: a notice
+            # that came while compiling then stops after the first step, on a resume too.
+            return multihost_utils.reached_preemption_sync_point(steps)
         return self._requested.is_set()
 
     def _handle(self, signum, frame) -> None:
@@ -50,3 +69,5 @@ class Preemption:
             logger.warning("%s received: saving a checkpoint after the current step, then exiting%s",
                            what, " (Ctrl-C again exits at once)" if self.interrupted else "")
         self._requested.set()
+        if self.multi_process:
+            os.kill(os.getpid(), signal.SIGTERM)  # JAX's notifier tells the other processes

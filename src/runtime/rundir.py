@@ -65,4 +65,5 @@ def claim(run_dir: Path, *, primary: bool = True) -> Claim:
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    return Claim(path=run_dir, created=created, lock=held)
+    # Only the process holding the lock may remove a directory again (one of a multi-host job).
+    return Claim(path=run_dir, created=created and primary, lock=held)

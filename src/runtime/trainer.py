@@ -87,7 +87,10 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
     config) is saved in every checkpoint and given to W&B and MLflow. `on_start` runs once
     the run is sure to go on (checkpoints verified and restored, nothing refused), before the
     run directory's metrics are touched: the place to write records a refused run must not.
+    With several processes, all train and checkpoint together; only process 0 writes records
+    (`on_start`, metrics, progress, summary.json).
     """
+    primary = jax.process_index() == 0
     started = time.perf_counter()
     checkpointer = Checkpointer(Path(run_dir) / "checkpoints", checkpoint, record=config_record)
     try:
@@ -98,7 +101,7 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
                               resumed_from=newest, skipped_steps=0)
         target = abstract_state(program.init_state, program.state_shardings)
         restored = checkpointer.restore(newest, target) if newest is not None else None
-        if on_start:
+        if on_start and primary:
             on_start()
         start = restored.step if restored else 0
         skipped = restored.meta.get("skipped_steps", 0) if restored else 0
@@ -110,14 +113,15 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
             logger.info("resuming from step %d", start)
         log = MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start, sinks=sinks,
                          name=program.config.name, run_config=config_record,
-                         primary=jax.process_index() == 0)
+                         primary=primary)
         profiler = Profiler(trainer.profile, run_dir=run_dir)
         try:
             loop = _Loop(program, loader=loader, trainer=trainer, checkpoint=checkpoint,
                          checkpointer=checkpointer, throughput=throughput, skipped=skipped, log=log,
                          profiler=profiler)
             state = restored.state if restored else program.init_state()
-            with Preemption() as preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
+            preemption = Preemption(multi_process=jax.process_count() > 1)
+            with preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
                 state, status = loop.run(state, start=start, preemption=preemption, watchdog=watchdog)
         finally:
             profiler.stop()
@@ -126,7 +130,7 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
         checkpointer.close()  # waits for writes in flight: a started checkpoint is completed
         loader.close()
     summary = loop.summary(state, status=status, start=start, wall_s=time.perf_counter() - started)
-    if status is RunStatus.COMPLETED:
+    if status is RunStatus.COMPLETED and primary:
         (Path(run_dir) / "summary.json").write_text(
             json.dumps(dataclasses.asdict(summary), indent=2, default=lambda s: s.value))
     return summary
@@ -162,7 +166,7 @@ class _Loop:
             if self.trainer.eval_every and done % self.trainer.eval_every == 0 and done < self.trainer.steps:
                 evaluated = {"eval_loss": self.evaluate(state)}
                 self.log.write(done, evaluated)
-            if preemption.requested and done < self.trainer.steps:
+            if preemption.stop_after(done - start) and done < self.trainer.steps:
                 self._save(done, state, evaluated)
                 self.checkpointer.wait()  # the save is what the stop was for: see it committed
                 logger.warning("stopped: checkpoint saved at step %d; run the same command to resume", done)
@@ -265,7 +269,7 @@ class _Loop:
 
 def _sample(program: Program, state, loader: Loader, trainer: TrainerConfig) -> str:
     """The prompt and its completion, generated as hydralearn-generate does, within seq_len."""
-    if not trainer.sample_tokens:
+    if not trainer.sample_tokens or jax.process_count() > 1:  # the sampler runs on one device
         return ""
     codec = codec_of(loader.tokenizer)
     prompt = trainer.sample_prompt

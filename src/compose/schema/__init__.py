@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from hydralearn.compose.schema.distributed import DistributedConfig
 from hydralearn.compose.schema.hardware import AUTO, HardwareConfig, Platform
 from hydralearn.compose.schema.kernel import Kernel, KernelConfig
 from hydralearn.compose.schema.mesh import MESH_AXES, MeshConfig, MeshMode, ShardingConfig
@@ -24,7 +25,7 @@ from hydralearn.data.config import DATA_SCHEMAS, DataConfig, Source
 from hydralearn.data.tokenizer_config import TOKENIZER_SCHEMAS
 
 __all__ = ["AUTO", "CHECKPOINT_NAMES", "MESH_AXES", "ROLES", "BestMode", "CheckpointConfig",
-           "DataConfig", "HardwareConfig", "Kernel", "KernelConfig", "LoggerConfig", "MeshConfig",
+           "DataConfig", "DistributedConfig", "HardwareConfig", "Kernel", "KernelConfig", "LoggerConfig", "MeshConfig",
            "MeshMode", "NameAction", "NonFinite", "OptimizerConfig", "Platform", "ProfileConfig",
            "RematConfig", "RematPolicy", "SaveMode", "ScheduleConfig", "ShardingConfig", "Source",
            "TrainConfig", "TrainerConfig", "GROUPS", "OPTION_SCHEMAS"]
@@ -49,6 +50,7 @@ class TrainConfig:
     trainer: TrainerConfig = MISSING
     checkpoint: CheckpointConfig = MISSING
     logger: LoggerConfig = MISSING
+    distributed: DistributedConfig = MISSING
 
 
 # Group -> (base schema name, schema): stored as `<group>/base_<name>` in Hydra's ConfigStore.
@@ -59,6 +61,7 @@ GROUPS: dict[str, tuple[str, type]] = {
     "sharding": ("sharding", ShardingConfig), "remat": ("remat", RematConfig),
     "kernel": ("kernel", KernelConfig), "trainer": ("trainer", TrainerConfig),
     "checkpoint": ("checkpoint", CheckpointConfig), "logger": ("logger", LoggerConfig),
+    "distributed": ("distributed", DistributedConfig),
 }
 
 # Groups with one schema per option (group -> option name -> schema), each stored as
