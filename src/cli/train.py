@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from hydralearn import CONF_DIR
-from hydralearn.cli import hydra_args, hydra_job
+from hydralearn.cli import hydra_args, hydra_job, init_hf
 from hydralearn.cli.errors import exit_with
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.store import register_schemas
@@ -45,12 +45,12 @@ def main() -> None:
                 validate_hydra(compose_config.compose(args.overrides, where))
             _hydra_main()  # help, info, completion: Hydra's own, no job runs
         elif args.cfg:
-            show_config(args, where)
+            show_config(args, init_hf.expand(args.overrides, where), where)
         elif args.multirun:
             check_points(args.overrides, where)
             _hydra_main()  # Hydra's sweeper and launcher run the points (job() below)
         else:
-            sys.exit(run_once(args.overrides, where))
+            sys.exit(run_once(init_hf.expand(args.overrides, where), where))
     except ConfigError as e:
         exit_with(e)
 
@@ -108,9 +108,9 @@ def check_points(overrides: list[str], where: compose_config.Location) -> None:
         raise ConfigError(errors)
 
 
-def show_config(args, where: compose_config.Location) -> None:
+def show_config(args, overrides: list[str], where: compose_config.Location) -> None:
     """`--cfg job|hydra|all [--package P] [--resolve]`, as Hydra prints it, once validated."""
-    cfg = compose_config.compose(args.overrides, where)
+    cfg = compose_config.compose(overrides, where)
     validate(cfg)
     if args.cfg == "job":
         cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])

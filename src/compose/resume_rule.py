@@ -40,7 +40,7 @@ SHAPE_FIELDS = frozenset({
 # The PERFORMANCE entries are the "execution-only" changes a resumed run may make.
 RULES: tuple[tuple[str, Effect], ...] = (
     *((key, Effect.PERFORMANCE) for key in (
-        "name", "plugins", "hardware", "mesh", "sharding", "remat", "kernel", "checkpoint",
+        "name", "plugins", "init", "hardware", "mesh", "sharding", "remat", "kernel", "checkpoint",
         "trainer.log_every", "trainer.eval_every", "trainer.eval_batches", "trainer.sample_tokens",
         "trainer.sample_prompt", "trainer.sample_temperature", "trainer.nonfinite",
         "trainer.watchdog_s", "trainer.skip_memory_check")),

@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from hydralearn.compose.schema.hardware import AUTO, HardwareConfig, Platform
+from hydralearn.compose.schema.init import HfConfigMode, InitConfig
 from hydralearn.compose.schema.kernel import Kernel, KernelConfig
 from hydralearn.compose.schema.mesh import MESH_AXES, MeshConfig, MeshMode, ShardingConfig
 from hydralearn.compose.schema.optim import OptimConfig
@@ -21,7 +22,7 @@ from hydralearn.compose.schema.run import (BestMode, CheckpointConfig, NonFinite
 from hydralearn.data.config import DataConfig, Source
 
 __all__ = ["AUTO", "CHECKPOINT_NAMES", "MESH_AXES", "BestMode", "CheckpointConfig", "DataConfig",
-           "HardwareConfig", "Kernel", "KernelConfig", "MeshConfig", "MeshMode", "NameAction",
+           "HardwareConfig", "HfConfigMode", "InitConfig", "Kernel", "KernelConfig", "MeshConfig", "MeshMode", "NameAction",
            "NonFinite", "OptimConfig", "Platform", "RematConfig", "RematPolicy", "SaveMode",
            "ShardingConfig", "Source", "TrainConfig", "TrainerConfig", "GROUPS"]
 
@@ -43,6 +44,7 @@ class TrainConfig:
     data: DataConfig = MISSING
     trainer: TrainerConfig = MISSING
     checkpoint: CheckpointConfig = MISSING
+    init: InitConfig = MISSING
 
 
 # Group -> (base schema name, schema): stored as `<group>/base_<name>` in Hydra's ConfigStore.
@@ -51,5 +53,5 @@ GROUPS: dict[str, tuple[str, type]] = {
     "sharding": ("sharding", ShardingConfig), "remat": ("remat", RematConfig),
     "kernel": ("kernel", KernelConfig), "optim": ("adamw", OptimConfig),
     "data": ("data", DataConfig), "trainer": ("trainer", TrainerConfig),
-    "checkpoint": ("checkpoint", CheckpointConfig),
+    "checkpoint": ("checkpoint", CheckpointConfig), "init": ("init", InitConfig),
 }
