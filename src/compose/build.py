@@ -61,11 +61,23 @@ def model_factory(config: TrainConfig, *, mesh: Mesh | None = None) -> Callable[
         attention_fn = per_shard(attention_fn, mesh=mesh, rules=config.sharding)
     remat = block_transform(config.remat)
     model_cls = layer_class(config.model)
+    adapter = make_adapter(config)
 
     def create() -> nnx.Module:
-        return model_cls(config.model, attention_fn=attention_fn, remat=remat,
-                         rngs=nnx.Rngs(params=config.seed))
+        rngs = nnx.Rngs(params=config.seed)
+        model = model_cls(config.model, attention_fn=attention_fn, remat=remat, rngs=rngs)
+        adapter(model, rngs)  # after the model: its own weights are drawn as without adapter
+        return model
     return create
+
+
+def make_adapter(config: TrainConfig):
+    """The model's adapter (layers/adapter); a model config without one has none."""
+    adapter = getattr(config.model, "adapter", None)
+    if adapter is None:
+        from hydralearn.layers.adapter.none import NoAdapter
+        return NoAdapter(None)
+    return layer_class(adapter)(adapter)
 
 
 def abstract_params(config: TrainConfig, *, mesh: Mesh | None = None) -> tuple[nnx.GraphDef, nnx.State]:
@@ -91,8 +103,13 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     tx = optimizer.transform
     replicated = NamedSharding(mesh, PartitionSpec())
     p_shardings = param_shardings(abstract, config, mesh)
+    # Only the adapter's `trainable` parameters get gradients and optimizer state (all of
+    # them without an adapter); the others are frozen.
+    trainable = make_adapter(config).trainable
+    abstract_trained, _ = nnx.split_state(abstract, trainable, ...)
     opt_shardings = optax.tree_map_params(
-        tx, lambda _, sharding: sharding, jax.eval_shape(tx.init, abstract), p_shardings,
+        tx, lambda _, sharding: sharding, jax.eval_shape(tx.init, abstract_trained),
+        param_shardings(abstract_trained, config, mesh),
         transform_non_params=lambda _: replicated,
         is_leaf=lambda x: isinstance(x, nnx.Variable))
     state_shardings = TrainState(step=replicated, params=p_shardings, opt_state=opt_shardings)
@@ -100,7 +117,8 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
 
     def init_state() -> TrainState:
         params = nnx.state(create(), nnx.Param)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=tx.init(nnx.split_state(params, trainable, ...)[0]))
 
     def apply(params, tokens):
         return nnx.merge(graphdef, params)(tokens)
@@ -112,14 +130,16 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         return objective, {"loss": ce, **out.aux}
 
     def train_step(state: TrainState, inputs, targets):
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, inputs, targets)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        trained, frozen = nnx.split_state(state.params, trainable, ...)
+        grads, metrics = jax.grad(lambda p: loss_fn(nnx.merge_state(p, frozen), inputs, targets),
+                                  has_aux=True)(trained)
+        updates, opt_state = tx.update(grads, state.opt_state, trained)
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
         metrics |= {"grad_norm": grad_norm, "lr": optimizer.schedule(state.step),
                     "nonfinite": (~finite).astype(jnp.int32)}
-        new = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                         opt_state=opt_state)
+        params = nnx.merge_state(optax.apply_updates(trained, updates), frozen)
+        new = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
         if config.trainer.nonfinite is NonFinite.skip:  # keep the old state; the step still counts
             new = TrainState(step=new.step, params=_keep_if(finite, new.params, state.params),
                              opt_state=_keep_if(finite, new.opt_state, state.opt_state))
