@@ -130,7 +130,8 @@ def train_run(prepared: Prepared, *, run_dir: Path):
     summary = train(program, data=config.data, corpus=corpus, trainer=config.trainer,
                     checkpoint=config.checkpoint, throughput=throughput, run_dir=run_dir,
                     config_record=container, on_start=lambda: OmegaConf.save(
-                        OmegaConf.create(container), run_dir / RESOLVED_CONFIG))
+                        OmegaConf.create(container), run_dir / RESOLVED_CONFIG),
+                    start=initial_start(config, program))
     if summary.status in (RunStatus.PREEMPTED, RunStatus.INTERRUPTED):
         logger.info(f"{summary.status.value}: checkpoint saved at step {summary.steps}; run the "
                     "same command to resume")
@@ -146,6 +147,20 @@ def train_run(prepared: Prepared, *, run_dir: Path):
     if summary.sample:
         logger.info(f"--- sample ---\n{summary.sample}\n--------------")
     return summary
+
+
+def initial_start(config: TrainConfig, program):
+    """The trainer's Start for conf/init (None: random initialisation)."""
+    from hydralearn.runtime.trainer import Start
+
+    if not config.init.hf:
+        return None
+    from hydralearn.interop import hf
+
+    def make():
+        return hf.initial_state(program, hf.load_params(config.init.hf, config,
+                                                        shardings=program.plain_shardings))
+    return Start(source=f"Hugging Face weights in {config.init.hf}", make=make)
 
 
 def exit_code(summary) -> int:

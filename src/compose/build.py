@@ -43,6 +43,10 @@ class Program:
     state_shardings: TrainState
     batch_sharding: NamedSharding
     init_state: Callable[[], TrainState]  # jitted: creates the state already sharded
+    # jitted: a fresh state (step 0, new optimizer state) holding the given weights, in the
+    # layout of the model without adapter (`plain_config`); adapters start fresh
+    start_from: Callable[[nnx.State], TrainState]
+    plain_shardings: nnx.State  # shardings of those weights
     train_step: Callable  # jitted: (state, inputs, targets) -> (state, metrics); donates state
     eval_step: Callable  # jitted: (params, inputs, targets) -> loss
     apply: Callable  # pure: (params, tokens) -> logits (B, T, V)
@@ -120,6 +124,16 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=tx.init(nnx.split_state(params, trainable, ...)[0]))
 
+    plain_shardings = param_shardings(abstract_params(plain_config(config), mesh=mesh)[1], config, mesh)
+
+    def start_from(plain: nnx.State) -> TrainState:
+        params = nnx.state(create(), nnx.Param)
+        pure = nnx.to_pure_dict(params)  # the random weights are overwritten: XLA drops them
+        _graft(pure, nnx.to_pure_dict(plain))
+        nnx.replace_by_pure_dict(params, pure)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=tx.init(nnx.split_state(params, trainable, ...)[0]))
+
     def apply(params, tokens):
         return nnx.merge(graphdef, params)(tokens)
 
@@ -151,6 +165,8 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         config=config, mesh=mesh, graphdef=graphdef, state_shardings=state_shardings,
         batch_sharding=b_sharding,
         init_state=jax.jit(init_state, out_shardings=state_shardings),
+        start_from=jax.jit(start_from, in_shardings=(plain_shardings,), out_shardings=state_shardings),
+        plain_shardings=plain_shardings,
         train_step=jax.jit(train_step, donate_argnums=0,
                            in_shardings=(state_shardings, b_sharding, b_sharding),
                            out_shardings=(state_shardings, replicated)),
@@ -159,6 +175,25 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         apply=apply, schedule=optimizer.schedule, num_params=num_params,
         param_bytes_per_device=bytes_per_device(abstract, p_shardings),
         matmul_params=num_params - _lookup_only_params(config) - inactive_expert_params(abstract, config))
+
+
+def plain_config(config: TrainConfig) -> TrainConfig:
+    """The config without its model's adapter: the layout checkpoints of the base model use."""
+    if getattr(config.model, "adapter", None) is None:
+        return config
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, adapter=None))
+
+
+def _graft(full: dict, plain: dict) -> None:
+    """Put the plain model's weights into `full`, where an adapter keeps a weight it wraps
+    under `base` (layers/adapter)."""
+    for key, value in plain.items():
+        if isinstance(value, dict):
+            _graft(full[key], value)
+        elif isinstance(full[key], dict):
+            full[key]["base"] = value
+        else:
+            full[key] = value
 
 
 def _keep_if(finite: jax.Array, new, old):

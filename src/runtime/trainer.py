@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -75,10 +76,19 @@ class Throughput:
                 "mfu": tokens_per_s * self.flops_per_token / self.peak_flops}
 
 
+@dataclasses.dataclass(frozen=True)
+class Start:
+    """Where a run without a checkpoint of its own takes its first state from (conf/init)."""
+    source: str  # for the log, e.g. "Hugging Face weights in /ckpt/x"
+    make: Callable[[], Any]  # () -> TrainState at step 0
+
+
 def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: TrainerConfig,
           checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path,
-          config_record: dict | None = None, on_start: Callable[[], None] | None = None) -> RunSummary:
-    """Train to `trainer.steps`, resuming from the newest intact checkpoint.
+          config_record: dict | None = None, on_start: Callable[[], None] | None = None,
+          start: Start | None = None) -> RunSummary:
+    """Train to `trainer.steps`, resuming from the newest intact checkpoint; without one,
+    from `start` (random initialisation if None): a run's own checkpoint always wins.
 
     `config_record` (the resolved config) is saved in every checkpoint. `on_start` runs once
     the run is sure to go on (checkpoints verified and restored, nothing refused), before the
@@ -96,22 +106,25 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
         restored = checkpointer.restore(newest, target) if newest is not None else None
         if on_start:
             on_start()
-        start = restored.step if restored else 0
+        first = restored.step if restored else 0
         skipped = restored.meta.get("skipped_steps", 0) if restored else 0
         if restored:
-            logger.info("resuming from step %d", start)
+            logger.info("resuming from step %d%s", first, f" (the run's own checkpoint wins: {start.source} "
+                        "not used)" if start else "")
+        elif start:
+            logger.info("starting from %s", start.source)
         loop = _Loop(program, data=data, corpus=corpus, trainer=trainer, checkpoint=checkpoint,
                      checkpointer=checkpointer, throughput=throughput, skipped=skipped,
-                     log=MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start))
-        state = restored.state if restored else program.init_state()
+                     log=MetricsLog(run_dir, total_steps=trainer.steps, initial_step=first))
+        state = restored.state if restored else (start.make() if start else program.init_state())
         try:
             with Preemption() as preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
-                state, status = loop.run(state, start=start, preemption=preemption, watchdog=watchdog)
+                state, status = loop.run(state, start=first, preemption=preemption, watchdog=watchdog)
         finally:
             loop.log.close()
     finally:
         checkpointer.close()  # waits for writes in flight: a started checkpoint is completed
-    summary = loop.summary(state, status=status, start=start, wall_s=time.perf_counter() - started)
+    summary = loop.summary(state, status=status, start=first, wall_s=time.perf_counter() - started)
     if status is RunStatus.COMPLETED:
         (Path(run_dir) / "summary.json").write_text(
             json.dumps(dataclasses.asdict(summary), indent=2, default=lambda s: s.value))
