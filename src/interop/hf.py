@@ -24,12 +24,14 @@ import numpy as np
 from flax import nnx
 from safetensors import safe_open
 from safetensors.flax import save_file
+from safetensors.numpy import save_file as save_numpy
 
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.build import Program, TrainState, abstract_params, plain_config
 from hydralearn.compose.resolve import resolve
 from hydralearn.compose.schema import TrainConfig
 from hydralearn.errors import ConfigError
+from hydralearn.interop.export_rules import PEFT_MODULES
 from hydralearn.interop.hf_config import from_hf_config, to_hf_config
 
 Array = Any  # numpy or jax array
@@ -166,6 +168,30 @@ def export(params: nnx.State, config: TrainConfig, out_dir: str | Path, *,
               metadata={"format": "pt"})  # transformers refuses files without this tag
     hf_config = to_hf_config(model, max_position_embeddings=max_position_embeddings)
     (out / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
+    return out
+
+
+def export_adapter(params: nnx.State, config: TrainConfig, out_dir: str | Path) -> Path:
+    """A LoRA run's adapters in PEFT's format (adapter_config.json, adapter_model.safetensors),
+    for the base model `export` writes; the caller checked export_rules.adapter_errors."""
+    model, adapter, out = config.model, config.model.adapter, Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    blocks = nnx.to_pure_dict(params)["blocks"]
+    tensors = {}
+    for target in adapter.targets:
+        module, _, attr = PEFT_MODULES[target].partition(".")
+        weight = _get(blocks, ("attention" if module == "self_attn" else "ffn", target))
+        a, b = np.asarray(weight["a"]), np.asarray(weight["b"])  # (L, *in, r), (L, r, *out)
+        for i in range(model.num_layers):  # PEFT: A (r, in), B (out, r), delta = B @ A
+            name = f"base_model.model.model.layers.{i}.{PEFT_MODULES[target]}"
+            tensors[f"{name}.lora_A.weight"] = np.ascontiguousarray(a[i].reshape(-1, adapter.rank).T)
+            tensors[f"{name}.lora_B.weight"] = np.ascontiguousarray(b[i].reshape(adapter.rank, -1).T)
+    save_numpy(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+    (out / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": adapter.rank, "lora_alpha": adapter.alpha,
+        "target_modules": sorted(PEFT_MODULES[t].rpartition(".")[2] for t in adapter.targets),
+        "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False, "use_rslora": False,
+        "inference_mode": True, "base_model_name_or_path": None}, indent=2) + "\n")
     return out
 
 
