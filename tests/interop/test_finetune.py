@@ -178,18 +178,15 @@ def test_export_merged_and_peft_adapter_match_hydralearn(lora_run, checkpoints, 
     assert e.value.code == 2
 
 
-def test_lora_on_moe_on_8_devices(one_device):
+def test_lora_on_moe_on_8_devices():
     from tests.conftest import tiny_config
-    configs = [tiny_config("model=mixtral_tiny", *mesh, *LORA, device_count=n)
-               for mesh, n in ((["mesh.axes.expert=4"], 8), ([], 1))]
-    assert configs[0].mesh.axes["expert"] == 4
-    losses = []
-    for config, devices in zip(configs, (jax.devices(), one_device)):
-        program = build(config, devices=devices)
-        state = program.init_state()
-        base = np.asarray(state.params["blocks"]["ffn"]["gate"]["base"][...])
-        state, metrics = program.train_step(state, jnp.asarray(TOKENS[:, :16]), jnp.asarray(TOKENS[:, 1:17]))
-        state, metrics = program.train_step(state, jnp.asarray(TOKENS[:, :16]), jnp.asarray(TOKENS[:, 1:17]))
-        assert np.array_equal(np.asarray(state.params["blocks"]["ffn"]["gate"]["base"][...]), base)
-        losses.append(float(metrics["loss"]))
-    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    config = tiny_config("model=mixtral_tiny", "mesh.axes.expert=4", "optim.warmup_steps=0", *LORA, device_count=8)
+    program = build(config, devices=jax.devices())
+    state = program.init_state()
+    gate = state.params["blocks"]["ffn"]["gate"]
+    assert "expert" in str(gate["a"][...].sharding.spec)  # one adapter per expert, placed with it
+    base, b = np.asarray(gate["base"][...]), np.asarray(gate["b"][...])
+    state, metrics = program.train_step(state, jnp.asarray(TOKENS[:, :16]), jnp.asarray(TOKENS[:, 1:17]))
+    gate = state.params["blocks"]["ffn"]["gate"]
+    assert np.isfinite(float(metrics["loss"]))
+    assert np.array_equal(np.asarray(gate["base"][...]), base) and not np.array_equal(np.asarray(gate["b"][...]), b)
