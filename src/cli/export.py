@@ -41,7 +41,7 @@ def export(run: str, out: Path, *, adapter_only: bool = False) -> Path:
         "config.json", "model.safetensors")
     if existing := [n for n in names if (out / n).exists()]:
         raise ConfigError([f"{out}: {', '.join(existing)} exist already; choose an empty directory"])
-    params = _restore_params(run_dir, config, int(step) if step else None)
+    params = restore_params(run_dir, config, int(step) if step else None)
     from hydralearn.interop import hf
 
     if adapter_only:
@@ -50,7 +50,7 @@ def export(run: str, out: Path, *, adapter_only: bool = False) -> Path:
 
 
 def run_config(run_dir: Path):
-    """The resolved config the run's newest checkpoint was written with, on one device."""
+    """The resolved config the run's newest checkpoint was written with."""
     from hydralearn.runtime.checkpoint import saved_config
 
     saved = saved_config(run_dir / "checkpoints")
@@ -59,13 +59,16 @@ def run_config(run_dir: Path):
     if saved is None:
         raise ConfigError([f"{run_dir}: no checkpoint with its config here (expected a run directory "
                            "of hydralearn-train)"])
-    config = from_container(saved)
-    # Export reads the whole model on one device: the checkpoint is resharded onto it.
-    return dataclasses.replace(config, mesh=MeshConfig(
-        mode=MeshMode.fixed, axes={k: 1 for k in config.mesh.axes}))
+    return from_container(saved)
 
 
-def _restore_params(run_dir: Path, config, step: int | None):
+def run_on_one_device(config):
+    """The whole model read on one device: the checkpoint is resharded onto it."""
+    return dataclasses.replace(config, mesh=MeshConfig(mode=MeshMode.fixed,
+                                                       axes={k: 1 for k in config.mesh.axes}))
+
+
+def restore_params(run_dir: Path, config, step: int | None):
     import jax
 
     from hydralearn.compose.build import build
@@ -74,7 +77,7 @@ def _restore_params(run_dir: Path, config, step: int | None):
     steps = committed_steps(run_dir / "checkpoints")
     if step is not None and step not in steps:
         raise ConfigError([f"{run_dir}@{step}: no such checkpoint (steps: {steps or 'none'})"])
-    program = build(config, devices=jax.devices()[:1])
+    program = build(run_on_one_device(config), devices=jax.devices()[:1])
     checkpointer = Checkpointer(run_dir / "checkpoints", config.checkpoint)
     try:
         step = step if step is not None else checkpointer.newest_intact()

@@ -71,7 +71,7 @@ def saved_names(config: TrainConfig) -> frozenset[str] | None:
     return frozenset(POLICY_SAVES[policy]) if policy in POLICY_SAVES else None
 
 
-def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int,
+def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int, grad_bytes: int,
              optimizer_bytes: int, ffn_width: float) -> MemoryEstimate:
     shards = _Shards(config, mesh)
     tokens = math.ceil(config.data.batch_size / shards.batch) * config.data.seq_len / shards.length
@@ -91,7 +91,7 @@ def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int,
         working = full_layer
     logits = 2 * 4 * model.vocab_size / shards.vocab
     activations = tokens * (model.num_layers * saved + working + logits)
-    return MemoryEstimate(params=param_bytes, optimizer=optimizer_bytes, grads=param_bytes,
+    return MemoryEstimate(params=param_bytes, optimizer=optimizer_bytes, grads=grad_bytes,
                           activations=int(activations), batch_shards=shards.batch)
 
 

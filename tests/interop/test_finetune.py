@@ -2,6 +2,7 @@
 weights into the run's shardings), `model/adapter=lora`, and `hydralearn-export` back to
 transformers and PEFT. References are transformers' and peft's own models, made here."""
 
+import dataclasses
 import json
 
 import jax
@@ -22,6 +23,7 @@ from hydralearn.compose import config as compose_config
 from hydralearn.compose.build import build
 from hydralearn.compose.config import to_container
 from hydralearn.compose.resolve import resolve
+from hydralearn.compose.schema import SaveMode
 from hydralearn.errors import ConfigError
 from hydralearn.interop import hf
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
@@ -116,21 +118,35 @@ def test_unused_tensor_refuses_the_import(checkpoints, tmp_path, one_device):
 
 
 @pytest.fixture(scope="module")
-def lora_run(checkpoints, one_device):
-    """Llama from init.hf with LoRA: (config, program, state at init, state after 6 steps)."""
+def lora_run(checkpoints, one_device, tmp_path_factory):
+    """Llama from init.hf with LoRA: (config, program, parameters at init, state after 6
+    steps, losses, checkpointer holding step 3)."""
     directory = checkpoints["llama"][0]
     config = run_config(f"init.hf={directory}", "init.hf_config=adopt", "optim.lr=0.01", *RUN, *LORA)
     program, first = started(config, one_device)
     start = jax.tree.map(np.asarray, nnx.to_pure_dict(first.params))
+    sync = dataclasses.replace(config.checkpoint, mode=SaveMode["sync"])  # the step donates the state
+    checkpointer = Checkpointer(tmp_path_factory.mktemp("mid") / "checkpoints", sync)
     state, losses = first, []
-    for _ in range(6):  # one batch again and again: the loss must fall
+    for step in range(6):  # one batch again and again: the loss must fall
+        if step == 3:
+            checkpointer.save(3, state, meta={"step": 3})
         state, metrics = program.train_step(state, jnp.asarray(TOKENS[:, :-1]), jnp.asarray(TOKENS[:, 1:]))
         losses.append(float(metrics["loss"]))
-    return config, program, start, state, losses
+    yield config, program, start, state, losses, checkpointer
+    checkpointer.close()
+
+
+def test_lora_resume_mid_run_is_exact(lora_run):
+    _, program, _, state, _, checkpointer = lora_run
+    resumed = checkpointer.restore(3, abstract_state(program.init_state, program.state_shardings)).state
+    for _ in range(3):
+        resumed, _ = program.train_step(resumed, jnp.asarray(TOKENS[:, :-1]), jnp.asarray(TOKENS[:, 1:]))
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), resumed, state))
 
 
 def test_lora_starts_equal_then_trains_adapters_only(lora_run, checkpoints):
-    config, program, start, state, losses = lora_run
+    config, program, start, state, losses, _ = lora_run
     expected = checkpoints["llama"][1]
     base_logits = np.asarray(program.apply(jax.tree.map(jnp.asarray, start_params(program, start)),
                                            jnp.asarray(TOKENS)).logits)
@@ -153,13 +169,19 @@ def start_params(program, pure):
     return params
 
 
-def test_export_merged_and_peft_adapter_match_hydralearn(lora_run, checkpoints, tmp_path):
-    config, program, _, state, _ = lora_run
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def saved_run(lora_run, tmp_path_factory):
+    """The LoRA run's step 6 saved as hydralearn-train saves it (with its config); its logits."""
+    config, program, _, state, _, _ = lora_run
+    run_dir = tmp_path_factory.mktemp("run")
     checkpointer = Checkpointer(run_dir / "checkpoints", config.checkpoint, record=to_container(config))
     checkpointer.save(6, state, meta={"step": 6})
     checkpointer.close()
-    ours = np.asarray(program.apply(state.params, jnp.asarray(TOKENS)).logits)
+    return run_dir, np.asarray(program.apply(state.params, jnp.asarray(TOKENS)).logits)
+
+
+def test_export_merged_and_peft_adapter_match_hydralearn(saved_run, checkpoints, tmp_path):
+    run_dir, ours = saved_run
     export_cli.main([f"{run_dir}@6", "--to", "hf", str(tmp_path / "merged")])
     export_cli.main([str(run_dir), "--to", "hf", str(tmp_path / "adapter"), "--adapter-only"])
     with torch.no_grad():
@@ -190,3 +212,20 @@ def test_lora_on_moe_on_8_devices():
     gate = state.params["blocks"]["ffn"]["gate"]
     assert np.isfinite(float(metrics["loss"]))
     assert np.array_equal(np.asarray(gate["base"][...]), base) and not np.array_equal(np.asarray(gate["b"][...]), b)
+
+
+def test_init_checkpoint_starts_a_new_run_from_another_runs_weights(lora_run, saved_run, checkpoints, one_device):
+    config, program, _, state, _, _ = lora_run
+    run_dir, ours = saved_run
+    same = run_config(f"init.checkpoint={run_dir}@6", "init.hf_config=adopt", *RUN, *LORA, "name=next")
+    first = initial_start(same, program).make()  # same model and optimizer: all of the state
+    assert int(first.step) == 0
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)),
+                                     (first.params, first.opt_state), (state.params, state.opt_state)))
+    # Full fine-tuning from the LoRA run: its adapters merged, a fresh optimizer.
+    full = run_config(f"init.checkpoint={run_dir / 'checkpoints'}", "init.checkpoint_optimizer=false",
+                      *RUN, *hf.overrides(checkpoints["llama"][0]))
+    program, first = started(full, one_device)
+    got = np.asarray(program.apply(first.params, jnp.asarray(TOKENS)).logits)
+    assert float(np.max(np.abs(got - ours))) < 1e-4
+    assert all(float(jnp.max(jnp.abs(x))) == 0 for x in jax.tree.leaves(first.opt_state))

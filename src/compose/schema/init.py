@@ -17,3 +17,15 @@ class HfConfigMode(enum.Enum):
 class InitConfig:
     hf: str | None = None  # a local Hugging Face directory: config.json + *.safetensors
     hf_config: HfConfigMode = HfConfigMode.check
+    # Another run's weights: its run directory (or its checkpoints/ directory), `@step` for a
+    # given step (default: the newest intact one).
+    checkpoint: str | None = None
+    # With init.checkpoint: also take its optimizer state (the step count starts at 0 anyway);
+    # needs the same model and optimizer. False: a fresh optimizer, and the other run's
+    # adapters (if any) are merged into its weights first.
+    checkpoint_optimizer: bool = True
+
+    def errors(self) -> list[str]:
+        if self.hf and self.checkpoint:
+            return ["init.hf and init.checkpoint are both set; a run starts from one of them"]
+        return []
