@@ -7,6 +7,7 @@ import itertools
 
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 from hydra.errors import OverrideParseException
 
 from hydralearn.compose import config as compose_config
@@ -53,21 +54,38 @@ def location(args: argparse.Namespace) -> compose_config.Location:
 
 
 def hands_over(args: argparse.Namespace) -> bool:
-    """Commands that only Hydra serves and that run no job: help, info, completion, rerun."""
-    return bool(args.help or args.hydra_help or args.version or args.info or args.shell_completion
-                or args.experimental_rerun)
+    """Commands that only Hydra serves and that run no job: help, info, completion."""
+    return bool(args.help or args.hydra_help or args.version or args.info or args.shell_completion)
+
+
+def check_modes(args: argparse.Namespace) -> None:
+    """Hydra runs one mode per command (its own message is a traceback). Hydra's rerun unpickles
+    a saved file: pickle runs any code it names, past the `_target_` allowlist."""
+    if args.experimental_rerun:
+        raise ConfigError(["--experimental-rerun is refused: it unpickles a file, which can run any "
+                           "code; run the same command again instead (name=<run> resumes that run)"])
+    modes = [flag for flag, given in (("--run", args.run), ("--multirun", args.multirun),
+                                      ("--cfg", args.cfg)) if given]
+    if len(modes) > 1:
+        raise ConfigError([f"{' and '.join(modes)} cannot be combined: give one of --run, "
+                           "--multirun, --cfg, --info and --shell-completion"])
+
+
+def shared_overrides(overrides: list[str]) -> list[str]:
+    """The overrides every point of a sweep has (Hydra's launching config composes these)."""
+    return [o for o in overrides if not _is_sweep(o)]
 
 
 def sweep_points(overrides: list[str], where: compose_config.Location) -> list[list[str]]:
     """The overrides of every job of a multirun, as Hydra's basic sweeper expands them:
     `hydra.sweeper.params` then the command line, each comma list, range or glob one axis of a
     cartesian product."""
-    plain = [o for o in overrides if not _is_sweep(o)]
+    plain = shared_overrides(overrides)
     sweeper = compose_config.compose(plain, where).hydra.sweeper
     if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
         return [plain]  # another sweeper chooses its points itself: check what they share
     params = sweeper.get("params") or {}
-    with compose_config.hydra_session(overrides, where):
+    with compose_config.hydra_session(where):
         loader = GlobalHydra.instance().config_loader()
         try:
             parsed = OverridesParser.create(config_loader=loader).parse_overrides(
@@ -81,11 +99,22 @@ def sweep_points(overrides: list[str], where: compose_config.Location) -> list[l
                 axes[key] = [f"{key}={o.get_value_element_as_str()}"]
             elif o.is_discrete_sweep():
                 axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+                _check_glob(o, axes[key])
             else:
-                raise ConfigError([f"{o.input_line}: the basic sweeper takes lists, ranges and globs; "
-                                   f"a {o.value_type.name.lower()} sweep needs a sweeper plugin "
-                                   "(e.g. hydra/sweeper=optuna)"])
+                raise ConfigError([f"{o.input_line}: the basic sweeper takes lists, choice, range, "
+                                   "glob and tag sweeps; an interval sweep needs a sweeper plugin "
+                                   "that samples it (e.g. hydra/sweeper=optuna)"])
     return [list(point) for point in itertools.product(*axes.values())]
+
+
+def _check_glob(override, expanded: list[str]) -> None:
+    """A group's schemas are options too (`base_<name>`, so YAML options can extend them);
+    `glob(*)` would run them as points."""
+    schemas = [v.partition("=")[2] for v in expanded if v.partition("=")[2].startswith("base_")]
+    if override.value_type is ValueType.GLOB_CHOICE_SWEEP and schemas:
+        key = override.get_key_element()
+        raise ConfigError([f"{override.input_line}: the glob also matches the schemas "
+                           f"{', '.join(schemas)}; leave them out with {key}='glob(*,exclude=base_*)'"])
 
 
 def _is_sweep(override: str) -> bool:

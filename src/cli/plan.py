@@ -1,6 +1,6 @@
 """`hydralearn-plan`: what a config costs on its stated hardware, without that hardware.
 
-    hydralearn-plan model=llama2_70b hardware=gpu_h100 hardware.hosts=64
+    hydralearn-plan model=llama2_70b hardware=gpu_h100 hardware.hosts=64 data.seq_len=4096
     hydralearn-plan --compile model/ffn=gelu hardware.devices_per_host=8   # + XLA's own memory figures
     hydralearn-plan --explain model.rope_theta model=llama3_8b            # which file set it
 """
@@ -72,6 +72,7 @@ def format_plan(plan, *, top: int = 8) -> str:
         f"plan: {plan.name} on {plan.hosts} x {per_host} {plan.hardware} ({plan.device_count} devices)",
         f"  mesh                 {mesh}",
         f"  attention kernel     {plan.kernel}",
+        f"  compute dtype        {plan.compute_dtype}",
         f"  parameters           {_count(plan.total_params)} total, {_count(plan.active_params)} active per token"
         + (f", {_count(plan.trainable_params)} trainable" if plan.trainable_params != plan.total_params else ""),
         f"  FLOPs per token      {plan.flops_per_token:.3e} (training: 6N + 12*L*d_attn*T)",

@@ -5,21 +5,58 @@ printed) and `loss_curves.png`.
 It reads only files (each job's `.hydra/overrides.yaml`, `summary.json`, `metrics.jsonl`), in
 `on_multirun_end`, which Hydra calls in the launching process once every job has returned, so
 it works the same with the basic, joblib and submitit launchers.
+
+Each point's directory is named by the overrides the sweep varies, flat
+(`model.ffn=gelu,optim.lr=0.001`; `hydra.sweep.subdir` in conf/train.yaml), so the same sweep
+run again finds every point's checkpoints and each point resumes alone. Two resolvers make
+that work with any launcher: `hydralearn.as_launched` returns a value as the launching process
+resolved it (a cached resolver: Hydra copies the launching config's resolver cache into every
+point's config, as it does for `${now:}`), and `hydralearn.point_dir` picks the swept overrides.
 """
 
 import csv
+import hashlib
 import io
 import json
 import logging
 import time
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
 METRICS = ("steps", "train_loss", "eval_loss", "tokens_per_s", "mfu", "wall_s")
+MAX_DIR_NAME = 120  # well under file systems' 255-byte limit on one path component
+
+
+def point_dir(overrides, launched, params) -> str:
+    """A point's directory name: its overrides of the keys the launching command swept (all of
+    them where none is known), sorted, with `/` flattened to `.` so groups do not nest."""
+    parser = OverridesParser.create()
+    swept = {o.get_key_element() for o in parser.parse_overrides(list(launched or []))
+             if o.is_sweep_override()} | set(params or {})
+    mine = list(overrides)
+    chosen = [item for item in mine if parser.parse_override(item).get_key_element() in swept]
+    name = ",".join(sorted(chosen or mine)).replace("/", ".") or "default"
+    if len(name) > MAX_DIR_NAME:
+        name = f"{name[:MAX_DIR_NAME - 9]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    return name
+
+
+def _plain(value):
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("hydralearn.as_launched"):
+        OmegaConf.register_new_resolver("hydralearn.as_launched", _plain, use_cache=True)
+        OmegaConf.register_new_resolver("hydralearn.point_dir", point_dir)
+
+
+register_resolvers()  # wherever Hydra resolves a sweep's directories, this module is imported
 
 
 class SweepSummary(Callback):
@@ -29,6 +66,9 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # A sweep dir may hold points of earlier sweeps (same name): summarize only this one's.
         self.started = time.time()
+        # Resolve the point directory once here, in the launching process, so the swept
+        # overrides are in the resolver cache that Hydra copies into every point's config.
+        OmegaConf.select(config, "hydra.sweep.subdir")
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -64,14 +104,32 @@ def summarize(sweep_dir: Path, *, since: float = 0.0) -> list[dict]:
         summary = _read_json(d / "summary.json")
         row = {"job": _job_num(d / ".hydra"), **{k: point.get(k, "") for k in varying}}
         row |= {m: summary.get(m, "") for m in METRICS}
-        # The run's own status (completed, preempted, ...) where it wrote one.
-        row["status"] = summary.get("status", "completed") if summary else "no summary.json (failed)"
-        row["run_dir"] = str(d.relative_to(sweep_dir))
+        row |= {"status": _status(summary), "reason": summary.get("reason", ""),
+                "run_dir": str(d.relative_to(sweep_dir))}
         rows.append(row)
     (sweep_dir / "summary.csv").write_text(_csv(rows))
     (sweep_dir / "summary.md").write_text(markdown(rows) + "\n")
     _plot(sweep_dir / "loss_curves.png", dirs, [_label(p, varying) for p in points])
     return rows
+
+
+def failures(sweep_dir: Path, *, since: float) -> list[str]:
+    """'<point dir>: <reason>' for each point of the sweep started at `since` that failed."""
+    out = []
+    for d in job_dirs(sweep_dir, since=since):
+        summary = _read_json(d / "summary.json")
+        if _status(summary) not in SUCCEEDED:
+            out.append(f"{d.relative_to(sweep_dir)}: {summary.get('reason') or _status(summary)}")
+    return out
+
+
+# A point's own status (runtime.trainer.RunStatus) where it wrote one; "failed" from
+# cli/run.record_failure.
+SUCCEEDED = ("completed", "already_complete", "preempted")
+
+
+def _status(summary: dict) -> str:
+    return summary.get("status", "completed") if summary else "failed: no summary.json"
 
 
 def markdown(rows: list[dict]) -> str:

@@ -15,14 +15,16 @@ run directory, nothing restorable), 3 non-finite loss, 4 watchdog, 5 storage, 13
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn import CONF_DIR
-from hydralearn.cli import hydra_args, hydra_job, init_hf
+from hydralearn.cli import hydra_args, hydra_job, init_hf, sweep
 from hydralearn.cli.errors import exit_with
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.store import register_schemas
@@ -30,6 +32,7 @@ from hydralearn.compose.validate import validate, validate_hydra
 from hydralearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+SWEEP_FAILED_EXIT = 1
 
 
 def main() -> None:
@@ -38,7 +41,10 @@ def main() -> None:
     logging.raiseExceptions = False
     args = hydra_args.parse(sys.argv[1:])
     try:
-        register_schemas()  # Hydra's own commands compose too: the schemas must be in its store
+        # Hydra's own commands compose too: the schemas and conf/'s place must be known to Hydra.
+        register_schemas()
+        compose_config.register_locations()
+        hydra_args.check_modes(args)
         where = hydra_args.location(args)
         if hydra_args.hands_over(args):
             if args.help or args.hydra_help:  # Hydra's help configures logging from the config
@@ -47,8 +53,7 @@ def main() -> None:
         elif args.cfg:
             show_config(args, init_hf.expand(args.overrides, where), where)
         elif args.multirun:
-            check_points(args.overrides, where)
-            _hydra_main()  # Hydra's sweeper and launcher run the points (job() below)
+            run_sweep(args.overrides, where)
         else:
             sys.exit(run_once(init_hf.expand(args.overrides, where), where))
     except ConfigError as e:
@@ -61,8 +66,8 @@ def run_once(overrides: list[str], where: compose_config.Location) -> int:
 
     run_dir = None
     try:
-        with compose_config.hydra_session(overrides, where) as full:
-            cfg = compose_config.compose_in_session(full, where)
+        with compose_config.hydra_session(where):
+            cfg = compose_config.compose_in_session(overrides, where)
             config = validate(cfg)
             run.check_name(config)
             run_dir = Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute()
@@ -89,6 +94,21 @@ def _full_error() -> bool:
     import os
 
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def run_sweep(overrides: list[str], where: compose_config.Location) -> None:
+    """Every point checked, then Hydra's sweeper and launcher run them (`_hydra_main`); exit
+    status 1 if a point failed. Points report through their run directories' summary.json,
+    which any launcher leaves where this process can read it."""
+    check_points(overrides, where)
+    sweep_dir = Path(str(compose_config.compose(hydra_args.shared_overrides(overrides), where).hydra.sweep.dir))
+    started = time.time()
+    _hydra_main()
+    failed = sweep.failures(sweep_dir, since=started)
+    if failed:
+        print(f"hydralearn: error: {len(failed)} point(s) of the sweep failed (summary in "
+              f"{sweep_dir}/summary.md): {'; '.join(failed)}", file=sys.stderr)
+        sys.exit(SWEEP_FAILED_EXIT)
 
 
 def check_points(overrides: list[str], where: compose_config.Location) -> None:
@@ -126,7 +146,11 @@ def show_config(args, overrides: list[str], where: compose_config.Location) -> N
     if package is not None:
         print(f"# @package {package}")
     if args.resolve:
-        OmegaConf.resolve(node)
+        try:
+            OmegaConf.resolve(node)
+        except OmegaConfBaseException as e:  # e.g. hydra.* keys that only a running job has
+            raise ConfigError([f"--cfg {args.cfg} --resolve: {str(e).splitlines()[0]} (the hydra "
+                               "node is resolved only as part of a run; try --cfg job)"]) from None
     sys.stdout.write(OmegaConf.to_yaml(node))
 
 

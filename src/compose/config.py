@@ -14,8 +14,11 @@ from typing import Iterator
 import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
+from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -36,7 +39,7 @@ class Location:
 
     config_path: str | None = None  # -cp: the primary config's directory (default: conf/)
     config_name: str = "train"  # -cn
-    config_dir: str | None = None  # --config-dir: searched after the primary's directory
+    config_dir: str | None = None  # --config-dir: searched after the primary's directory (ConfigLocations)
 
     def primary_dir(self) -> Path:
         if self.config_path is None:
@@ -50,16 +53,16 @@ DEFAULT = Location()
 
 def compose(overrides: list[str] = (), location: Location = DEFAULT) -> DictConfig:
     """The composed config, `hydra` node included; ConfigError (every problem) if it fails."""
-    with hydra_session(overrides, location) as full:
-        return compose_in_session(full, location)
+    with hydra_session(location):
+        return compose_in_session(overrides, location)
 
 
-def compose_in_session(full: list[str], location: Location = DEFAULT) -> DictConfig:
-    """`compose` inside a `hydra_session` (which gave `full`), e.g. to run the job in it."""
+def compose_in_session(overrides: list[str], location: Location = DEFAULT) -> DictConfig:
+    """`compose` inside a `hydra_session`, e.g. to run the job in it."""
     try:
-        cfg = hydra_compose(location.config_name, overrides=full, return_hydra_config=True)
+        cfg = hydra_compose(location.config_name, overrides=list(overrides), return_hydra_config=True)
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as e:
-        raise ConfigError(_diagnose(e, full, location)) from None
+        raise ConfigError(_diagnose(e, list(overrides), location)) from None
     except yaml.YAMLError as e:  # a config file of a group or experiment that is not YAML
         raise ConfigError([yaml_problem(e)]) from None
     # As in a real run, `${hydra:...}` interpolations resolve against this composition.
@@ -67,45 +70,52 @@ def compose_in_session(full: list[str], location: Location = DEFAULT) -> DictCon
     return cfg
 
 
+class ConfigLocations(SearchPathPlugin):
+    """hydralearn's places in Hydra's config search path, as Hydra's own command line puts them:
+    conf/ stays searchable when `-cp` names another primary directory (a user's primary config
+    can extend `train`), and `--config-dir` comes after the primary directory and the plugins'
+    paths, before `hydra.searchpath` (so a primary config may live there too). Registered with
+    Hydra (`register_locations`); `config_dir` is set only while hydralearn composes, because
+    `hydra.main` adds the flag's directory itself."""
+
+    config_dir: Path | None = None
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        # hydra.main names a directory without the scheme, the compose API with it.
+        present = {element.path.removeprefix("file://") for element in search_path.get_path()}
+        if str(CONF_DIR) not in present:
+            search_path.append(provider="hydralearn", path=f"file://{CONF_DIR}")
+        if ConfigLocations.config_dir is not None:
+            search_path.append(provider="command-line", path=f"file://{ConfigLocations.config_dir}")
+
+
+def register_locations() -> None:
+    """Idempotent; before Hydra builds a search path (compose, or `hydra.main`)."""
+    Plugins.instance().register(ConfigLocations)
+
+
 @contextlib.contextmanager
-def hydra_session(overrides: list[str], location: Location = DEFAULT) -> Iterator[list[str]]:
-    """Hydra initialised for `location`; yields the overrides Hydra must compose with."""
+def hydra_session(location: Location = DEFAULT) -> Iterator[None]:
+    """Hydra initialised for `location` (its search path as the command line's flags make it)."""
     register_schemas()
+    register_locations()
     primary = location.primary_dir()
     if not primary.is_dir():
         raise ConfigError([f"--config-path {primary}: no such directory"])
-    with initialize_config_dir(config_dir=str(primary), job_name=JOB_NAME, version_base="1.3"):
-        yield list(overrides) + _search_path(location, list(overrides))
+    extra = None if location.config_dir is None else Path(location.config_dir).absolute()
+    if extra is not None and not extra.is_dir():
+        raise ConfigError([f"--config-dir {location.config_dir}: no such directory"])
+    ConfigLocations.config_dir = extra
+    try:
+        with initialize_config_dir(config_dir=str(primary), job_name=JOB_NAME, version_base="1.3"):
+            yield
+    finally:
+        ConfigLocations.config_dir = None
 
 
 def load(overrides: list[str] = (), location: Location = DEFAULT) -> TrainConfig:
     """Compose and validate; every problem is raised together as one ConfigError."""
     return validate(compose(overrides, location))
-
-
-def _search_path(location: Location, overrides: list[str]) -> list[str]:
-    """--config-dir as Hydra places it: after the primary directory and plugin paths, before
-    `hydra.searchpath` entries (the override's, else the primary config's)."""
-    if location.config_dir is None:
-        return []
-    extra = Path(location.config_dir).resolve()
-    if not extra.is_dir():
-        raise ConfigError([f"--config-dir {location.config_dir}: no such directory"])
-    given = [o for o in override_check.parse(overrides) if o.key_or_group == "hydra.searchpath"]
-    if given:
-        entries = list(given[-1].value())
-    else:
-        entries = _primary_search_path(location, extra)
-    return [f"hydra.searchpath=[{','.join(repr(str(e)) for e in [f'file://{extra}', *entries])}]"]
-
-
-def _primary_search_path(location: Location, extra: Path) -> list[str]:
-    for directory in (location.primary_dir(), extra):
-        path = directory / f"{location.config_name}.yaml"
-        if path.is_file():
-            found = OmegaConf.select(OmegaConf.load(path), "hydra.searchpath")
-            return list(found) if found is not None else []
-    return []
 
 
 def _diagnose(e: Exception, overrides: list[str], location: Location) -> list[str]:

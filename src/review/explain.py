@@ -46,9 +46,9 @@ def explain(key: str, overrides: list[str] = (), location: Location = DEFAULT) -
         raise ConfigError([f"--explain {key}: no such key in the config"])
     composed_cfg = compose_config.compose(overrides, location)
     files = _Files(composed_cfg.hydra.runtime.config_sources)
-    with compose_config.hydra_session(overrides, location) as full:
+    with compose_config.hydra_session(location):
         loader = GlobalHydra.instance().config_loader()
-        tree = loader.compute_defaults_list(config_name=location.config_name, overrides=full,
+        tree = loader.compute_defaults_list(config_name=location.config_name, overrides=overrides,
                                             run_mode=RunMode.RUN)
         choices = {o.key_or_group: str(o.value()) for o in parse(overrides)
                    if is_group(o) and isinstance(o.value(), str)}

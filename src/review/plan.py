@@ -50,6 +50,7 @@ class Plan:
     mesh: dict[str, int]
     remat: str
     kernel: str  # the attention kernel auto resolved to
+    compute_dtype: str  # what auto resolved to: the profile's preferred dtype
     total_params: int
     active_params: int  # per token: MoE counts only the experts a token is routed to
     trainable_params: int  # with an adapter (model/adapter=lora) only its own; else all
@@ -113,9 +114,10 @@ def make_plan(config: TrainConfig) -> Plan:
     return Plan(
         name=config.name, hardware=config.hardware.name, hosts=config.hardware.hosts,
         device_count=devices, mesh=dict(mesh), remat=config.remat.policy.value,
-        kernel=config.kernel.name.value,
+        kernel=config.kernel.name.value, compute_dtype=config.model.compute_dtype,
         total_params=total, active_params=active,
-        trainable_params=sum(math.prod(x.shape) for x in jax.tree.leaves(trained)), flops_per_token=fpt, tokens_per_step=tokens,
+        trainable_params=sum(math.prod(x.shape) for x in jax.tree.leaves(trained)),
+        flops_per_token=fpt, tokens_per_step=tokens,
         memory=estimate, device_memory_bytes=int(config.hardware.device_memory_gib * GIB),
         step_seconds_at_peak=fpt * tokens / (peak_flops(config) * devices),
         tensors=tuple(sorted(table, key=lambda r: (-r.bytes_per_device, r.path))),

@@ -75,6 +75,7 @@ def test_user_errors_exit_2_with_one_line_each_and_no_traceback(results, name, e
     for fragment in expected:
         assert any(fragment in line for line in lines), (fragment, lines)
     assert "Traceback" not in stderr
+    assert not run_dir.exists()  # refused before Hydra made the run directory
 
 
 def test_tiny_training_run_writes_its_run_directory(results):
@@ -90,5 +91,5 @@ def test_tiny_training_run_writes_its_run_directory(results):
     assert all(r["mfu"] > 0 and r["tokens_per_s"] > 0 for r in records if "mfu" in r)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 6 and len(summary["sample"]) > 0
-    assert "held-out loss" in stdout and "--- sample ---" in stdout
+    assert stdout.count("held-out loss") == 1 and stdout.count("--- sample ---") == 1  # logged once
     assert Path(run_dir / ".hydra" / "overrides.yaml").exists()

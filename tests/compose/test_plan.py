@@ -1,6 +1,9 @@
 """Planner numbers against formulas written out here, and the CLI's behaviour."""
 
 import json
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +120,26 @@ def test_mixtral_active_parameters_and_flops():
     assert plan.flops_per_token == pytest.approx(
         6 * (plan.active_params - v * d) + 12 * layers * heads * head_dim * t)
     assert plan.mesh["expert"] == 2 and plan.device_count == 128
+
+
+def test_accelerator_plans_its_own_dtype_and_kernel():
+    """compute_dtype auto and kernel auto resolve for the stated profile, not this CPU."""
+    long = make_plan(load_resolved(["model=llama2_70b", "hardware=gpu_h100", "data.seq_len=4096"]))
+    assert (long.compute_dtype, long.kernel) == ("bfloat16", "cudnn")
+    # Short sequences stay on XLA's attention (kernel.flash_min_seq_len, conf/kernel/auto.yaml).
+    short = make_plan(load_resolved(["model=llama2_70b", "hardware=gpu_h100", "data.seq_len=512"]))
+    assert (short.compute_dtype, short.kernel) == ("bfloat16", "xla")
+    assert make_plan(load_resolved(TINY)).compute_dtype == "float32"  # the cpu profile
+
+
+def test_readme_example_that_does_not_fit_warns(capsys):
+    """The README's "warns: does not fit" line, run as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (line,) = [line for line in readme.splitlines() if "# warns: does not fit" in line]
+    command = shlex.split(line.partition("#")[0])
+    assert command[0] == "hydralearn-plan"
+    plan_cli.main(command[1:])
+    out = capsys.readouterr().out
+    (total,) = re.findall(r"total +([\d.]+) GiB of 80.00 GiB", out)
+    assert float(total) > 80 and "warning: estimated" in out and "exceeds the 80 GiB" in out
+    assert "compute dtype        bfloat16" in out

@@ -1,20 +1,35 @@
 """Real processes of the real CLI: exact resume after kill -9 (also mid-checkpoint-write),
-SIGTERM preemption and requeue, config changes on resume, TensorBoard/JSONL metrics.
+SIGTERM preemption and requeue, config changes on resume (one rule for hydralearn-train and
+hydralearn-diff; a refused run changes nothing), TensorBoard/JSONL metrics, the CPU's measured
+peak FLOP/s.
 
 Each process costs several seconds of import and compile, so a few runs are shared by all the
 assertions (module-scoped fixtures). Processes see one CPU device (XLA_FLAGS cleared).
 """
 
 import json
+import shutil
 import signal
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+
+from hydralearn.cli import diff as diff_cli
 
 from tests.runtime.processes import (SHORT, TIMEOUT_S, TINY, deterministic, final_params, launch,
                                      records, run_cli, wait_for)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def peak_cache(tmp_path_factory) -> Path:
+    """A fresh cache of the CPU's measured peak for this module's processes (compose/peak.py)."""
+    cache_home = tmp_path_factory.mktemp("xdg_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache_home))
+        yield cache_home / "hydralearn" / "cpu_peak.json"
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +151,83 @@ def test_requeued_job_resumes_with_a_remat_change(preempted):  # runs after the 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["resumed_from"] == step and summary["steps"] == 1000
     assert "remat" in (run_dir / "resolved_config.yaml").read_text()
+
+
+# One key of every class of the resume rule (compose/resume_rule.py), tried on a finished run.
+# A change hydralearn-train accepts finds the run complete and exits 0; one it refuses exits 2.
+CHANGES = {
+    "model.d_model=48": "shape",
+    "optim.lr=1e-3": "training",
+    "trainer.steps=13": "training",
+    "remat=full": "performance",
+    "+hardware.xla_flags.xla_force_host_platform_device_count=1": "performance",
+}
+# Refused when the run resolves, before anything is written (in a new directory, an impossible
+# mesh leaves none: tests/cli/test_cli.py).
+UNRUNNABLE = "kernel=cudnn"
+
+
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    """Every file of the run directory byte for byte, but its checkpoints and the lock (which
+    names the last process that held the directory: runtime/lock.py)."""
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
+            if p.is_file() and "checkpoints" not in p.parts and p.name != "run.lock"}
+
+
+@pytest.fixture(scope="module")
+def changed_reruns(baseline, tmp_path_factory, peak_cache) -> dict:
+    """The finished baseline run run again, as is and with each change, all at once (each in its
+    own copy of the run directory: a run directory admits one process at a time)."""
+    root = tmp_path_factory.mktemp("rerun")
+    shutil.copytree(baseline, root / "finished")
+    before, cache_before = snapshot(root / "finished"), peak_cache.read_bytes()
+    variants = {"same command": [], **{c: [c] for c in (*CHANGES, UNRUNNABLE)}}
+    dirs = {c: shutil.copytree(root / "finished", root / f"run{i}") for i, c in enumerate(variants)}
+    procs = {c: launch(dirs[c], *SHORT, *extra) for c, extra in variants.items()}
+    done = {c: p.communicate(timeout=TIMEOUT_S) + (p.returncode,) for c, p in procs.items()}
+    return {"run_dir": root / "finished", "before": before, "done": done,
+            "after": {c: snapshot(d) for c, d in dirs.items()},
+            "cache_before": cache_before, "cache_after": peak_cache.read_bytes()}
+
+
+def test_a_refused_run_changes_nothing(changed_reruns):
+    done = changed_reruns["done"]
+    stdout, stderr, code = done["same command"]
+    assert code == 0 and "is already complete" in stdout, stderr[-3000:]
+    for change in ("model.d_model=48", UNRUNNABLE):
+        assert done[change][2] == 2 and "Traceback" not in done[change][1], done[change][1][-3000:]
+    assert "kernel.name=cudnn cannot run here" in done[UNRUNNABLE][1]
+    for change in ("same command", "model.d_model=48", UNRUNNABLE):  # .hydra/, resolved config, metrics
+        assert changed_reruns["after"][change] == changed_reruns["before"], change
+    assert {"resolved_config.yaml", ".hydra/config.yaml", "metrics.jsonl"} <= changed_reruns["before"].keys()
+
+
+def test_train_and_diff_apply_one_resume_rule(changed_reruns, capsys):
+    """hydralearn-diff's verdict on (finished run -> changed config) is what hydralearn-train does."""
+    for change, effect in CHANGES.items():
+        stdout, stderr, code = changed_reruns["done"][change]
+        assert code in (0, 2), stderr[-3000:]
+        assert (code == 0) == (effect == "performance"), (change, stderr[-2000:])
+        assert ("cannot change when resuming" in stderr) == (code == 2), (change, stderr[-2000:])
+        with pytest.raises(SystemExit):
+            diff_cli.main([str(changed_reruns["run_dir"]), "--", *SHORT, change])
+        out = capsys.readouterr().out
+        key = change.lstrip("+").split("=")[0].replace("remat", "remat.policy")
+        assert f" {key}: " in out and f"[{effect}]" in out, (change, out)
+        verdict = "can" if code == 0 else "cannot"
+        assert f"resume: a checkpoint of A {verdict} be resumed as B" in out, (change, out)
+
+
+def test_cpu_peak_is_measured_once_and_cached(changed_reruns, killed_mid_write, peak_cache):
+    cached = json.loads(peak_cache.read_text())
+    assert cached["flops_per_s"] > 1e8 and "cpus" in cached["key"]
+    # The resumed run started once the cache existed: its resolved config holds the cached number
+    # (one device, so all of it); later runs read the cache and do not measure again.
+    resolved = yaml.safe_load((killed_mid_write["run_dir"] / "resolved_config.yaml").read_text())
+    assert resolved["hardware"]["peak_flops_per_device"] == cached["flops_per_s"]
+    assert changed_reruns["cache_after"] == changed_reruns["cache_before"]
+
+
+def test_a_run_logs_to_its_file(baseline):
+    log = (baseline / "train.log").read_text()
+    assert "[hydralearn.cli.run][INFO] - done in" in log and log.count("done in") == 1
