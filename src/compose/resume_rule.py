@@ -37,7 +37,8 @@ SHAPE_FIELDS = frozenset({
 })
 
 # (key or dotted prefix, effect); a rule matches the key itself and every key below it.
-# The PERFORMANCE entries are the "execution-only" changes a resumed run may make.
+# The PERFORMANCE entries are the "execution-only" changes a resumed run may make (`init`
+# only seeds a fresh run: a resumed run takes its own checkpoint whatever init says).
 RULES: tuple[tuple[str, Effect], ...] = (
     *((key, Effect.PERFORMANCE) for key in (
         "name", "plugins", "init", "hardware", "mesh", "sharding", "remat", "kernel", "checkpoint",

@@ -202,7 +202,8 @@ def test_export_merged_and_peft_adapter_match_hydralearn(saved_run, checkpoints,
 
 def test_lora_on_moe_on_8_devices():
     from tests.conftest import tiny_config
-    config = tiny_config("model=mixtral_tiny", "mesh.axes.expert=4", "optim.warmup_steps=0", *LORA, device_count=8)
+    config = tiny_config("model=mixtral_tiny", "mesh.axes.expert=4", "optim.warmup_steps=0",
+                         "model/adapter=lora", "model.adapter.targets=[q,gate]", device_count=8)
     program = build(config, devices=jax.devices())
     state = program.init_state()
     gate = state.params["blocks"]["ffn"]["gate"]
