@@ -1,15 +1,16 @@
 """`init.hf=<dir>` at composition time: config.json checked against the composed model
 before any weight is read (every mismatch listed, with the overrides that fix it), or, with
 `init.hf_config=adopt`, turned into overrides so the run's config (and resolved_config.yaml)
-holds the checkpoint's architecture concretely. jax-free: runs before `--cfg` prints.
+holds the checkpoint's architecture concretely. Composes again only when init.hf is set.
+jax-free: runs before `--cfg` prints.
 """
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from hydralearn.compose import config as compose_config
 from hydralearn.compose import overrides as override_check
 from hydralearn.compose.schema import HfConfigMode
 from hydralearn.errors import ConfigError
@@ -19,26 +20,33 @@ from hydralearn.interop.hf_config import HF_NAMES, from_hf_config
 NOT_ARCHITECTURE = ("param_dtype", "compute_dtype", "init_std", "adapter")
 
 
-def expand(overrides: list[str], where: compose_config.Location) -> list[str]:
-    """The overrides the run is composed with: unchanged unless `init.hf_config=adopt`;
-    ConfigError listing every disagreement between config.json and the model otherwise."""
-    cfg = compose_config.compose(overrides, where)
+def composed(overrides: list[str], compose: Callable[[list[str]], DictConfig], *,
+             adopt: bool = True) -> DictConfig:
+    """The run's config, composed by `compose`: once, or, with `init.hf_config=adopt`, again
+    with config.json's overrides; ConfigError listing every disagreement between config.json
+    and the model in `check` mode, before any weight is read. `adopt=False`: a multirun's
+    point, which Hydra's sweeper composes itself, so adopting is refused."""
+    cfg = compose(list(overrides))
     hf_dir = OmegaConf.select(cfg, "init.hf")
     if not hf_dir:
-        return list(overrides)
+        return cfg
     found = from_hf_config(read_config(hf_dir), seq_len=cfg.data.seq_len)
     merged = _merge(overrides, found)
     if cfg.init.hf_config == HfConfigMode.adopt:
+        if not adopt:
+            raise ConfigError(["init.hf_config=adopt does not apply to a multirun (Hydra composes "
+                               "its points); sweep with init.hf_config=check and the model overrides "
+                               "its error lists"])
         named = any(o.key_or_group == "name" for o in override_check.parse(overrides))
         # Not the borrowed family preset's name: the sizes came from config.json.
-        return merged if named else [*merged, f"name={Path(hf_dir).name}"]
-    problems = mismatches(cfg, compose_config.compose(merged, where), found)
+        return compose(merged if named else [*merged, f"name={Path(hf_dir).name}"])
+    problems = mismatches(cfg, compose(merged), found)
     if problems:
         fixes = " ".join(o for o in found if not o.startswith("model="))
         raise ConfigError([f"init.hf={hf_dir}: {p}" for p in problems] + [
             f"init.hf={hf_dir}: fix all with: {fixes}; or set init.hf_config=adopt to take the "
             "architecture from config.json"])
-    return list(overrides)
+    return cfg
 
 
 def read_config(hf_dir: str) -> dict:

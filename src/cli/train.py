@@ -51,11 +51,11 @@ def main() -> None:
                 validate_hydra(compose_config.compose(args.overrides, where))
             _hydra_main()  # help, info, completion: Hydra's own, no job runs
         elif args.cfg:
-            show_config(args, init_hf.expand(args.overrides, where), where)
+            show_config(args, where)
         elif args.multirun:
             run_sweep(args.overrides, where)
         else:
-            sys.exit(run_once(init_hf.expand(args.overrides, where), where))
+            sys.exit(run_once(args.overrides, where))
     except ConfigError as e:
         exit_with(e)
 
@@ -67,7 +67,7 @@ def run_once(overrides: list[str], where: compose_config.Location) -> int:
     run_dir = None
     try:
         with compose_config.hydra_session(where):
-            cfg = compose_config.compose_in_session(overrides, where)
+            cfg = init_hf.composed(overrides, lambda o: compose_config.compose_in_session(o, where))
             config = validate(cfg)
             run.check_name(config)
             run_dir = Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute()
@@ -119,7 +119,8 @@ def check_points(overrides: list[str], where: compose_config.Location) -> None:
     errors = []
     for point in points:
         try:
-            check_name(validate(compose_config.compose(point, where)))
+            check_name(validate(init_hf.composed(point, lambda o: compose_config.compose(o, where),
+                                                 adopt=False)))
         except ConfigError as e:
             # Name a point by the overrides that vary across points, not the shared ones.
             swept = [o for o in point if any(o not in other for other in points)]
@@ -128,9 +129,9 @@ def check_points(overrides: list[str], where: compose_config.Location) -> None:
         raise ConfigError(errors)
 
 
-def show_config(args, overrides: list[str], where: compose_config.Location) -> None:
+def show_config(args, where: compose_config.Location) -> None:
     """`--cfg job|hydra|all [--package P] [--resolve]`, as Hydra prints it, once validated."""
-    cfg = compose_config.compose(overrides, where)
+    cfg = init_hf.composed(args.overrides, lambda o: compose_config.compose(o, where))
     validate(cfg)
     if args.cfg == "job":
         cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])

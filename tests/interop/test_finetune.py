@@ -24,6 +24,7 @@ from hydralearn.compose.build import build
 from hydralearn.compose.config import to_container
 from hydralearn.compose.resolve import resolve
 from hydralearn.compose.schema import SaveMode
+from hydralearn.compose.validate import validate
 from hydralearn.errors import ConfigError
 from hydralearn.interop import hf
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
@@ -57,8 +58,8 @@ def checkpoints(tmp_path_factory):
 
 def run_config(*overrides, device_count=1):
     """As hydralearn-train composes a run: init.hf checked or adopted, then resolved."""
-    expanded = init_hf.expand(list(overrides), compose_config.DEFAULT)
-    return resolve(compose_config.load(expanded), device_count=device_count)
+    cfg = init_hf.composed(list(overrides), compose_config.compose)
+    return resolve(validate(cfg), device_count=device_count)
 
 
 def started(config, devices):
