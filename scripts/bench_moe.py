@@ -17,7 +17,7 @@ import jax
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.resolve import resolve
 from hydralearn.compose.build import build
-from hydralearn.data.pipeline import load_corpus, train_batch
+from hydralearn.data.loader import first_batches
 
 STEPS = 10
 SHAPE = ["data=synthetic", "data.seq_len=256", "data.batch_size=16"]  # the stdlib default shape
@@ -33,8 +33,7 @@ def main() -> None:
         programs[name] = build(config, devices=jax.devices()[:1])
         states[name] = programs[name].init_state()
     config = programs["dense"].config
-    corpus = load_corpus(config.data)
-    batches = [train_batch(config.data, corpus, s) for s in range(STEPS)]
+    batches = first_batches(config.data, STEPS)
     times = {name: [] for name in programs}
     for batch in batches:
         for name, program in programs.items():

@@ -20,7 +20,7 @@ from hydralearn.compose import config as compose_config  # noqa: E402
 from hydralearn.compose.resolve import resolve  # noqa: E402
 from hydralearn.compose.build import build  # noqa: E402
 from hydralearn.compose.optim import build_optimizer  # noqa: E402
-from hydralearn.data.pipeline import load_corpus, train_batch  # noqa: E402
+from hydralearn.data.loader import first_batches  # noqa: E402
 from tests.reference import plain_llama  # noqa: E402
 
 STEPS = 12
@@ -41,8 +41,7 @@ def plain_step_fn(config):
 def main() -> None:
     config = resolve(compose_config.load(sys.argv[1:]), device_count=1)
     program = build(config, devices=jax.devices()[:1])
-    corpus = load_corpus(config.data)
-    batches = [train_batch(config.data, corpus, s) for s in range(STEPS)]
+    batches = first_batches(config.data, STEPS)
     state = program.init_state()
     tx, plain_step = plain_step_fn(config)
     params = jax.tree.map(jax.numpy.copy, plain_llama.from_hydralearn(state.params))  # state is donated

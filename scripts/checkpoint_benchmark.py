@@ -35,7 +35,7 @@ import numpy as np
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.resolve import resolve
 from hydralearn.compose.build import build
-from hydralearn.data.pipeline import load_corpus, train_batch
+from hydralearn.data.loader import first_batches
 from hydralearn.runtime import integrity
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.compose.schema import CheckpointConfig, SaveMode
@@ -138,8 +138,7 @@ def bench_restore(model: str, directory: Path, *, inflight_gb: int, extra: list[
 def bench_steps(model: str, directory: Path, *, steps: int, every: int) -> None:
     config = load(model, [])
     program = build(config)
-    corpus = load_corpus(config.data)
-    batches = [train_batch(config.data, corpus, s) for s in range(steps)]
+    batches = first_batches(config.data, steps)
     for label, mode in (("none", None), ("async", SaveMode["async"]), ("sync", SaveMode.sync)):
         shutil.rmtree(directory, ignore_errors=True)
         checkpointer = Checkpointer(directory, CheckpointConfig(mode=mode or SaveMode.sync, keep_last=2))

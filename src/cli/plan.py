@@ -76,7 +76,7 @@ def format_plan(plan, *, top: int = 8) -> str:
         f"  parameters           {_count(plan.total_params)} total, {_count(plan.active_params)} active per token"
         + (f", {_count(plan.trainable_params)} trainable" if plan.trainable_params != plan.total_params else ""),
         f"  FLOPs per token      {plan.flops_per_token:.3e} (training: 6N + 12*L*d_attn*T)",
-        f"  tokens per step      {plan.tokens_per_step:,}",
+        f"  tokens per step      {plan.tokens_per_step:,}{_microbatches(plan)}",
         f"  step at 100% MFU     {_seconds(plan.step_seconds_at_peak)}",
         f"  memory per device    (estimate; remat={plan.remat})",
         *(f"    {name:<18} {_gib(value)}" for name, value in
@@ -110,6 +110,10 @@ def _print_compiled(overrides: list[str], plan, where) -> None:
     for name in ("argument_bytes", "output_bytes", "temp_bytes", "alias_bytes"):
         print(f"    {name.removesuffix('_bytes'):<18} {_gib(getattr(stats, name))}")
     print(f"    {'peak':<18} {_gib(stats.peak_bytes)} (estimate above: {_gib(plan.memory.total)})")
+
+
+def _microbatches(plan) -> str:
+    return f" in {plan.grad_accum} microbatches (trainer.grad_accum)" if plan.grad_accum > 1 else ""
 
 
 def _count(n: int) -> str:

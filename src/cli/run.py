@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from omegaconf import OmegaConf
 
@@ -28,6 +28,7 @@ class Prepared:
     config: TrainConfig  # every auto resolved for the devices this process has
     complete: bool  # the run directory already holds the final checkpoint, intact
     notes: tuple[str, ...] = ()  # logged once the run's logging is set up
+    inputs: Any = None  # the data's opened sources (data/inputs.py); None for data=synthetic
 
 
 def check_name(config: TrainConfig) -> None:
@@ -56,8 +57,14 @@ def claimed(run_dir: Path) -> Iterator:
 
 
 def prepare(config: TrainConfig, *, run_dir: Path) -> Prepared:
-    """XLA flags applied, autos resolved for this host, the resume rule and the memory
-    pre-check passed; ConfigError if the run cannot go on. Nothing is written."""
+    """The data opened and checked, XLA flags applied, autos resolved for this host, the
+    resume rule and the memory pre-check passed; ConfigError if the run cannot go on. Nothing
+    is written."""
+    from hydralearn.data.config import Source
+    from hydralearn.data.inputs import open_inputs
+
+    # Bad input is reported before any JAX work (a corpus can take a while to scan).
+    inputs = None if config.data.source is Source.synthetic else open_inputs(config.data)
     # Before anything asks JAX for devices: the backend reads its flags once, at start-up.
     xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
     # JAX's probing of absent backends (TPU, GPU) is noise to users.
@@ -80,7 +87,7 @@ def prepare(config: TrainConfig, *, run_dir: Path) -> Prepared:
     # Finished only if the final checkpoint verifies; a damaged one is the trainer's to handle.
     complete = bool(steps) and steps[-1] >= config.trainer.steps \
         and integrity.verify(checkpoints / str(steps[-1])) is None
-    return Prepared(config=config, complete=complete,
+    return Prepared(config=config, complete=complete, inputs=inputs,
                     notes=tuple(f"resuming with a changed setting: {line}" for line in allowed))
 
 
@@ -109,14 +116,15 @@ def train_run(prepared: Prepared, *, run_dir: Path):
     import jax
 
     from hydralearn.compose.build import build, flops_per_token
-    from hydralearn.data.pipeline import load_corpus
+    from hydralearn.data.loader import Loader
     from hydralearn.runtime.trainer import RunStatus, Throughput, train
 
     config = prepared.config
     for note in prepared.notes:
         logger.info(note)
     container = to_container(config)
-    corpus = load_corpus(config.data)
+    loader = Loader(config.data, inputs=prepared.inputs,
+                    process=(jax.process_index(), jax.process_count()))
     program = build(config)
     model = config.model
     throughput = Throughput(
@@ -126,12 +134,12 @@ def train_run(prepared: Prepared, *, run_dir: Path):
             attention_dim=model.num_heads * model.resolved_head_dim, seq_len=config.data.seq_len),
         peak_flops=config.hardware.peak_flops_per_device * jax.device_count())
     logger.info(f"{config.name}: {program.num_params:,} parameters, mesh {config.mesh.axes}, "
-                f"{corpus.description}; run dir {run_dir}")
-    summary = train(program, data=config.data, corpus=corpus, trainer=config.trainer,
+                f"{loader.description}; run dir {run_dir}")
+    summary = train(program, loader=loader, trainer=config.trainer,
                     checkpoint=config.checkpoint, throughput=throughput, run_dir=run_dir,
-                    config_record=container, on_start=lambda: OmegaConf.save(
+                    sinks=config.logger, config_record=container, on_start=lambda: OmegaConf.save(
                         OmegaConf.create(container), run_dir / RESOLVED_CONFIG),
-                    start=initial_start(config, program))
+                    initial=initial_start(config, program))
     if summary.status in (RunStatus.PREEMPTED, RunStatus.INTERRUPTED):
         logger.info(f"{summary.status.value}: checkpoint saved at step {summary.steps}; run the "
                     "same command to resume")
@@ -141,7 +149,8 @@ def train_run(prepared: Prepared, *, run_dir: Path):
                     "for a new run")
         return summary
     logger.info(f"done in {summary.wall_s:.0f}s: train loss {summary.train_loss:.3f}, held-out loss "
-                f"{summary.eval_loss:.3f} (unigram baseline {summary.unigram_loss:.3f}), "
+                f"{summary.eval_loss:.3f} ({summary.bits_per_byte:.3f} bits/byte; unigram baseline "
+                f"{summary.unigram_loss:.3f}), "
                 f"{summary.steps_per_s:.2f} steps/s, {summary.tokens_per_s:,.0f} tokens/s, "
                 f"MFU {summary.mfu:.1%}")
     if summary.sample:

@@ -3,8 +3,9 @@
 Order, fixed here for every model: (1) mesh from the resolved axes; (2) abstract model
 (no allocation) and its logical axes -> NamedShardings through the sharding rules; (3) state
 created inside jit directly into those shardings; (4) one jit around forward, backward and
-the optax update, state donated. Remat wraps the scanned block (conf/remat); attention is the
-kernel function resolved from conf/kernel.
+the optax update, state donated; with trainer.grad_accum=K the forward and backward run over
+K microbatches inside it (compose/accumulate.py) before the one update. Remat wraps the
+scanned block (conf/remat); attention is the kernel function resolved from conf/kernel.
 """
 
 import dataclasses
@@ -17,6 +18,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from hydralearn.compose.accumulate import accumulate, microbatch_sharding
 from hydralearn.compose.kernels import attention_function, per_shard
 from hydralearn.compose.mesh import batch_sharding, make_mesh
 from hydralearn.compose.optim import build_optimizer
@@ -47,9 +49,11 @@ class Program:
     # layout of the model without adapter (`plain_config`); adapters start fresh
     start_from: Callable[[nnx.State], TrainState]
     plain_shardings: nnx.State  # shardings of those weights
-    train_step: Callable  # jitted: (state, inputs, targets) -> (state, metrics); donates state
-    eval_step: Callable  # jitted: (params, inputs, targets) -> loss
-    apply: Callable  # pure: (params, tokens) -> logits (B, T, V)
+    # Batches are (inputs, targets[, segments]); `segments` (packed documents) is a dict of
+    # `positions` and `segment_ids` (B, T), segment 0 being padding, which the loss skips.
+    train_step: Callable  # jitted: (state, inputs, targets[, segments]) -> (state, metrics); donates state
+    eval_step: Callable  # jitted: (params, inputs, targets[, segments]) -> mean loss per token
+    apply: Callable  # pure: (params, tokens[, positions, segment_ids]) -> DecoderOutput
     schedule: optax.Schedule
     num_params: int
     param_bytes_per_device: int  # parameters only, on the device holding the most
@@ -103,7 +107,8 @@ def count_params(params: nnx.State) -> int:
 def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     mesh = make_mesh(config.mesh.axes, devices)
     graphdef, abstract = abstract_params(config, mesh=mesh)
-    optimizer = build_optimizer(config.optim, total_steps=config.trainer.steps)
+    optimizer = build_optimizer(config.optim, schedule=config.schedule,
+                                total_steps=config.trainer.steps)
     tx = optimizer.transform
     replicated = NamedSharding(mesh, PartitionSpec())
     p_shardings = param_shardings(abstract, config, mesh)
@@ -111,11 +116,9 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     # them without an adapter); the others are frozen.
     trainable = make_adapter(config).trainable
     abstract_trained, _ = nnx.split_state(abstract, trainable, ...)
-    opt_shardings = optax.tree_map_params(
-        tx, lambda _, sharding: sharding, jax.eval_shape(tx.init, abstract_trained),
-        param_shardings(abstract_trained, config, mesh),
-        transform_non_params=lambda _: replicated,
-        is_leaf=lambda x: isinstance(x, nnx.Variable))
+    trained_shardings = param_shardings(abstract_trained, config, mesh)
+    opt_shardings = _optimizer_shardings(tx, abstract_trained, trained_shardings, replicated=replicated)
+    b_sharding = batch_sharding(mesh, config.sharding)
     state_shardings = TrainState(step=replicated, params=p_shardings, opt_state=opt_shardings)
     create = model_factory(config, mesh=mesh)
 
@@ -134,19 +137,25 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=tx.init(nnx.split_state(params, trainable, ...)[0]))
 
-    def apply(params, tokens):
-        return nnx.merge(graphdef, params)(tokens)
+    def apply(params, tokens, positions=None, segment_ids=None):
+        return nnx.merge(graphdef, params)(tokens, positions=positions, segment_ids=segment_ids)
 
-    def loss_fn(params, inputs, targets):
-        out = apply(params, inputs)
-        ce = cross_entropy(out.logits, targets)
+    def token_loss(params, inputs, targets, segments):
+        out = apply(params, inputs, **(segments or {}))
+        mask = None if segments is None else segments["segment_ids"] != 0
+        return cross_entropy(out.logits, targets, mask), out
+
+    def loss_fn(params, inputs, targets, segments):
+        ce, out = token_loss(params, inputs, targets, segments)
         objective = ce + sum(v for k, v in out.aux.items() if k.endswith("_loss"))
         return objective, {"loss": ce, **out.aux}
 
-    def train_step(state: TrainState, inputs, targets):
+    def train_step(state: TrainState, inputs, targets, segments=None):
         trained, frozen = nnx.split_state(state.params, trainable, ...)
-        grads, metrics = jax.grad(lambda p: loss_fn(nnx.merge_state(p, frozen), inputs, targets),
-                                  has_aux=True)(trained)
+        grads, metrics = accumulate(
+            jax.grad(lambda p, *batch: loss_fn(nnx.merge_state(p, frozen), *batch), has_aux=True),
+            trained, (inputs, targets, segments), microbatches=config.trainer.grad_accum,
+            sharding=microbatch_sharding(b_sharding), param_shardings=trained_shardings)
         updates, opt_state = tx.update(grads, state.opt_state, trained)
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
@@ -159,7 +168,6 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
                              opt_state=_keep_if(finite, new.opt_state, state.opt_state))
         return new, metrics
 
-    b_sharding = batch_sharding(mesh, config.sharding)
     num_params = count_params(abstract)
     return Program(
         config=config, mesh=mesh, graphdef=graphdef, state_shardings=state_shardings,
@@ -167,11 +175,12 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         init_state=jax.jit(init_state, out_shardings=state_shardings),
         start_from=jax.jit(start_from, in_shardings=(plain_shardings,), out_shardings=state_shardings),
         plain_shardings=plain_shardings,
-        train_step=jax.jit(train_step, donate_argnums=0,
-                           in_shardings=(state_shardings, b_sharding, b_sharding),
-                           out_shardings=(state_shardings, replicated)),
-        eval_step=jax.jit(lambda params, x, y: cross_entropy(apply(params, x).logits, y),
-                          in_shardings=(p_shardings, b_sharding, b_sharding)),
+        train_step=_segments_optional(jax.jit(
+            train_step, donate_argnums=0, in_shardings=(state_shardings, b_sharding, b_sharding, b_sharding),
+            out_shardings=(state_shardings, replicated))),
+        eval_step=_segments_optional(jax.jit(
+            lambda params, x, y, segments: token_loss(params, x, y, segments)[0],
+            in_shardings=(p_shardings, b_sharding, b_sharding, b_sharding))),
         apply=apply, schedule=optimizer.schedule, num_params=num_params,
         param_bytes_per_device=bytes_per_device(abstract, p_shardings),
         matmul_params=num_params - _lookup_only_params(config) - inactive_expert_params(abstract, config))
@@ -194,6 +203,38 @@ def _graft(full: dict, plain: dict) -> None:
             full[key]["base"] = value
         else:
             full[key] = value
+
+
+def _segments_optional(jitted) -> Callable:
+    """`jitted(a, inputs, targets[, segments])`: jit with in_shardings wants every positional
+    argument, so a left-out `segments` is passed as None (no leaves: one sequence per row)."""
+    def call(*args):
+        return jitted(*args, *(None,) * (4 - len(args)))
+    call.lower = lambda *args: jitted.lower(*args, *(None,) * (4 - len(args)))
+    return call
+
+
+def _optimizer_shardings(tx, abstract: nnx.State, p_shardings: nnx.State, *, replicated):
+    """Optimizer state shards like its parameter where it has the parameter's shape (moments,
+    momenta); other state (Adafactor's row and column statistics, counts) is replicated.
+
+    optax states mirror the parameter tree, so a state leaf's key path ends with its
+    parameter's (optax.tree_map_params cannot see through optax.partition's masked states)."""
+    is_variable = lambda x: isinstance(x, nnx.Variable)  # noqa: E731
+    params = jax.tree_util.tree_flatten_with_path(abstract, is_leaf=is_variable)[0]
+    shardings = jax.tree.leaves(p_shardings, is_leaf=lambda x: isinstance(x, NamedSharding))
+    by_path = {path: (var.shape, sharding) for (path, var), sharding in zip(params, shardings)}
+
+    def sharding(path, leaf):
+        if not hasattr(leaf.get_value() if is_variable(leaf) else leaf, "shape"):
+            return leaf  # masked out by optax.partition: holds no array
+        for start in range(len(path)):
+            if path[start:] in by_path:
+                shape, found = by_path[path[start:]]
+                return found if leaf.shape == shape else replicated
+        return replicated
+    return jax.tree_util.tree_map_with_path(sharding, jax.eval_shape(tx.init, abstract),
+                                            is_leaf=is_variable)
 
 
 def _keep_if(finite: jax.Array, new, old):

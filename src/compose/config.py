@@ -28,6 +28,7 @@ from hydralearn.compose.files import yaml_problem
 from hydralearn.compose.schema import TrainConfig
 from hydralearn.compose.store import register_schemas
 from hydralearn.compose.validate import describe, validate
+from hydralearn.data.config import schema_for
 from hydralearn.errors import ConfigError
 
 JOB_NAME = "train"
@@ -138,7 +139,18 @@ def from_container(container: dict) -> TrainConfig:
     """A saved config (resolved_config.yaml, a golden file) validated back into a TrainConfig."""
     register_schemas()
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), container)
+        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), _typed_data(container))
     except OmegaConfBaseException as e:
         raise ConfigError([describe(e)]) from None
     return validate(cfg)
+
+
+def _typed_data(container: dict) -> dict:
+    """The `data` node typed by its `source` and tokenizer `kind` (the schemas differ per option)."""
+    data = container.get("data")
+    if not isinstance(data, dict):
+        return container
+    data_schema, tokenizer_schema = schema_for(data)
+    node = OmegaConf.structured(data_schema)
+    node.tokenizer = OmegaConf.structured(tokenizer_schema)
+    return {**container, "data": OmegaConf.merge(node, data)}

@@ -29,6 +29,7 @@ class AttentionShape:
     compute_dtype: str
     head_dim: int
     seq_len: int
+    segments: bool = False  # packed documents: attention masked by segment ids
 
 
 def requirements(name: Kernel, *, host: Host, shape: AttentionShape) -> str | None:
@@ -44,6 +45,9 @@ def requirements(name: Kernel, *, host: Host, shape: AttentionShape) -> str | No
         needs.append("a TPU (platform tpu)")
     if name is Kernel.splash and shape.seq_len % 128:
         needs.append(f"data.seq_len a multiple of 128 (not {shape.seq_len})")
+    if shape.segments and name is not Kernel.xla:
+        needs.append("data.packing=concat (with data.packing=segments only kernel=xla keeps "
+                     "attention inside each packed document)")
     return " and ".join(needs) or None
 
 
@@ -78,9 +82,10 @@ def resolve_kernel(config: KernelConfig, *, preferred: Kernel, host: Host,
 def attention_function(config: KernelConfig, *, interpret: bool = False) -> AttentionFn:
     """The kernel as `fn(q, k, v)`; `interpret` runs Pallas kernels in the Pallas interpreter
     (any backend, slow): used by tests to check them where their hardware is absent."""
-    if config.name in (Kernel.xla, Kernel.cudnn):
-        return functools.partial(jax.nn.dot_product_attention, is_causal=True,
-                                 implementation=config.name.value)
+    if config.name is Kernel.xla:
+        return _xla
+    if config.name is Kernel.cudnn:
+        return functools.partial(jax.nn.dot_product_attention, is_causal=True, implementation="cudnn")
     if config.name is Kernel.pallas:
         return functools.partial(_pallas_gpu, block_q=config.block_q, block_kv=config.block_kv,
                                  interpret=interpret)
@@ -88,6 +93,13 @@ def attention_function(config: KernelConfig, *, interpret: bool = False) -> Atte
         return functools.partial(_splash_tpu, block_q=config.block_q, block_kv=config.block_kv,
                                  interpret=interpret)
     raise ValueError(f"kernel.name={config.name.value} must be resolved before building")
+
+
+def _xla(q, k, v, segment_ids=None):
+    """Causal attention; with `segment_ids` (B, T) a query sees only keys of its own segment."""
+    mask = None if segment_ids is None else \
+        (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]  # (B, 1, T, S)
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=True, implementation="xla")
 
 
 def per_shard(fn: AttentionFn, *, mesh, rules) -> AttentionFn:

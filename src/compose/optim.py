@@ -1,34 +1,43 @@
-"""Optimizer (conf/optim): AdamW, linear warmup then cosine decay, global-norm clipping."""
+"""The optimizer of a config: conf/optim's optimizer, conf/schedule's learning rate, global-norm
+clipping, and weight decay by parameter role.
+
+Roles with the same decay rate share one optimizer instance; `optax.partition` gives each
+instance its parameters. Every optimizer here updates each parameter on its own (after the
+global clipping), so the split changes nothing but which rate a parameter gets.
+"""
 
 import dataclasses
 
 import jax
 import optax
 
-from hydralearn.compose.schema import OptimConfig
+from hydralearn.compose.param_roles import roles
+from hydralearn.compose.schema import ROLES
+from hydralearn.layers.registry import instantiate
 
 
 @dataclasses.dataclass(frozen=True)
 class Optimizer:
     transform: optax.GradientTransformation
-    schedule: optax.Schedule
+    schedule: optax.Schedule  # the learning rate at each update, from 0
 
 
-def build_optimizer(config: OptimConfig, *, total_steps: int) -> Optimizer:
-    warmup = min(config.warmup_steps, max(total_steps - 1, 0))
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=config.lr, warmup_steps=warmup,
-        decay_steps=max(total_steps, warmup + 1), end_value=config.lr * config.min_lr_ratio)
-    transform = optax.chain(
-        optax.clip_by_global_norm(config.clip_norm),
-        optax.adamw(schedule, b1=config.b1, b2=config.b2, eps=config.eps,
-                    weight_decay=config.weight_decay, mask=_decay_mask))
-    return Optimizer(transform=transform, schedule=schedule)
+def build_optimizer(optim, *, schedule, total_steps: int) -> Optimizer:
+    """`optim`, `schedule`: the configs of conf/optim and conf/schedule."""
+    lr = instantiate(schedule, peak=optim.lr, total_steps=total_steps)
+    groups = decay_groups(optim.weight_decay_by_role)
+    label_of = {role: label for label, (members, _) in groups.items() for role in members}
+    decayed = optax.partition(
+        {label: instantiate(optim, learning_rate=lr, weight_decay=rate)
+         for label, (_, rate) in groups.items()},
+        lambda params: jax.tree.map(label_of.get, roles(params)))
+    clip = [optax.clip_by_global_norm(optim.clip_norm)] if optim.clip_norm else []
+    return Optimizer(transform=optax.chain(*clip, decayed), schedule=lr)
 
 
-def _decay_mask(params):
-    """Weight decay on matrices only: not on norm scales or biases."""
-    def decays(path, _):
-        names = {getattr(k, "key", None) for k in path}  # nnx Params add a trailing `.value` key
-        return not names & {"scale", "bias"}
-    return jax.tree_util.tree_map_with_path(decays, params)
+def decay_groups(rates: dict[str, float]) -> dict[str, tuple[tuple[str, ...], float]]:
+    """Label -> (roles, rate) for each distinct rate; a role without an entry is not decayed."""
+    by_rate: dict[float, list[str]] = {}
+    for role in ROLES:
+        by_rate.setdefault(float(rates.get(role, 0.0)), []).append(role)
+    return {"_".join(members): (tuple(members), rate) for rate, members in sorted(by_rate.items())}

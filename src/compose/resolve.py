@@ -13,8 +13,11 @@ from hydralearn.compose.mesh import MeshFacts, auto_axes, resolve_axes
 from hydralearn.compose.peak import measured_cpu_peak
 from hydralearn.compose.remat import remat_errors, resolve_remat
 from hydralearn.compose.schema import AUTO, MeshConfig, MeshMode, TrainConfig
+from hydralearn.compose.schema.logger import missing_packages
 from hydralearn.compose.sharding import (batch_errors, indivisible, missing_rules, param_specs,
                                          unused_axes)
+from hydralearn.data.config import Packing
+from hydralearn.data.tokenizer import padded_vocab_size
 from hydralearn.errors import ConfigError
 
 
@@ -33,13 +36,18 @@ def resolve(config: TrainConfig, *, device_count: int | None = None,
         per_device = measured_cpu_peak() / hardware.devices_per_host
         hardware = dataclasses.replace(hardware, peak_flops_per_device=per_device)
     model = config.model
+    if model.vocab_size == AUTO:
+        model = dataclasses.replace(model, vocab_size=padded_vocab_size(config.data))
     if model.compute_dtype == AUTO:
         model = dataclasses.replace(model, compute_dtype=hardware.preferred_compute_dtype)
     shape = AttentionShape(compute_dtype=model.compute_dtype, head_dim=model.resolved_head_dim,
-                           seq_len=config.data.seq_len)
+                           seq_len=config.data.seq_len,
+                           segments=config.data.packing is Packing.segments)
     kernel = resolve_kernel(config.kernel, preferred=hardware.preferred_kernel, host=host, shape=shape)
     remat = resolve_remat(config.remat, preferred=hardware.preferred_remat)
     errors += kernel_errors(kernel, host=host, shape=shape)
+    if host.actual:  # packages matter only where the run starts, not where it is planned
+        errors += missing_packages(config.logger)
     errors += remat_errors(remat, memory_kinds=host.memory_kinds, host=host.describe())
     config = dataclasses.replace(config, model=model, hardware=hardware, kernel=kernel, remat=remat)
     from hydralearn.compose.build import abstract_params  # flax; only once validation passed
@@ -73,7 +81,7 @@ def sharding_errors(config: TrainConfig, *, axes: dict[str, int], params) -> lis
     rules = config.sharding
     errors = missing_rules(params, rules) + unused_axes(rules, axes)
     errors += batch_errors(batch_size=config.data.batch_size, seq_len=config.data.seq_len,
-                           rules=rules, axes=axes)
+                           rules=rules, axes=axes, grad_accum=config.trainer.grad_accum)
     if not errors:
         errors += indivisible(params, param_specs(params, rules), axes)
     return errors

@@ -6,7 +6,8 @@
 - TRAINING: restorable, but the run continues differently (learning rate, data, seed, the
   model's maths without new shapes such as rope_theta or a norm's eps).
 - PERFORMANCE: restorable and the same maths; only how it runs changes (hardware, mesh,
-  sharding, remat, kernel, logging); a checkpoint is resharded on restore.
+  sharding, remat, kernel, logging, profiling, and trainer.grad_accum: the same global batch
+  in more or fewer microbatches); a checkpoint is resharded on restore.
 
 Keys are matched by their dotted prefix (first match wins, most specific first); a key under
 `model` that is not listed is TRAINING unless its leaf name is a shape field. New groups add
@@ -42,11 +43,15 @@ SHAPE_FIELDS = frozenset({
 RULES: tuple[tuple[str, Effect], ...] = (
     *((key, Effect.PERFORMANCE) for key in (
         "name", "plugins", "init", "hardware", "mesh", "sharding", "remat", "kernel", "checkpoint",
-        "trainer.log_every", "trainer.eval_every", "trainer.eval_batches", "trainer.sample_tokens",
+        "logger", "trainer.grad_accum", "trainer.profile", "trainer.log_every",
+        "trainer.eval_every", "trainer.eval_batches", "trainer.sample_tokens",
         "trainer.sample_prompt", "trainer.sample_temperature", "trainer.nonfinite",
-        "trainer.watchdog_s", "trainer.skip_memory_check")),
+        "trainer.watchdog_s", "trainer.skip_memory_check",
+        "data.read_threads", "data.prefetch_batches")),
     ("model.compute_dtype", Effect.TRAINING),
+    ("optim._target_", Effect.SHAPE),  # another optimizer keeps other state
     ("optim", Effect.TRAINING),
+    ("schedule", Effect.TRAINING),
     ("data", Effect.TRAINING),
     ("trainer", Effect.TRAINING),
     ("seed", Effect.TRAINING),

@@ -73,13 +73,20 @@ def batch_spec(rules: ShardingConfig) -> PartitionSpec:
 
 
 def batch_errors(*, batch_size: int, seq_len: int, rules: ShardingConfig,
-                 axes: dict[str, int]) -> list[str]:
+                 axes: dict[str, int], grad_accum: int = 1) -> list[str]:
+    """The batch splits evenly: into trainer.grad_accum microbatches, each over the batch shards."""
     out = []
     for key, size, logical in (("data.batch_size", batch_size, "batch"), ("data.seq_len", seq_len, "length")):
         shards = math.prod(axes.get(a, 1) for a in rules.mesh_axes(logical))
-        if size % shards:
-            out.append(f"{key}={size} must be divisible by the {shards} devices of mesh axes "
-                       f"{list(rules.mesh_axes(logical))} (sharding.rules.{logical})")
+        parts = grad_accum if logical == "batch" else 1
+        if size % (shards * parts) == 0:
+            continue
+        where = f"the {shards} devices of mesh axes {list(rules.mesh_axes(logical))} (sharding.rules.{logical})"
+        if parts > 1:
+            out.append(f"{key}={size} must be divisible by trainer.grad_accum={parts} x {where} "
+                       f"= {parts * shards}: each microbatch is split over those devices")
+        else:
+            out.append(f"{key}={size} must be divisible by {where}")
     return out
 
 

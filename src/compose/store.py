@@ -32,6 +32,9 @@ def register_schemas() -> None:
         store.store(name="base_train", node=schema.TrainConfig)
         for group, (name, node) in schema.GROUPS.items():
             store.store(group=group, name=f"base_{name}", node=node)
+        for group, options in schema.OPTION_SCHEMAS.items():
+            for name, node in options.items():
+                store.store(group=group, name=f"base_{name}", node=node)
         _stored.add(schema.TrainConfig)
     for config_cls, (group, name) in registry.places().items():
         if config_cls not in _stored:

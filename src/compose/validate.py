@@ -21,6 +21,8 @@ from omegaconf.errors import (ConfigKeyError, InterpolationResolutionError, Omeg
 from hydralearn.compose import allowlist
 from hydralearn.compose.schema import TrainConfig
 from hydralearn.compose.store import load_config_plugins
+from hydralearn.data.check import check as check_data
+from hydralearn.data.tokenizer import vocab_size
 from hydralearn.errors import ConfigError, closest
 from hydralearn.layers.registry import TargetError, config_class
 
@@ -108,15 +110,28 @@ def rule_errors(config: TrainConfig) -> list[str]:
         check = getattr(getattr(config, group.name), "errors", None)
         if callable(check):
             errors += check()
-    if isinstance(config.model.vocab_size, int) and config.data.vocab_size > config.model.vocab_size:
-        errors.append(f"model.vocab_size={config.model.vocab_size} is smaller than the data's "
-                      f"tokenizer vocabulary ({config.data.vocab_size})")
+    if not errors:
+        errors += data_errors(config)
     ckpt, trainer = config.checkpoint, config.trainer
     if ckpt.keep_best and not (trainer.eval_every and ckpt.every_steps
                                and ckpt.every_steps % trainer.eval_every == 0):
         errors.append(f"checkpoint.keep_best={ckpt.keep_best} ranks checkpoints by the eval at "
                       "their step: checkpoint.every_steps must be a positive multiple of "
                       f"trainer.eval_every (got {ckpt.every_steps} and {trainer.eval_every})")
+    return errors
+
+
+def data_errors(config: TrainConfig) -> list[str]:
+    """The data's files and tokenizer (data/check.py), and the model's vocabulary against the
+    tokenizer's: the embedding must have a row for every token id."""
+    errors = check_data(config.data)
+    vocab = config.model.vocab_size
+    if errors or not isinstance(vocab, int) or isinstance(vocab, bool):
+        return errors
+    size = vocab_size(config.data)
+    if size > vocab:
+        errors.append(f"model.vocab_size={vocab} is smaller than the tokenizer's vocabulary "
+                      f"({size}); set model.vocab_size={size} or more, or model.vocab_size=auto")
     return errors
 
 

@@ -1,9 +1,6 @@
-"""Corpora that need no download: the Python standard library's own sources, and synthetic data."""
+"""The synthetic corpus (data=synthetic): one token stream, no documents; and the unigram baseline."""
 
 import dataclasses
-import hashlib
-import sysconfig
-from pathlib import Path
 
 import numpy as np
 
@@ -13,29 +10,6 @@ class Corpus:
     train: np.ndarray  # (N,) uint8 tokens
     heldout: np.ndarray  # (M,) uint8 tokens
     description: str
-
-
-def stdlib_corpus(*, max_bytes: int, heldout_percent: int) -> Corpus:
-    """The .py files of this interpreter's standard library, split into train/held-out by file.
-
-    Files are read in sorted order and the split hashes each relative path, so the split is the
-    same on every machine with the same Python version.
-    """
-    root = Path(sysconfig.get_paths()["stdlib"])
-    paths = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts)
-    train, heldout, total = [], [], 0
-    for path in paths:
-        data = path.read_bytes()
-        if not data or total >= max_bytes:
-            continue
-        total += len(data)
-        bucket = int(hashlib.sha1(str(path.relative_to(root)).encode()).hexdigest(), 16) % 100
-        (heldout if bucket < heldout_percent else train).append(data)
-    if not train or not heldout:
-        raise ValueError(f"the standard library at {root} yielded too little text for a "
-                         f"train/held-out split ({len(train)} train, {len(heldout)} held-out files)")
-    return Corpus(train=_join(train), heldout=_join(heldout),
-                  description=f"stdlib sources at {root}: {len(train)} train / {len(heldout)} held-out files")
 
 
 def synthetic_corpus(*, num_tokens: int, vocab_size: int, seed: int) -> Corpus:
@@ -49,10 +23,6 @@ def synthetic_corpus(*, num_tokens: int, vocab_size: int, seed: int) -> Corpus:
         tokens[i] = next_choices[tokens[i - 1], picks[i]]
     return Corpus(train=tokens[:num_tokens], heldout=tokens[num_tokens:],
                   description=f"synthetic Markov chain, {num_tokens} train tokens")
-
-
-def _join(chunks: list[bytes]) -> np.ndarray:
-    return np.frombuffer(b"".join(chunks), dtype=np.uint8)
 
 
 def unigram_cross_entropy(train: np.ndarray, heldout: np.ndarray, vocab_size: int = 256) -> float:

@@ -1,11 +1,11 @@
-"""Batches of fixed-length windows, a pure function of (seed, step): resume needs only the step."""
+"""data=synthetic: batches of random windows of one stream, a pure function of (seed, step)."""
 
 import dataclasses
 
 import numpy as np
 
-from hydralearn.data.config import DataConfig, Source
-from hydralearn.data.corpus import Corpus, stdlib_corpus, synthetic_corpus
+from hydralearn.data.config import BYTE_VOCAB_SIZE, DataConfig, SyntheticData
+from hydralearn.data.corpus import Corpus, synthetic_corpus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,11 +14,8 @@ class Batch:
     targets: np.ndarray  # (B, T) int32: inputs shifted left by one
 
 
-def load_corpus(config: DataConfig) -> Corpus:
-    if config.source is Source.synthetic:
-        return synthetic_corpus(num_tokens=min(config.max_bytes, 200_000),
-                                vocab_size=config.vocab_size, seed=config.seed)
-    return stdlib_corpus(max_bytes=config.max_bytes, heldout_percent=config.heldout_percent)
+def load_corpus(config: SyntheticData) -> Corpus:
+    return synthetic_corpus(num_tokens=config.num_tokens, vocab_size=BYTE_VOCAB_SIZE, seed=config.seed)
 
 
 def train_batch(config: DataConfig, corpus: Corpus, step: int) -> Batch:

@@ -1,7 +1,8 @@
 """Grouped-query self-attention (Ainslie et al. 2023); multi-head when num_kv_heads == num_heads.
 
 The attention maths itself is the `attention_fn` handed down at build time (conf/kernel):
-`attention_fn(q, k, v) -> context`, causal, with q: (B, T, N, D), k and v: (B, T, K, D).
+`attention_fn(q, k, v) -> context`, causal, with q: (B, T, N, D), k and v: (B, T, K, D); for
+packed documents it is also given `segment_ids` (B, T) and attends only within a segment.
 """
 
 from typing import Callable
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
+from hydralearn.layers.kv_cache import KVCache, Step
 from hydralearn.layers.params import Numerics, param, use
 
 AttentionFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
@@ -43,11 +45,31 @@ class Attention(nnx.Module):
         self.o = param(rngs, (num_heads, head_dim, d_model), ("heads", "head_dim", "embed"),
                        std=numerics.out_std, dtype=p)
 
-    def __call__(self, x: jax.Array, positions: jax.Array) -> jax.Array:
-        """x: (B, T, d_model), positions: (B, T) -> (B, T, d_model)."""
+    def __call__(self, x: jax.Array, positions: jax.Array,
+                 segment_ids: jax.Array | None = None) -> jax.Array:
+        """x: (B, T, d_model), positions and segment_ids: (B, T) -> (B, T, d_model)."""
+        q, k, v = self._project(x, positions)
+        segments = {} if segment_ids is None else {"segment_ids": segment_ids}
+        return self._output(self.attention_fn(q, k, v, **segments))
+
+    def extend(self, x: jax.Array, positions: jax.Array, cache: KVCache, layer: jax.Array,
+               step: Step) -> tuple[jax.Array, KVCache]:
+        """As __call__, with x's keys and values stored in `cache` at `positions` first."""
+        q, k, v = self._project(x, positions)
+        cache = cache.write(layer, k, v, positions)
+        if step is Step.prefill:
+            context = self.attention_fn(q, k, v)
+        else:
+            context = cache.attend(layer, q, positions)
+        return self._output(context), cache
+
+    def _project(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """q: (B, T, N, D); k, v: (B, T, K, D); q and k position-encoded."""
         q = checkpoint_name(jnp.einsum("btd,dnh->btnh", x, use(self.q, self.dtype)), "q_proj")
         k = checkpoint_name(jnp.einsum("btd,dkh->btkh", x, use(self.k, self.dtype)), "k_proj")
         v = checkpoint_name(jnp.einsum("btd,dkh->btkh", x, use(self.v, self.dtype)), "v_proj")
-        q, k = self.position(q, positions), self.position(k, positions)
-        context = checkpoint_name(self.attention_fn(q, k, v), "attn_context")  # (B, T, N, D)
+        return self.position(q, positions), self.position(k, positions), v
+
+    def _output(self, context: jax.Array) -> jax.Array:
+        context = checkpoint_name(context, "attn_context")  # (B, T, N, D)
         return checkpoint_name(jnp.einsum("btnh,nhd->btd", context, use(self.o, self.dtype)), "o_proj")

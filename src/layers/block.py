@@ -7,6 +7,7 @@ import jax
 from flax import nnx
 
 from hydralearn.layers.attention import Attention, AttentionFn
+from hydralearn.layers.kv_cache import KVCache, Step
 from hydralearn.layers.params import Numerics
 from hydralearn.layers.registry import instantiate
 
@@ -41,8 +42,17 @@ class TransformerBlock(nnx.Module):
         self.ffn = instantiate(spec.ffn, d_model=spec.d_model, ffn_dim=spec.ffn_dim,
                                numerics=spec.numerics, rngs=rngs)
 
-    def __call__(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, dict]:
+    def __call__(self, x: jax.Array, positions: jax.Array,
+                 segment_ids: jax.Array | None = None) -> tuple[jax.Array, dict]:
         """x: (B, T, d_model) -> (x, aux) where aux holds the ffn's auxiliary scalars."""
-        x = x + self.attention(self.attn_norm(x), positions)
+        x = x + self.attention(self.attn_norm(x), positions, segment_ids)
         y, aux = self.ffn(self.ffn_norm(x))
         return x + y, aux
+
+    def extend(self, x: jax.Array, positions: jax.Array, cache: KVCache, layer: jax.Array,
+               step: Step) -> tuple[jax.Array, KVCache]:
+        """As __call__ for generation: attention through the cache; the ffn's aux is dropped."""
+        h, cache = self.attention.extend(self.attn_norm(x), positions, cache, layer, step)
+        x = x + h
+        y, _ = self.ffn(self.ffn_norm(x))
+        return x + y, cache

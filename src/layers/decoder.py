@@ -15,6 +15,7 @@ from hydralearn.layers.attention import AttentionFn
 from hydralearn.layers.block import BlockSpec, TransformerBlock
 from hydralearn.layers.decoder_config import DecoderConfig, ffn_pattern
 from hydralearn.layers.embedding import Embedding
+from hydralearn.layers.kv_cache import KVCache, Step
 from hydralearn.layers.params import Numerics, param, use
 from hydralearn.layers.registry import instantiate
 
@@ -46,6 +47,7 @@ class Decoder(nnx.Module):
         # One scan step runs one repeat of the ffn's layer pattern (e.g. MoE every n-th layer:
         # n-1 dense blocks then one MoE block), so differing layers still share one scan.
         pattern = ffn_pattern(c.ffn)
+        self.layers_per_scan_step = len(pattern)
 
         @nnx.split_rngs(splits=c.num_layers // len(pattern))
         @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
@@ -60,21 +62,65 @@ class Decoder(nnx.Module):
         self.head = None if c.tie_embeddings else param(
             rngs, (c.d_model, c.vocab_size), ("embed", "vocab"), std=c.init_std, dtype=c.param_dtype)
 
-    def __call__(self, tokens: jax.Array) -> DecoderOutput:
-        """tokens: (B, T) int32 -> logits (B, T, vocab) and the blocks' auxiliary scalars."""
+    def __call__(self, tokens: jax.Array, *, positions: jax.Array | None = None,
+                 segment_ids: jax.Array | None = None) -> DecoderOutput:
+        """tokens: (B, T) int32 -> logits (B, T, vocab) and the blocks' auxiliary scalars.
+
+        Packed documents give their `positions` (restarting at 0 in each) and `segment_ids`
+        (attention stays within a segment); by default one sequence per row."""
         batch, length = tokens.shape
-        positions = jnp.broadcast_to(jnp.arange(length), (batch, length))
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(length), (batch, length))
         x = self.embed(tokens)  # (B, T, d_model)
         block_def, stacked_state = nnx.split(self.blocks)
 
         def one_block(x, block_state):
-            return nnx.merge(block_def, block_state)(x, positions)
+            return nnx.merge(block_def, block_state)(x, positions, segment_ids)
 
         # Scan keeps compile time flat in depth; remat (from conf/remat) wraps one block.
         x, aux = jax.lax.scan(self.remat(one_block), x, stacked_state)
+        return DecoderOutput(logits=self._logits(x), aux=reduce_aux(aux))
+
+    def extend(self, tokens: jax.Array, positions: jax.Array, cache: KVCache, step: Step, *,
+               logits_at: jax.Array, blocks: list[nnx.State] | None = None) -> tuple[jax.Array, KVCache]:
+        """Generation: `tokens` at `positions` (B, T) go through the model and into `cache`
+        (see kv_cache.py). Returns the float32 logits (B, vocab) at index `logits_at` (B,) of
+        each row's T tokens, and the cache.
+
+        `blocks` (from `unstacked_blocks`): the blocks' weights as separate arrays, run one
+        after the other instead of scanned; a layer sliced out of the stacked weights inside a
+        loop is a copy on CPU, which makes a one-token step read its weights three times."""
+        x = self.embed(tokens)  # (B, T, d_model)
+        block_def, stacked_state = nnx.split(self.blocks)
+
+        def one_block(carry, block_state):
+            x, cache, layer = carry
+            x, cache = nnx.merge(block_def, block_state).extend(x, positions, cache, layer, step)
+            return (x, cache, layer + self.layers_per_scan_step), None
+
+        carry = (x, cache, jnp.int32(0))
+        if blocks is None:  # the cache is carried (not scanned over): updated in place
+            (x, cache, _), _ = jax.lax.scan(one_block, carry, stacked_state)
+        else:
+            for block_state in blocks:
+                carry, _ = one_block(carry, block_state)
+            x, cache, _ = carry
+        last = jnp.take_along_axis(x, logits_at[:, None, None], axis=1)  # (B, 1, d_model)
+        return self._logits(last)[:, 0], cache
+
+    def _logits(self, x: jax.Array) -> jax.Array:
+        """Final norm and LM head: (B, T, d_model) -> float32 (B, T, vocab)."""
         x = self.final_norm(x)
         logits = self.embed.attend(x) if self.head is None else x @ use(self.head, self.dtype)
-        return DecoderOutput(logits=logits.astype(jnp.float32), aux=reduce_aux(aux))
+        return logits.astype(jnp.float32)
+
+
+@jax.jit
+def unstacked_blocks(params: nnx.State) -> list[nnx.State]:
+    """A Decoder's stacked block weights as one state per scan step, separate arrays."""
+    stacked = params["blocks"]
+    steps = jax.tree.leaves(stacked)[0].shape[0]
+    return [jax.tree.map(lambda x: x[i], stacked) for i in range(steps)]  # noqa: B023 - used at once
 
 
 def reduce_aux(stacked: dict) -> dict:
@@ -88,11 +134,17 @@ class BlockGroup(nnx.Module):
     def __init__(self, specs: list[BlockSpec], *, attention_fn: AttentionFn, rngs: nnx.Rngs):
         self.blocks = nnx.List([TransformerBlock(s, attention_fn=attention_fn, rngs=rngs) for s in specs])
 
-    def __call__(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, dict]:
+    def __call__(self, x: jax.Array, positions: jax.Array,
+                 segment_ids: jax.Array | None = None) -> tuple[jax.Array, dict]:
         per_block = []
         for block in self.blocks:
-            x, aux = block(x, positions)
+            x, aux = block(x, positions, segment_ids)
             per_block.append(aux)
         keys = {k for aux in per_block for k in aux}
         return x, reduce_aux({k: jnp.stack([a[k] for a in per_block if k in a]) for k in keys})
 
+    def extend(self, x: jax.Array, positions: jax.Array, cache: KVCache, layer: jax.Array,
+               step: Step) -> tuple[jax.Array, KVCache]:
+        for offset, block in enumerate(self.blocks):
+            x, cache = block.extend(x, positions, cache, layer + offset, step)
+        return x, cache

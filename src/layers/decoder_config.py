@@ -18,7 +18,10 @@ DTYPES = ("float32", "bfloat16", "float16")
 @dataclasses.dataclass(kw_only=True)
 class DecoderConfig:
     _target_: str = "hydralearn.layers.decoder.Decoder"
-    vocab_size: int = MISSING
+    # An int, or `auto`: the data's tokenizer size rounded up to a multiple of 128, made
+    # concrete before building (compose/resolve.py) and recorded in resolved_config.yaml.
+    vocab_size: Any = dataclasses.field(default=MISSING, metadata={"json_schema": {
+        "anyOf": [{"type": "integer", "exclusiveMinimum": 0}, {"const": "auto"}]}})
     d_model: int = MISSING
     num_layers: int = MISSING
     num_heads: int = MISSING
@@ -44,8 +47,11 @@ class DecoderConfig:
     def errors(self) -> list[str]:
         """Cross-field rules; every violation is reported, not just the first."""
         out = [f"model.{name}={getattr(self, name)} must be positive"
-               for name in ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "ffn_dim")
+               for name in ("d_model", "num_layers", "num_heads", "num_kv_heads", "ffn_dim")
                if getattr(self, name) <= 0]
+        vocab = self.vocab_size
+        if vocab != "auto" and (isinstance(vocab, bool) or not isinstance(vocab, int) or vocab <= 0):
+            out.append(f"model.vocab_size={vocab!r} must be a positive integer or auto")
         if out:
             return out
         if self.head_dim is None and self.d_model % self.num_heads:

@@ -1,5 +1,8 @@
 """The `_target_` allowlist: a config may only name layer classes whose config is registered.
 
+compose/ registers its optimizer and schedule schemas here too (their `_target_` names the
+builder function in compose/), so every `_target_` of a config passes this one allowlist.
+
 A layer's config schema is a jax-free dataclass with a `_target_` field whose default names
 the layer class; `@register(group=..., name=...)` on it allowlists that class and records
 where its schema belongs in the config tree (compose/ stores it in Hydra's ConfigStore as
@@ -59,8 +62,8 @@ def config_class(target: str) -> type:
     """The registered config dataclass of `target`, or TargetError saying why it is refused."""
     if target not in _CONFIGS:
         raise TargetError(
-            f"_target_ '{target}' is not allowed: only registered layer classes may be "
-            "instantiated from config (register your own: docs/plugins.md)")
+            f"_target_ '{target}' is not allowed: only registered layer classes (and optimizer "
+            "and schedule builders) may be instantiated from config (register your own: docs/plugins.md)")
     return _CONFIGS[target]
 
 

@@ -159,7 +159,7 @@ def resume_check(a: schema.TrainConfig, b: schema.TrainConfig) -> Resume:
 
 def _state_shapes(config: schema.TrainConfig) -> dict[str, tuple]:
     _, params = abstract_params(config)
-    tx = build_optimizer(config.optim, total_steps=config.trainer.steps).transform
+    tx = build_optimizer(config.optim, schedule=config.schedule, total_steps=config.trainer.steps).transform
     state = {"params": params, "opt_state": jax.eval_shape(tx.init, params)}
     leaves = jax.tree_util.tree_leaves_with_path(state, is_leaf=lambda x: isinstance(x, nnx.Variable))
     out = {}

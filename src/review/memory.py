@@ -16,6 +16,8 @@ are a model, per token and per layer, in elements (x the compute dtype's bytes):
 with q = heads * head_dim, kv = kv_heads * head_dim; head and mlp widths are divided by the mesh
 axes their logical axes shard over. A policy that recomputes adds one layer's full activations
 (the layer being recomputed). The float32 logits and their gradient add 2 * V * 4 bytes per token.
+With trainer.grad_accum=K only one microbatch (1/K of the batch) holds activations at a time,
+and the gradients gain a float32 accumulator (one float32 copy of the parameter shards).
 Compare with XLA's own figure: `hydralearn-plan --compile` (docs/tooling.md).
 """
 
@@ -33,7 +35,7 @@ CHECKPOINT_NAMES = ("q_proj", "k_proj", "v_proj", "attn_context", "o_proj", "ffn
 class MemoryEstimate:
     params: int  # bytes per device
     optimizer: int
-    grads: int
+    grads: int  # with gradient accumulation, the float32 accumulator too
     activations: int
     batch_shards: int  # how many ways the global batch is split
 
@@ -74,7 +76,9 @@ def saved_names(config: TrainConfig) -> frozenset[str] | None:
 def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int, grad_bytes: int,
              optimizer_bytes: int, ffn_width: float) -> MemoryEstimate:
     shards = _Shards(config, mesh)
-    tokens = math.ceil(config.data.batch_size / shards.batch) * config.data.seq_len / shards.length
+    microbatches = config.trainer.grad_accum
+    tokens = math.ceil(config.data.batch_size / shards.batch / microbatches) \
+        * config.data.seq_len / shards.length
     model = config.model
     width = _widths(config, shards, ffn_width)
     every = 4 * model.d_model + 3 * width["q"] + 3 * width["kv"] + width["ffn"]
@@ -91,7 +95,8 @@ def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int, gra
         working = full_layer
     logits = 2 * 4 * model.vocab_size / shards.vocab
     activations = tokens * (model.num_layers * saved + working + logits)
-    return MemoryEstimate(params=param_bytes, optimizer=optimizer_bytes, grads=grad_bytes,
+    accumulator = grad_bytes * 4 // np.dtype(model.param_dtype).itemsize if microbatches > 1 else 0
+    return MemoryEstimate(params=param_bytes, optimizer=optimizer_bytes, grads=grad_bytes + accumulator,
                           activations=int(activations), batch_shards=shards.batch)
 
 

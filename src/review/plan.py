@@ -56,6 +56,7 @@ class Plan:
     trainable_params: int  # with an adapter (model/adapter=lora) only its own; else all
     flops_per_token: float  # training (forward + backward), 6N + attention
     tokens_per_step: int
+    grad_accum: int  # microbatches per step (trainer.grad_accum)
     memory: memory.MemoryEstimate  # bytes per device
     device_memory_bytes: int
     step_seconds_at_peak: float  # compute time of one step at 100% MFU
@@ -117,7 +118,7 @@ def make_plan(config: TrainConfig) -> Plan:
         kernel=config.kernel.name.value, compute_dtype=config.model.compute_dtype,
         total_params=total, active_params=active,
         trainable_params=sum(math.prod(x.shape) for x in jax.tree.leaves(trained)),
-        flops_per_token=fpt, tokens_per_step=tokens,
+        flops_per_token=fpt, tokens_per_step=tokens, grad_accum=config.trainer.grad_accum,
         memory=estimate, device_memory_bytes=int(config.hardware.device_memory_gib * GIB),
         step_seconds_at_peak=fpt * tokens / (peak_flops(config) * devices),
         tensors=tuple(sorted(table, key=lambda r: (-r.bytes_per_device, r.path))),
@@ -132,7 +133,7 @@ def param_table(params: nnx.State, config: TrainConfig) -> list[TensorRow]:
 
 def optimizer_bytes(params: nnx.State, config: TrainConfig) -> int:
     """Per-device bytes of the optimizer state: moments shard like their parameters."""
-    tx = build_optimizer(config.optim, total_steps=config.trainer.steps).transform
+    tx = build_optimizer(config.optim, schedule=config.schedule, total_steps=config.trainer.steps).transform
     state = jax.eval_shape(tx.init, params)
     leaves = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, nnx.Variable))
     return sum(_row("", leaf, config).bytes_per_device for leaf in leaves)

@@ -1,9 +1,10 @@
 """Checkpoints (conf/checkpoint): orbax-checkpoint on tensorstore, async, atomic, verified, resharded.
 
-Layout: <run_dir>/checkpoints/<step>/{state,run,config,checksums.json}; `state` is the
+Layout: <run_dir>/checkpoints/<step>/{state,run,data,config,checksums.json}; `state` is the
 TrainState (step, params, optimizer state) written by tensorstore (OCDBT), `run` a small JSON
-(data position, seeds, skipped-step count), `config` the resolved config the step was written
-with, `checksums.json` the CRC-32 of every item file (runtime/integrity.py). Orbax writes each
+(seeds, skipped-step count), `data` the data loader's position (its Grain iterator state, one
+`process_<i>-of-<n>.json` per JAX process, written by Grain's orbax handler), `config` the
+resolved config the step was written with, `checksums.json` the CRC-32 of every item file (runtime/integrity.py). Orbax writes each
 step into `<step>.orbax-checkpoint-tmp*`; the checksums are written there once every item is
 final, and the rename to `<step>` commits both, so a process killed mid-write leaves the
 previous checkpoints intact and a committed step always carries its checksums.
@@ -18,6 +19,7 @@ any other.
 """
 
 import dataclasses
+import json
 import logging
 import re
 import shutil
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grain.checkpoint
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -50,6 +53,24 @@ class Restored:
     step: int
     state: Any  # TrainState, placed in the target shardings
     meta: dict  # the JSON written with it
+    data_state: dict | None = None  # this process's data-loader position, if saved
+
+
+class _DataPosition:
+    """A loader state captured when the save starts, in the shape Grain's orbax handler
+    writes and reads (JSON bytes): the loader itself goes on while the write runs."""
+
+    def __init__(self, state: dict | None = None):
+        self.state = state
+
+    def get_state(self) -> bytes:
+        return json.dumps(self.state).encode()
+
+    def set_state(self, state: bytes) -> None:
+        self.state = json.loads(state)
+
+    def start_prefetch(self) -> None:
+        pass
 
 
 def committed_steps(directory: Path) -> list[int]:
@@ -74,6 +95,20 @@ def saved_config(directory: Path) -> dict | None:
         if (step_dir / "config").is_dir() and integrity.verify(step_dir, items=("config",)) is None:
             return dict(ocp.handlers.JsonCheckpointHandler().restore(step_dir / "config"))
     return None
+
+
+def _has_data_position(step_dir: Path) -> bool:
+    """Whether the step holds a data position this run can continue; RunRefused if it was
+    saved by another number of JAX processes (each process's shard and position are its own)."""
+    files = sorted((step_dir / "data").glob("process_*-of-*.json"))
+    if not files:
+        return False
+    saved, count = int(files[0].stem.rsplit("-of-", 1)[1]), jax.process_count()
+    if saved != count:
+        raise RunRefused(f"checkpoint {step_dir} was written by {saved} JAX processes and this run "
+                         f"has {count}: each process resumes its own data shard, so resume with "
+                         f"{saved} processes (or set name=<new name> for a new run)")
+    return True
 
 
 def abstract_state(init_state, shardings) -> Any:
@@ -134,6 +169,9 @@ class Checkpointer:
         registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
         for args in (ocp.args.StandardSave, ocp.args.StandardRestore):
             registry.add("state", args, state)
+        data = grain.checkpoint.CheckpointHandler()
+        for args in (grain.checkpoint.CheckpointSave, grain.checkpoint.CheckpointRestore):
+            registry.add("data", args, data)
         for item in ("run", "config"):
             json_handler = ocp.handlers.JsonCheckpointHandler()
             for args in (ocp.args.JsonSave, ocp.args.JsonRestore):
@@ -212,23 +250,28 @@ class Checkpointer:
             raise ConfigError(
                 [f"checkpoint {path} does not fit this config (it was left as it is):"] + shown
                 + ["to train a new experiment, set name=<new name> or hydra.run.dir=<new dir>"])
+        items = {"data": grain.checkpoint.CheckpointRestore(_DataPosition())} \
+            if _has_data_position(path) else {}
         started = time.perf_counter()
         try:
             out = self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(target), run=ocp.args.JsonRestore()))
+                state=ocp.args.StandardRestore(target), run=ocp.args.JsonRestore(), **items))
             jax.block_until_ready(out.state)
         except Exception as e:
             raise storage.failed("cannot read checkpoint", path, e) or e
         logger.info("restored checkpoint %s in %.2f s", path, time.perf_counter() - started)
-        return Restored(step=step, state=out.state, meta=dict(out.run))
+        return Restored(step=step, state=out.state, meta=dict(out.run),
+                        data_state=out.data.state if items else None)
 
     def restore_latest(self, target) -> Restored | None:
         """The newest intact checkpoint in `target`'s shardings; None if there is none."""
         step = self.newest_intact()
         return None if step is None else self.restore(step, target)
 
-    def save(self, step: int, state, *, meta: dict, metrics: dict | None = None) -> bool:
-        """Start writing `state` as `step`; False if that step is already saved.
+    def save(self, step: int, state, *, meta: dict, data_state: dict | None = None,
+             metrics: dict | None = None) -> bool:
+        """Start writing `state` (and the data loader's position `data_state`, if given) as
+        `step`; False if that step is already saved.
 
         Raises StorageError (the partial step removed) if this or the previous write failed
         for lack of space or a read-only/missing disk.
@@ -237,6 +280,8 @@ class Checkpointer:
             return False
         started = time.perf_counter()
         items = {"state": ocp.args.StandardSave(state), "run": ocp.args.JsonSave(meta)}
+        if data_state is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(_DataPosition(data_state))
         if self.record is not None:
             items["config"] = ocp.args.JsonSave(self.record)
         try:

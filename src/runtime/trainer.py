@@ -1,15 +1,16 @@
 """The training loop: data -> jitted step -> metrics, periodic eval and checkpoints.
 
 A run resumes from the newest complete checkpoint in <run_dir>/checkpoints. Everything a step
-depends on is restored or recomputed from it: the TrainState (step, params, optimizer state)
-and the data position (batches are a pure function of (data.seed, step); no step draws
-randomness), so the steps after a resume are bit-identical to an uninterrupted run's.
+depends on is restored from it: the TrainState (step, params, optimizer state) and the data
+loader's position (its Grain iterator state); no step draws randomness, so the steps after a
+resume are bit-identical to an uninterrupted run's.
 """
 
 import dataclasses
 import enum
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,16 +20,16 @@ import jax
 import numpy as np
 
 from hydralearn.compose.build import Program
-from hydralearn.compose.schema import CheckpointConfig, NonFinite, TrainerConfig
-from hydralearn.data import tokenizer
-from hydralearn.data.config import DataConfig
-from hydralearn.data.corpus import Corpus, unigram_cross_entropy
-from hydralearn.data.pipeline import heldout_batches, train_batch
+from hydralearn.compose.schema import CheckpointConfig, LoggerConfig, NonFinite, TrainerConfig
+from hydralearn.data.loader import HostBatch, Loader
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
-from hydralearn.runtime.errors import RunError
+from hydralearn.runtime.errors import RunError, RunRefused
+from hydralearn.runtime.generate import Generator, complete
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
-from hydralearn.runtime.sample import generate
+from hydralearn.runtime.profile import Profiler
+from hydralearn.runtime.sampling import Sampling
+from hydralearn.runtime.text import codec_of
 from hydralearn.runtime.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
@@ -55,8 +56,9 @@ class RunSummary:
     resumed_from: int  # 0 for a fresh start
     skipped_steps: int  # steps whose update was dropped (trainer.nonfinite=skip)
     train_loss: float = float("nan")  # last step's training loss
-    eval_loss: float = float("nan")  # held-out loss at the end
-    unigram_loss: float = float("nan")  # held-out loss of the byte-frequency baseline
+    eval_loss: float = float("nan")  # held-out loss at the end, nats per token of the tokenizer
+    bits_per_byte: float = float("nan")  # the same loss per byte of text: compares tokenizers
+    unigram_loss: float = float("nan")  # held-out loss of the token-frequency baseline
     steps_per_s: float = float("nan")  # after the first (compiling) step of this process
     tokens_per_s: float = float("nan")
     mfu: float = float("nan")
@@ -83,14 +85,15 @@ class Start:
     make: Callable[[], Any]  # () -> TrainState at step 0
 
 
-def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: TrainerConfig,
+def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
           checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path,
-          config_record: dict | None = None, on_start: Callable[[], None] | None = None,
-          start: Start | None = None) -> RunSummary:
+          sinks: LoggerConfig | None = None, config_record: dict | None = None,
+          on_start: Callable[[], None] | None = None, initial: Start | None = None) -> RunSummary:
     """Train to `trainer.steps`, resuming from the newest intact checkpoint; without one,
-    from `start` (random initialisation if None): a run's own checkpoint always wins.
+    from `initial` (random initialisation if None): a run's own checkpoint always wins.
 
-    `config_record` (the resolved config) is saved in every checkpoint. `on_start` runs once
+    `sinks`: where metrics go (conf/logger; None: its defaults). `config_record` (the resolved
+    config) is saved in every checkpoint and given to W&B and MLflow. `on_start` runs once
     the run is sure to go on (checkpoints verified and restored, nothing refused), before the
     run directory's metrics are touched: the place to write records a refused run must not.
     """
@@ -106,25 +109,35 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
         restored = checkpointer.restore(newest, target) if newest is not None else None
         if on_start:
             on_start()
-        first = restored.step if restored else 0
+        start = restored.step if restored else 0
         skipped = restored.meta.get("skipped_steps", 0) if restored else 0
         if restored:
-            logger.info("resuming from step %d%s", first, f" (the run's own checkpoint wins: {start.source} "
-                        "not used)" if start else "")
-        elif start:
-            logger.info("starting from %s", start.source)
-        loop = _Loop(program, data=data, corpus=corpus, trainer=trainer, checkpoint=checkpoint,
-                     checkpointer=checkpointer, throughput=throughput, skipped=skipped,
-                     log=MetricsLog(run_dir, total_steps=trainer.steps, initial_step=first))
-        state = restored.state if restored else (start.make() if start else program.init_state())
+            if restored.data_state is None:
+                raise RunRefused(f"checkpoint {restored.step} holds no data-loader position (written "
+                                 "by an older hydralearn); set name=<new name> for a new run")
+            loader.set_state(restored.data_state)
+            logger.info("resuming from step %d%s", start, f" (the run's own checkpoint wins: "
+                        f"{initial.source} not used)" if initial else "")
+        elif initial:
+            logger.info("starting from %s", initial.source)
+        log = MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start, sinks=sinks,
+                         name=program.config.name, run_config=config_record,
+                         primary=jax.process_index() == 0)
+        profiler = Profiler(trainer.profile, run_dir=run_dir)
         try:
+            loop = _Loop(program, loader=loader, trainer=trainer, checkpoint=checkpoint,
+                         checkpointer=checkpointer, throughput=throughput, skipped=skipped, log=log,
+                         profiler=profiler)
+            state = restored.state if restored else (initial.make() if initial else program.init_state())
             with Preemption() as preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
-                state, status = loop.run(state, start=first, preemption=preemption, watchdog=watchdog)
+                state, status = loop.run(state, start=start, preemption=preemption, watchdog=watchdog)
         finally:
-            loop.log.close()
+            profiler.stop()
+            log.close()
     finally:
         checkpointer.close()  # waits for writes in flight: a started checkpoint is completed
-    summary = loop.summary(state, status=status, start=first, wall_s=time.perf_counter() - started)
+        loader.close()
+    summary = loop.summary(state, status=status, start=start, wall_s=time.perf_counter() - started)
     if status is RunStatus.COMPLETED:
         (Path(run_dir) / "summary.json").write_text(
             json.dumps(dataclasses.asdict(summary), indent=2, default=lambda s: s.value))
@@ -132,15 +145,15 @@ def train(program: Program, *, data: DataConfig, corpus: Corpus, trainer: Traine
 
 
 class _Loop:
-    def __init__(self, program: Program, *, data: DataConfig, corpus: Corpus,
-                 trainer: TrainerConfig, checkpoint: CheckpointConfig, checkpointer: Checkpointer,
-                 throughput: Throughput, skipped: int, log: MetricsLog):
-        self.program, self.data, self.corpus, self.trainer = program, data, corpus, trainer
+    def __init__(self, program: Program, *, loader: Loader, trainer: TrainerConfig,
+                 checkpoint: CheckpointConfig, checkpointer: Checkpointer,
+                 throughput: Throughput, skipped: int, log: MetricsLog, profiler: Profiler):
+        self.program, self.loader, self.trainer = program, loader, trainer
         self.checkpoint, self.checkpointer, self.throughput = checkpoint, checkpointer, throughput
-        self.skipped, self.log = skipped, log
-        self.put = lambda x: jax.device_put(x, program.batch_sharding)
-        self.evals = [(self.put(b.inputs), self.put(b.targets))
-                      for b in heldout_batches(data, corpus, trainer.eval_batches)]
+        self.skipped, self.log, self.profiler = skipped, log, profiler
+        self.heldout = loader.heldout(trainer.eval_batches)
+        self.evals = [(self.put(b), float(b.mask.sum())) for b in self.heldout]
+        self.data_stats: list[dict[str, float]] = []  # per step since the last record
         self.pending = None  # (step, device metrics): fetched while the next step runs
         self.last: dict[str, float] = {}  # the newest fetched step's metrics
         self.first = self.window = self.newest = None  # (time, step) marks for rates
@@ -148,8 +161,11 @@ class _Loop:
 
     def run(self, state, *, start: int, preemption: Preemption, watchdog: Watchdog):
         for step in range(start, self.trainer.steps):
-            batch = train_batch(self.data, self.corpus, step)
-            state, metrics = self.program.train_step(state, self.put(batch.inputs), self.put(batch.targets))
+            batch = next(self.loader)
+            with self.profiler.step(step + 1):
+                state, metrics = self.program.train_step(state, *self.put(batch))
+            self.profiler.finished(step + 1, state)
+            self.data_stats.append(self.loader.stats(batch))
             self._flush()
             watchdog.beat()
             self.pending = (step, metrics)
@@ -175,12 +191,13 @@ class _Loop:
 
     def _save(self, step: int, state, evaluated: dict[str, float]) -> None:
         self._flush()  # with nonfinite=stop, a non-finite step raises here, before it is saved
-        meta = {"step": step, "data_seed": self.data.seed, "seed": self.program.config.seed,
-                "skipped_steps": self.skipped}
+        meta = {"step": step, "data_seed": self.program.config.data.seed,
+                "seed": self.program.config.seed, "skipped_steps": self.skipped}
         values = {**self.last, **evaluated}
         name = self.checkpoint.best_metric
         metrics = {name: values[name]} if self.checkpoint.keep_best and name in values else None
-        if self.checkpointer.save(step, state, meta=meta, metrics=metrics):
+        if self.checkpointer.save(step, state, meta=meta, data_state=self.loader.get_state(),
+                                  metrics=metrics):
             self.log.write(step, {"checkpoint_blocking_s": self.checkpointer.blocking_s})
 
     def _flush(self) -> None:
@@ -200,9 +217,25 @@ class _Loop:
             self.log.write(step + 1, values)
         elif (step + 1) % self.trainer.log_every == 0 or step + 1 == self.trainer.steps or values["nonfinite"]:
             values |= self.throughput.rates(step - self.window[1], now - self.window[0])
+            values |= self._data_window()
             self.log.write(step + 1, values)
             self.window = (now, step)
         self.last, self.newest = values, (now, step)
+
+    def put(self, batch: HostBatch) -> tuple:
+        """(inputs, targets[, segments]) as global arrays from this process's rows."""
+        def put(x):
+            return jax.make_array_from_process_local_data(self.program.batch_sharding, x)
+        arrays = (put(batch.inputs), put(batch.targets))
+        if batch.segment_ids is None:
+            return arrays
+        return (*arrays, {"positions": put(batch.positions), "segment_ids": put(batch.segment_ids)})
+
+    def _data_window(self) -> dict[str, float]:
+        """The loader's statistics averaged over the steps since the last record."""
+        window, self.data_stats = self.data_stats, []
+        out = {k: float(np.mean([s[k] for s in window])) for k in (window[0] if window else {})}
+        return out | ({"bad_records": self.loader.bad_records} if self.loader.bad_records else {})
 
     def _overall_rates(self) -> dict[str, float]:
         steps = self.newest[1] - self.first[1]
@@ -220,10 +253,12 @@ class _Loop:
         raise NonFiniteLoss(
             f"step {step}: the loss ({values['loss']}) or gradient norm ({values['grad_norm']}) is "
             f"not finite; the newest checkpoint is at step {self.checkpointer.latest_step()}. Lower "
-            "optim.lr or raise optim.warmup_steps, or set trainer.nonfinite=skip to drop such steps")
+            "optim.lr or raise schedule.warmup_steps, or set trainer.nonfinite=skip to drop such steps")
 
     def evaluate(self, state) -> float:
-        return float(np.mean([float(self.program.eval_step(state.params, x, y)) for x, y in self.evals]))
+        """Mean loss per held-out target token (padding excluded)."""
+        losses = [(float(self.program.eval_step(state.params, *batch)), n) for batch, n in self.evals]
+        return sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
 
     def summary(self, state, *, status: RunStatus, start: int, wall_s: float) -> RunSummary:
         base = dict(status=status, steps=int(jax.device_get(state.step)), resumed_from=start,
@@ -231,18 +266,22 @@ class _Loop:
         if status is not RunStatus.COMPLETED:
             return RunSummary(**base, wall_s=wall_s)
         rates = {k: self.final[k] for k in ("tokens_per_s", "mfu") if k in self.final}
+        eval_loss = self.final["eval_loss"]
         return RunSummary(
-            **base, **rates, eval_loss=self.final["eval_loss"],
-            unigram_loss=unigram_cross_entropy(self.corpus.train, self.corpus.heldout),
+            **base, **rates, eval_loss=eval_loss,
+            bits_per_byte=eval_loss / math.log(2) * self.loader.tokens_per_byte(),
+            unigram_loss=self.loader.unigram_loss(self.heldout),
             steps_per_s=rates.get("tokens_per_s", float("nan")) / self.throughput.tokens_per_step,
-            wall_s=wall_s, sample=_sample(self.program, state, self.data, self.trainer))
+            wall_s=wall_s, sample=_sample(self.program, state, self.loader, self.trainer))
 
 
-def _sample(program: Program, state, data: DataConfig, trainer: TrainerConfig) -> str:
+def _sample(program: Program, state, loader: Loader, trainer: TrainerConfig) -> str:
+    """The prompt and its completion, generated as hydralearn-generate does, within seq_len."""
     if not trainer.sample_tokens:
         return ""
-    prompt = tokenizer.encode(trainer.sample_prompt)
-    num_tokens = min(trainer.sample_tokens, data.seq_len - len(prompt))
-    tokens = generate(program.apply, state.params, prompt, num_tokens=num_tokens,
-                      buffer_len=data.seq_len, temperature=trainer.sample_temperature, seed=0)
-    return tokenizer.decode(np.asarray(tokens))
+    codec = codec_of(loader.tokenizer)
+    prompt = trainer.sample_prompt
+    num_tokens = min(trainer.sample_tokens, program.config.data.seq_len - len(codec.encode(prompt)))
+    generator = Generator(program.config, state.params, mesh=program.mesh)
+    return prompt + complete(generator, codec, [prompt], max_new_tokens=num_tokens,
+                             sampling=Sampling(temperature=trainer.sample_temperature))[0]

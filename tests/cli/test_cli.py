@@ -1,14 +1,17 @@
-"""The real `hydralearn-train` in subprocesses: printing configs, user errors, and a tiny run.
+"""The real `hydralearn-train` in subprocesses: printing configs, user errors, and a tiny run;
+then `hydralearn-generate` and `hydralearn-eval` on that run.
 
 All processes start at once (module fixture) so their import and compile costs overlap.
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -93,3 +96,108 @@ def test_tiny_training_run_writes_its_run_directory(results):
     assert summary["steps"] == 6 and len(summary["sample"]) > 0
     assert stdout.count("held-out loss") == 1 and stdout.count("--- sample ---") == 1  # logged once
     assert Path(run_dir / ".hydra" / "overrides.yaml").exists()
+
+
+def _tool(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """A console script of this environment, on one device like a user's."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    return subprocess.run([str(Path(sys.executable).parent / name), *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_generate_streams_the_end_of_run_samples_text(results):
+    """hydralearn-generate on the run's newest checkpoint with the sample's prompt, length and
+    sampling: the trainer's in-jit loop and the CLI's token-by-token stream give the same text.
+    The run is named relative to the working directory, as users do (orbax wants absolute paths)."""
+    run_dir = results["train"][3]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    out = _tool("hydralearn-generate", run_dir.name, "--prompt", "def ", "--max-new-tokens", "8",
+                "--temperature", "0.8", "--seed", "0", cwd=run_dir.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout == summary["sample"] + "\n"
+
+
+def test_eval_equals_the_training_time_eval(results, capsys):
+    from hydralearn.cli import eval as eval_cli
+
+    run_dir = results["train"][3]
+    eval_cli.main([str(run_dir)])
+    printed = json.loads(capsys.readouterr().out)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert printed["loss"] == pytest.approx(summary["eval_loss"], rel=1e-6)
+    tokens = 2 * 4 * 32  # trainer.eval_batches x data.batch_size x data.seq_len, one byte each
+    assert (printed["tokens"], printed["bytes"], printed["step"]) == (tokens, tokens, 6)
+    assert printed["bits_per_byte"] == pytest.approx(printed["loss"] / math.log(2) * tokens / tokens)
+    saved = json.loads((run_dir / "checkpoints" / "6" / "eval.json").read_text())
+    assert saved[printed["data"]]["loss"] == printed["loss"]
+
+
+def test_perplexity_of_a_file(results, tmp_path, capsys):
+    """Loss and bits per byte of a file against numpy on the model's logits: windows of
+    data.seq_len, every byte after the first predicted once."""
+    from flax import nnx
+    from hydralearn.cli import eval as eval_cli
+    from hydralearn.compose.build import abstract_params
+    from hydralearn.cli.target import load
+
+    run_dir = results["train"][3]
+    text = "naïve café: " + "def f(x):\n    return x * 2\n" * 3  # 90 bytes, 2 of them 2-byte chars
+    (tmp_path / "notes.txt").write_text(text)
+    eval_cli.main([str(run_dir), "--perplexity-of", str(tmp_path / "notes.txt")])
+    printed = json.loads(capsys.readouterr().out)
+    data = np.frombuffer(text.encode(), np.uint8).astype(np.int32)
+    windows = [data[i:i + 33] for i in range(0, len(data) - 1, 32)]  # seq_len 32, + 1 target
+    model = load(str(run_dir))
+    forward = nnx.merge(abstract_params(model.config)[0], model.params)
+    nats = 0.0
+    for w in windows:
+        logits = np.asarray(forward(w[None, :-1]).logits[0], np.float64)
+        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        nats -= log_probs[np.arange(len(w) - 1), w[1:]].sum()
+    predicted = len(text.encode()) - 1
+    assert printed["tokens"] == printed["bytes"] == predicted
+    assert printed["loss"] == pytest.approx(nats / predicted, rel=1e-5)
+    assert printed["bits_per_byte"] == pytest.approx(nats / predicted / math.log(2), rel=1e-5)
+
+
+@pytest.mark.parametrize("tool, args, expected", [
+    ("generate", ["{missing}", "--prompt", "x"], "no such directory"),
+    ("generate", ["{run}@99", "--prompt", "x"], "no checkpoint at step 99; available steps: 6"),
+    ("generate", ["{run}@last", "--prompt", "x"], "the step after '@' must be a number"),
+    ("generate", ["{run}", "--prompt", "x", "--top-p", "2"], "--top-p=2.0 must be in (0, 1]"),
+    ("generate", ["{run}", "--promt", "x"], "one of the arguments --prompt --prompts-file is required"),
+    ("generate", ["{run}", "--prompts-file", "{missing}"], "no such file"),
+    ("eval", ["{run}", "model.d_model=3"], "only the data group can be overridden"),
+    ("eval", ["{run}", "data.seq_lne=3"], "unknown key data.seq_lne"),
+    ("eval", ["{run}", "data=nope"], "data=nope: no such option"),
+])
+def test_generate_and_eval_user_errors(results, tool, args, expected, capsys, tmp_path):
+    from hydralearn.cli import eval as eval_cli, generate
+
+    run_dir = results["train"][3]
+    args = [a.format(run=run_dir, missing=tmp_path / "missing") for a in args]
+    with pytest.raises(SystemExit) as exit_:
+        (generate if tool == "generate" else eval_cli).main(args)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("hydralearn: error: ") and expected in lines[0], lines
+
+
+def test_generate_and_eval_answer_help_and_flag_errors_without_jax(tmp_path):
+    """As hydralearn-train's --help and config errors: nothing numeric is imported to say them."""
+    bin_dir = Path(sys.executable).parent
+    commands = [["hydralearn-generate", "--help"], ["hydralearn-eval", "--help"],
+                ["hydralearn-generate", str(tmp_path / "missing"), "--prompt", "x"],
+                ["hydralearn-generate", str(tmp_path), "--prompt", "x", "--top-k", "-1"],
+                ["hydralearn-eval", str(tmp_path / "missing")]]
+    env = os.environ | {"PYTHONPROFILEIMPORTTIME": "1"}
+    procs = [subprocess.Popen([str(bin_dir / argv[0]), *argv[1:]], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for argv in commands]
+    for argv, proc in zip(commands, procs):
+        stdout, stderr = proc.communicate(timeout=120)
+        imported = {line.rpartition("|")[2].strip().split(".")[0] for line in stderr.splitlines()
+                    if line.startswith("import time:")}
+        errors = [line for line in stderr.splitlines() if line.startswith("hydralearn: error: ")]
+        assert "hydralearn" in imported, argv  # the import profile was read
+        assert not imported & {"jax", "jaxlib", "numpy", "flax", "optax", "orbax", "torch"}, argv
+        assert (proc.returncode, len(errors)) == ((0, 0) if "--help" in argv else (2, 1)), (argv, stderr[-500:])

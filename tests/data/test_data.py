@@ -1,35 +1,26 @@
-"""Tokenizer, corpus split and batches."""
+"""The byte tokenizer, the synthetic source's batches, the unigram baseline."""
 
 import math
 
 import numpy as np
 
 from hydralearn.data import tokenizer
-from hydralearn.data.corpus import stdlib_corpus, synthetic_corpus, unigram_cross_entropy
-from hydralearn.data.pipeline import DataConfig, heldout_batches, train_batch
+from hydralearn.data.corpus import synthetic_corpus, unigram_cross_entropy
+from hydralearn.data.config import SyntheticData
+from hydralearn.data.pipeline import heldout_batches, train_batch
 
 
 def test_byte_tokenizer_round_trips_unicode():
     text = "déf λ(x): return '→' # 日本"
-    tokens = tokenizer.encode(text)
-    assert tokens.max() < 256 and len(tokens) == len(text.encode("utf-8"))
-    assert tokenizer.decode(tokens) == text
-
-
-def test_stdlib_corpus_is_deterministic_and_split_by_file():
-    a = stdlib_corpus(max_bytes=2_000_000, heldout_percent=10)
-    b = stdlib_corpus(max_bytes=2_000_000, heldout_percent=10)
-    assert np.array_equal(a.train, b.train) and np.array_equal(a.heldout, b.heldout)
-    assert 0.02 < len(a.heldout) / (len(a.train) + len(a.heldout)) < 0.3
-    # Split by file: a 200-byte window of held-out text almost never appears verbatim in train.
-    train_text = a.train.tobytes()
-    probes = [a.heldout[i:i + 200].tobytes() for i in range(0, len(a.heldout) - 200, len(a.heldout) // 20)]
-    assert sum(p in train_text for p in probes) <= 2
+    tokens = tokenizer.BYTE.encode(text)
+    assert max(tokens) < 256 and tokens == list(text.encode("utf-8"))
+    assert tokenizer.BYTE.decode(tokens) == text
+    assert tokenizer.BYTE.document(text) == tokens + [0]  # EOS: byte 0, which text never holds
 
 
 def test_batches_are_a_pure_function_of_seed_and_step():
     corpus = synthetic_corpus(num_tokens=5000, vocab_size=256, seed=0)
-    config = DataConfig(seq_len=16, batch_size=4)
+    config = SyntheticData(seq_len=16, batch_size=4)
     first, again, other = (train_batch(config, corpus, step=s) for s in (3, 3, 4))
     assert np.array_equal(first.inputs, again.inputs)
     assert not np.array_equal(first.inputs, other.inputs)

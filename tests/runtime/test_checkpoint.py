@@ -198,3 +198,21 @@ def test_config_changes_split_into_allowed_and_refused():
                                "mesh.axes.fsdp: 8 -> 1", "remat.policy: 'none' -> 'full'",
                                "trainer.eval_every: 5 -> 2"]
     assert compare(saved=saved, current=saved) == type(changes)(allowed=[], refused=[])
+
+
+def test_data_position_round_trips_and_another_process_count_is_refused(small, tmp_path):
+    program, state = small
+    position = {"loader": [3, {"epoch": 1}], "note": "any JSON"}
+    checkpointer = Checkpointer(tmp_path, SYNC)
+    checkpointer.save(1, state, meta={"step": 1}, data_state=position)
+    checkpointer.close()
+    written = tmp_path / "1" / "data" / "process_0-of-1.json"
+    assert json.loads(written.read_text()) == position  # Grain's handler: one file per process
+    target = abstract_state(program.init_state, program.state_shardings)
+    checkpointer = Checkpointer(tmp_path, SYNC)
+    assert checkpointer.restore(1, target).data_state == position
+    written.rename(written.with_name("process_0-of-4.json"))  # as if written by 4 processes
+    with pytest.raises(RunRefused, match=r"written by 4 JAX processes and this run has 1: .*"
+                                         r"resume with 4 processes"):
+        checkpointer.restore(1, target)
+    checkpointer.close()

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import tiny_config
 from hydralearn.compose.build import build
+from hydralearn.data.loader import Loader
 from hydralearn.data.pipeline import load_corpus, train_batch
 from hydralearn.runtime.checkpoint import committed_steps
 from hydralearn.runtime.trainer import NonFiniteLoss, Throughput, train
@@ -50,12 +51,12 @@ def test_skip_keeps_params_and_optimizer_state(one_device):
 
 
 def test_stop_names_the_step_and_keeps_earlier_checkpoints(one_device, tmp_path):
-    config = tiny_config("optim.lr=1e30", "optim.warmup_steps=0", "trainer.steps=20",
+    config = tiny_config("optim.lr=1e30", "schedule.warmup_steps=0", "trainer.steps=20",
                          "trainer.log_every=1", "trainer.sample_tokens=0", "checkpoint.every_steps=1")
     program = build(config, devices=one_device)
     throughput = Throughput(tokens_per_step=128, flops_per_token=1.0, peak_flops=1.0)
     with pytest.raises(NonFiniteLoss, match=r"^step (\d+): the loss") as error:
-        train(program, data=config.data, corpus=load_corpus(config.data), trainer=config.trainer,
+        train(program, loader=Loader(config.data), trainer=config.trainer,
               checkpoint=config.checkpoint, throughput=throughput, run_dir=tmp_path)
     step = int(str(error.value).split()[1].rstrip(":"))
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -15,16 +15,20 @@ from hydralearn.compose.schema.hardware import AUTO, HardwareConfig, Platform
 from hydralearn.compose.schema.init import HfConfigMode, InitConfig
 from hydralearn.compose.schema.kernel import Kernel, KernelConfig
 from hydralearn.compose.schema.mesh import MESH_AXES, MeshConfig, MeshMode, ShardingConfig
-from hydralearn.compose.schema.optim import OptimConfig
+from hydralearn.compose.schema.logger import LoggerConfig
+from hydralearn.compose.schema.optim import ROLES, OptimizerConfig
 from hydralearn.compose.schema.remat import CHECKPOINT_NAMES, NameAction, RematConfig, RematPolicy
-from hydralearn.compose.schema.run import (BestMode, CheckpointConfig, NonFinite, SaveMode,
-                                           TrainerConfig)
-from hydralearn.data.config import DataConfig, Source
+from hydralearn.compose.schema.run import (BestMode, CheckpointConfig, NonFinite, ProfileConfig,
+                                           SaveMode, TrainerConfig)
+from hydralearn.compose.schema.schedule import ScheduleConfig
+from hydralearn.data.config import DATA_SCHEMAS, DataConfig, Source
+from hydralearn.data.tokenizer_config import TOKENIZER_SCHEMAS
 
-__all__ = ["AUTO", "CHECKPOINT_NAMES", "MESH_AXES", "BestMode", "CheckpointConfig", "DataConfig",
-           "HardwareConfig", "HfConfigMode", "InitConfig", "Kernel", "KernelConfig", "MeshConfig", "MeshMode", "NameAction",
-           "NonFinite", "OptimConfig", "Platform", "RematConfig", "RematPolicy", "SaveMode",
-           "ShardingConfig", "Source", "TrainConfig", "TrainerConfig", "GROUPS"]
+__all__ = ["AUTO", "CHECKPOINT_NAMES", "MESH_AXES", "ROLES", "BestMode", "CheckpointConfig",
+           "DataConfig", "HardwareConfig", "HfConfigMode", "InitConfig", "Kernel", "KernelConfig",
+           "LoggerConfig", "MeshConfig", "MeshMode", "NameAction", "NonFinite", "OptimizerConfig",
+           "Platform", "ProfileConfig", "RematConfig", "RematPolicy", "SaveMode", "ScheduleConfig",
+           "ShardingConfig", "Source", "TrainConfig", "TrainerConfig", "GROUPS", "OPTION_SCHEMAS"]
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -40,18 +44,26 @@ class TrainConfig:
     sharding: ShardingConfig = MISSING
     remat: RematConfig = MISSING
     kernel: KernelConfig = MISSING
-    optim: OptimConfig = MISSING
+    optim: Any = MISSING  # a registered optimizer config (compose/schema/optim.py), by `_target_`
+    schedule: Any = MISSING  # a registered schedule config (compose/schema/schedule.py)
     data: DataConfig = MISSING
     trainer: TrainerConfig = MISSING
     checkpoint: CheckpointConfig = MISSING
+    logger: LoggerConfig = MISSING
     init: InitConfig = MISSING
 
 
 # Group -> (base schema name, schema): stored as `<group>/base_<name>` in Hydra's ConfigStore.
+# The optim and schedule options are chosen by `_target_` and stored from the registry
+# (`@register(group="optim", name="adamw")` -> optim/base_adamw), like the model's layers.
 GROUPS: dict[str, tuple[str, type]] = {
     "hardware": ("hardware", HardwareConfig), "mesh": ("mesh", MeshConfig),
     "sharding": ("sharding", ShardingConfig), "remat": ("remat", RematConfig),
-    "kernel": ("kernel", KernelConfig), "optim": ("adamw", OptimConfig),
-    "data": ("data", DataConfig), "trainer": ("trainer", TrainerConfig),
-    "checkpoint": ("checkpoint", CheckpointConfig), "init": ("init", InitConfig),
+    "kernel": ("kernel", KernelConfig), "trainer": ("trainer", TrainerConfig),
+    "checkpoint": ("checkpoint", CheckpointConfig), "logger": ("logger", LoggerConfig),
+    "init": ("init", InitConfig),
 }
+
+# Groups with one schema per option (group -> option name -> schema), each stored as
+# `<group>/base_<option>`: `data=jsonl` extends data/base_jsonl.
+OPTION_SCHEMAS: dict[str, dict[str, type]] = {"data": DATA_SCHEMAS, "data/tokenizer": TOKENIZER_SCHEMAS}

@@ -11,8 +11,26 @@ class NonFinite(enum.Enum):
 
 
 @dataclasses.dataclass(kw_only=True)
+class ProfileConfig:
+    # [first, last]: trace these steps (numbered as in metrics.jsonl, from 1; both included)
+    # with the JAX profiler into <run dir>/profile. []: off. A pair set together, so a list.
+    steps: list[int] = dataclasses.field(default_factory=list)
+
+    def errors(self, *, total_steps: int) -> list[str]:
+        if not self.steps:
+            return []
+        if len(self.steps) != 2 or not 1 <= self.steps[0] <= self.steps[1] <= total_steps:
+            return [f"trainer.profile.steps={list(self.steps)} must be [first, last] with "
+                    f"1 <= first <= last <= trainer.steps={total_steps}, e.g. [5, 7]; [] for no trace"]
+        return []
+
+
+@dataclasses.dataclass(kw_only=True)
 class TrainerConfig:
     steps: int = 150
+    # Microbatches per step: the global batch (data.batch_size) is split into this many, run one
+    # after another inside the jitted step, their gradients summed in float32, then one update.
+    grad_accum: int = 1
     log_every: int = 10
     eval_every: int = 50  # 0: only at the end
     eval_batches: int = 8
@@ -25,14 +43,15 @@ class TrainerConfig:
     watchdog_s: float = 600.0
     # Start even if the planned memory per device exceeds the device's (runtime/memory_check.py).
     skip_memory_check: bool = False
+    profile: ProfileConfig = dataclasses.field(default_factory=ProfileConfig)
 
     def errors(self) -> list[str]:
         out = [f"trainer.{n}={getattr(self, n)} must be positive"
-               for n in ("steps", "log_every", "eval_batches") if getattr(self, n) <= 0]
+               for n in ("steps", "grad_accum", "log_every", "eval_batches") if getattr(self, n) <= 0]
         out += [f"trainer.{n}={getattr(self, n)} must be >= 0"
                 for n in ("eval_every", "sample_tokens", "sample_temperature", "watchdog_s")
                 if getattr(self, n) < 0]
-        return out
+        return out + self.profile.errors(total_steps=self.steps)
 
 
 # `async` is a Python keyword, so the enum is built from names.

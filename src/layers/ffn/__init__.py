@@ -11,4 +11,6 @@ Optional hooks on an option's Config, read by the model and the composer, never 
 - `active_expert_share: float`: share of the weights on the `experts` logical axis that one
   token uses (top_k / num_experts), for active-parameter FLOPs.
 - `errors() -> list[str]`: the option's own value rules, reported with every other error.
+- `for_generation() -> Config`: the config generation runs with, where a token's output must
+  not depend on the tokens after it (a KV cache computes each token once); default the config.
 """

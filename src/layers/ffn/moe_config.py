@@ -44,6 +44,12 @@ class MoEConfig:
         """The ffn configs of one repeating group of layers: every-1 dense, then this."""
         return (self.dense,) * (self.every - 1) + (self,)
 
+    def for_generation(self) -> "MoEConfig":
+        """Dropless: capacity dispatch drops by place in the whole sequence (a later token can
+        take an earlier token's slot), which a KV cache, seeing each token once, cannot
+        reproduce; computing every assignment is the routing both paths agree on."""
+        return dataclasses.replace(self, dispatch=Dispatch.dropless)
+
     def errors(self) -> list[str]:
         out = []
         if not 1 <= self.top_k <= self.num_experts:

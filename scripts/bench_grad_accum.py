@@ -1,0 +1,61 @@
+"""Gradient accumulation's cost: step time and memory of `trainer.grad_accum=K` against K=1 at
+the same global batch (default: llama_tiny on stdlib, 16 x 256 tokens per step).
+
+Both steps are compiled ahead of time (XLA's memory analysis of each: arguments, outputs,
+temporaries, donated bytes, peak) and then run on the same batches, interleaved K=1, K, K=1,
+K, ... so machine noise hits both alike. Prints median step times, their ratio and the memory.
+
+    .venv/bin/python scripts/bench_grad_accum.py [--accum 4] [--steps 12] [overrides...]
+"""
+
+import argparse
+import statistics
+import time
+
+import jax
+
+from hydralearn.compose import config as compose_config
+from hydralearn.compose.build import build
+from hydralearn.compose.resolve import resolve
+from hydralearn.data.pipeline import load_corpus, train_batch
+
+MIB = 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accum", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per variant")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    variants = (1, args.accum)
+    programs = {k: build(resolve(compose_config.load([*args.overrides, f"trainer.grad_accum={k}"]),
+                                 device_count=1), devices=jax.devices()[:1]) for k in variants}
+    config = programs[1].config
+    corpus = load_corpus(config.data)
+    batches = [train_batch(config.data, corpus, s) for s in range(args.steps + 1)]
+    states = {k: p.init_state() for k, p in programs.items()}
+    steps = {k: p.train_step.lower(states[k], batches[0].inputs, batches[0].targets).compile()
+             for k, p in programs.items()}
+    times = {k: [] for k in variants}
+    for batch in batches:  # the first round warms up and is dropped
+        for k in variants:
+            start = time.perf_counter()
+            states[k], metrics = steps[k](states[k], batch.inputs, batch.targets)
+            jax.block_until_ready(metrics["loss"])
+            times[k].append(time.perf_counter() - start)
+    median = {k: statistics.median(t[1:]) for k, t in times.items()}
+    print(f"{config.name}: {config.data.batch_size} x {config.data.seq_len} tokens per step, "
+          f"{jax.devices()[0].platform}, {args.steps} interleaved steps each")
+    print(f"{'grad_accum':>10} {'ms/step':>9} {'args MiB':>9} {'temp MiB':>9} {'peak MiB':>9}")
+    for k in variants:
+        mem = steps[k].memory_analysis()
+        peak = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+                - mem.alias_size_in_bytes)
+        print(f"{k:>10} {median[k] * 1e3:9.1f} {mem.argument_size_in_bytes / MIB:9.1f} "
+              f"{mem.temp_size_in_bytes / MIB:9.1f} {peak / MIB:9.1f}")
+    print(f"step time ratio grad_accum={args.accum} / 1: {median[args.accum] / median[1]:.3f}")
+
+
+if __name__ == "__main__":
+    main()

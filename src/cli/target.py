@@ -1,0 +1,40 @@
+"""What hydralearn-generate and hydralearn-eval read: `<run dir>[@step]` or a Hugging Face
+directory (config.json + *.safetensors, no resolved_config.yaml), imported on the fly.
+
+    load("runs/my_run")          # the newest checkpoint
+    load("runs/my_run@500")      # step 500
+    load("/ckpt/Llama-3.2-1B")   # a Hugging Face directory
+"""
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hydralearn.errors import ConfigError
+
+if TYPE_CHECKING:  # runtime.load imports jax: only once a target is found
+    from hydralearn.runtime.load import LoadedModel
+
+_TARGET = re.compile(r"^(?P<path>.+?)(@(?P<step>[^@/]*))?$")
+
+
+def load(target: str) -> "LoadedModel":
+    """The model `target` names; ConfigError (one line) if it names none."""
+    match = _TARGET.match(target)
+    path, step = Path(match["path"]), match["step"]
+    if not path.is_dir():
+        raise ConfigError([f"{path}: no such directory (expected a run directory, e.g. runs/<name>, "
+                           "or a Hugging Face checkpoint directory)"])
+    if (path / "config.json").is_file() and not (path / "resolved_config.yaml").is_file():
+        if step is not None:
+            raise ConfigError([f"{target}: a Hugging Face directory has no steps; drop '@{step}'"])
+        from hydralearn.interop import hf
+        from hydralearn.runtime.load import placed
+
+        loaded = hf.load(path)
+        return placed(loaded.config, loaded.params, results_dir=path, hf_dir=path)
+    if step is not None and not step.isdigit():
+        raise ConfigError([f"{target}: the step after '@' must be a number, e.g. {path}@100"])
+    from hydralearn.runtime.load import load_run
+
+    return load_run(path, None if step is None else int(step))

@@ -1,0 +1,257 @@
+"""Batches from documents through Grain: shard, shuffle, tokenize, pack, batch, prefetch.
+
+Per source, the training documents of this JAX process (every `process_count`-th, from
+`process_index`: processes read disjoint shards) are shuffled globally with `data.seed`,
+reshuffled every epoch, and tokenized in Grain's reader threads; a mixture draws documents
+from its components by weight. Packing then makes rows of `seq_len` tokens:
+
+- concat: the documents joined (each `[BOS] + tokens + [EOS]`) and cut into consecutive
+  windows of seq_len + 1 tokens: inputs = window[:-1], targets = window[1:];
+- segments: documents placed whole into rows (first fit; a document longer than a row is cut
+  into row-sized pieces), padded, with segment ids (0 = padding) and positions restarting at
+  0 in each document; the model's attention and loss stay inside each segment.
+
+The iterator's state (`get_state`) is JSON, saved in every checkpoint; `set_state` resumes
+exactly there. Held-out batches come from the held-out documents in a fixed order.
+"""
+
+import dataclasses
+import math
+import grain
+import numpy as np
+from grain.experimental import (FirstFitPackIterDataset, FlatMapIterDataset, FlatMapTransform,
+                                ThreadPrefetchIterDataset)
+
+from hydralearn.data import pipeline
+from hydralearn.data.config import DataConfig, Packing, Source, SyntheticData
+from hydralearn.data.corpus import Corpus, unigram_cross_entropy
+from hydralearn.data.inputs import Inputs, open_inputs
+from hydralearn.data.packing import ConcatWindows
+from hydralearn.data.tokenizer import BYTE
+
+
+@dataclasses.dataclass(frozen=True)
+class HostBatch:
+    """This process's rows of one global batch, as numpy arrays (B_local, T)."""
+
+    inputs: np.ndarray  # int32
+    targets: np.ndarray  # int32
+    component: np.ndarray  # int8: 1 + the mixture component of each target, 0 for padding
+    segment_ids: np.ndarray | None = None  # int32, 0 = padding (packing=segments only)
+    positions: np.ndarray | None = None  # int32, restarting at each document
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.component > 0
+
+
+class _Tokenize:
+    """Document (text or token array) -> {"tokens", "component"}; runs in reader threads."""
+
+    def __init__(self, inputs: Inputs, component: int):
+        self.tokenizer, self.component = inputs.tokenizer, component
+
+    def __call__(self, document) -> dict[str, np.ndarray]:
+        tokens = document if isinstance(document, np.ndarray) else \
+            np.asarray(self.tokenizer.document(document), np.int32)
+        return {"tokens": tokens, "component": np.full(len(tokens), self.component + 1, np.int8)}
+
+
+class _Pieces(FlatMapTransform):
+    """A document -> (inputs, targets) pieces of at most `length` targets each."""
+
+    max_fan_out = 1 << 20
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def flat_map(self, element):
+        tokens, component, last = element["tokens"], element["component"], len(element["tokens"]) - 1
+        pieces = []
+        for start in range(0, last, self.length):
+            end = min(start + self.length, last)  # inputs [start, end), targets one further
+            pieces.append({"inputs": tokens[start:end], "targets": tokens[start + 1:end + 1],
+                           "component": component[start + 1:end + 1]})
+        return pieces
+
+
+def _documents(source, indices: np.ndarray, *, inputs: Inputs, component: int,
+               process: tuple[int, int]) -> grain.MapDataset:
+    index, count = process
+    return grain.MapDataset.source(indices)[index::count].map(lambda i: source[i]) \
+        .map(_Tokenize(inputs, component))
+
+
+def _pack(ds: grain.IterDataset, config: DataConfig, *, local_batch: int, seed: int) -> grain.IterDataset:
+    length = config.seq_len
+    if config.packing is Packing.concat:
+        ds = ConcatWindows(ds, length=length + 1)
+        return ds.batch(local_batch, drop_remainder=True).map(_concat_batch)
+    ds = FlatMapIterDataset(ds, _Pieces(length))
+    ds = FirstFitPackIterDataset(ds, length_struct={k: length for k in ("inputs", "targets", "component")},
+                                 num_packing_bins=local_batch, seed=seed)
+    return ds.batch(local_batch, drop_remainder=True).map(_segments_batch)
+
+
+def _concat_batch(batch: dict) -> HostBatch:
+    tokens = batch["tokens"].astype(np.int32)
+    return HostBatch(inputs=tokens[:, :-1], targets=tokens[:, 1:], component=batch["component"][:, 1:])
+
+
+def _segments_batch(batch: dict) -> HostBatch:
+    return HostBatch(inputs=batch["inputs"].astype(np.int32), targets=batch["targets"].astype(np.int32),
+                     component=batch["component"].astype(np.int8),
+                     segment_ids=batch["inputs_segment_ids"].astype(np.int32),
+                     positions=batch["inputs_positions"].astype(np.int32))
+
+
+def local_batch_size(config: DataConfig, process_count: int) -> int:
+    if config.batch_size % process_count:
+        raise ValueError(f"data.batch_size={config.batch_size} must be divisible by the "
+                         f"{process_count} processes")
+    return config.batch_size // process_count
+
+
+def train_dataset(config: DataConfig, inputs: Inputs, *, process: tuple[int, int] = (0, 1)) -> grain.IterDataset:
+    """The endless training batches (HostBatch) of process `process` = (index, count)."""
+    parts = [_documents(s.documents, s.train, inputs=inputs, component=c, process=process)
+             .shuffle(seed=(config.seed + 7919 * c) % 2**32).repeat(None)
+             for c, s in enumerate(inputs.splits)]
+    mixed = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, weights=list(inputs.weights))
+    ds = mixed.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
+                                                 prefetch_buffer_size=max(config.read_threads * 16, 1)))
+    ds = _pack(ds, config, local_batch=local_batch_size(config, process[1]), seed=config.seed)
+    return ThreadPrefetchIterDataset(ds, prefetch_buffer_size=config.prefetch_batches)
+
+
+def heldout_batches(config: DataConfig, inputs: Inputs, *, count: int,
+                    process: tuple[int, int] = (0, 1)) -> list[HostBatch]:
+    """The first `count` batches of the held-out documents, in a fixed order (repeated if short)."""
+    parts = [_documents(s.heldout_source, s.heldout, inputs=inputs, component=c, process=process).repeat(None)
+             for c, s in enumerate(inputs.splits)]
+    mixed = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, weights=list(inputs.weights))
+    ds = _pack(mixed.to_iter_dataset(grain.ReadOptions(num_threads=0)), config,
+               local_batch=local_batch_size(config, process[1]), seed=config.seed)
+    iterator = iter(ds)
+    return [next(iterator) for _ in range(count)]
+
+
+def tokens_per_byte(inputs: Inputs, *, max_documents: int = 256) -> float:
+    """Tokens (BOS/EOS included) per UTF-8 byte of held-out text, for bits per byte: counted on
+    up to `max_documents` documents per source, or as recorded by token shards."""
+    tokens = nbytes = 0.0
+    for split, weight in zip(inputs.splits, inputs.weights):
+        source = split.heldout_source
+        if source.recorded_bytes_per_token:
+            tokens += weight
+            nbytes += weight * source.recorded_bytes_per_token
+            continue
+        texts = [source[i] for i in split.heldout[:max_documents]]
+        count = sum(len(inputs.tokenizer.document(t)) for t in texts)
+        size = sum(len(t.encode("utf-8")) for t in texts)
+        tokens += weight
+        nbytes += weight * size / max(count, 1)
+    return tokens / nbytes if nbytes else math.nan
+
+
+def batch_stats(batch: HostBatch, names: tuple[str, ...]) -> dict[str, float]:
+    """Padding share, and with several components each one's share of the target tokens."""
+    counts = np.bincount(batch.component.ravel(), minlength=len(names) + 1)
+    total = counts.sum()
+    out = {"padding_share": counts[0] / total}
+    if len(names) > 1:
+        real = max(total - counts[0], 1)
+        out |= {f"share_{name}": counts[i + 1] / real for i, name in enumerate(names)}
+    return out
+
+
+def synthetic_dataset(config: SyntheticData, corpus: Corpus, *, process: tuple[int, int]) -> grain.IterDataset:
+    """data=synthetic: batch `step` is a pure function of (seed, step); the state is the step."""
+    local = local_batch_size(config, process[1])
+    rows = slice(process[0] * local, (process[0] + 1) * local)
+
+    def at(step: int) -> HostBatch:
+        batch = pipeline.train_batch(config, corpus, step)
+        return HostBatch(inputs=batch.inputs[rows], targets=batch.targets[rows],
+                         component=np.ones_like(batch.targets[rows], np.int8))
+    ds = grain.MapDataset.range(1 << 62).map(at).to_iter_dataset(grain.ReadOptions(num_threads=0))
+    return ThreadPrefetchIterDataset(ds, prefetch_buffer_size=config.prefetch_batches)
+
+
+class Loader:
+    """What the trainer reads: this process's batches (an iterator whose JSON state is saved
+    in every checkpoint), held-out batches, per-batch statistics, the tokenizer."""
+
+    def __init__(self, config: DataConfig, *, inputs: Inputs | None = None,
+                 process: tuple[int, int] = (0, 1)):
+        """`inputs`: opened by `open_inputs(config)` (every source but synthetic)."""
+        self.config, self.inputs, self.process = config, inputs, process
+        if config.source is Source.synthetic:
+            self.corpus = pipeline.load_corpus(config)
+            self.tokenizer, self.names = BYTE, ("synthetic",)
+            self.description = self.corpus.description
+            self._dataset = synthetic_dataset(config, self.corpus, process=process)
+        else:
+            self.tokenizer, self.names = inputs.tokenizer, inputs.names
+            self.description = inputs.description
+            self._dataset = train_dataset(config, inputs, process=process)
+        self._iterator = iter(self._dataset)
+
+    def __next__(self) -> HostBatch:
+        return next(self._iterator)
+
+    def get_state(self) -> dict:
+        """This process's position: JSON, saved with every checkpoint."""
+        return self._iterator.get_state()
+
+    def set_state(self, state: dict) -> None:
+        self._iterator.set_state(state)
+
+    @property
+    def bad_records(self) -> int:
+        return 0 if self.inputs is None else self.inputs.bad_records
+
+    def heldout(self, count: int) -> list[HostBatch]:
+        if self.inputs is None:
+            local = local_batch_size(self.config, self.process[1])
+            rows = slice(self.process[0] * local, (self.process[0] + 1) * local)
+            return [HostBatch(inputs=b.inputs[rows], targets=b.targets[rows],
+                              component=np.ones_like(b.targets[rows], np.int8))
+                    for b in pipeline.heldout_batches(self.config, self.corpus, count)]
+        return heldout_batches(self.config, self.inputs, count=count, process=self.process)
+
+    def stats(self, batch: HostBatch) -> dict[str, float]:
+        return batch_stats(batch, self.names)
+
+    def tokens_per_byte(self) -> float:
+        """Bits per byte = eval loss (nats per token) * this / ln 2. Synthetic tokens are bytes."""
+        return 1.0 if self.inputs is None else tokens_per_byte(self.inputs)
+
+    def unigram_loss(self, heldout: list[HostBatch], *, train_batches: int = 16) -> float:
+        """Held-out loss of the token-frequency model of `train_batches` fresh training batches."""
+        if self.inputs is None:
+            return unigram_cross_entropy(self.corpus.train, self.corpus.heldout)
+        fresh = iter(train_dataset(self.config, self.inputs, process=self.process))
+        train = [next(fresh) for _ in range(train_batches)]
+        fresh.close()
+        vocab = self.tokenizer.vocab_size
+        return unigram_cross_entropy(np.concatenate([b.targets[b.mask] for b in train]),
+                                     np.concatenate([b.targets[b.mask] for b in heldout]), vocab)
+
+    def close(self) -> None:
+        self._iterator.close()
+
+
+def open_loader(config: DataConfig, *, process: tuple[int, int] = (0, 1)) -> Loader:
+    """A loader with its sources opened (what a run does in two steps: open before JAX work)."""
+    inputs = None if config.source is Source.synthetic else open_inputs(config)
+    return Loader(config, inputs=inputs, process=process)
+
+
+def first_batches(config: DataConfig, count: int) -> list[HostBatch]:
+    """The first `count` training batches of a one-process run (benchmarks)."""
+    loader = open_loader(config)
+    try:
+        return [next(loader) for _ in range(count)]
+    finally:
+        loader.close()
