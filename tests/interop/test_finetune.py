@@ -32,7 +32,7 @@ from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 SMALL = dict(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, initializer_range=0.1, rms_norm_eps=1e-5)
 TOKENS = np.random.default_rng(0).integers(0, 256, size=(2, 24))
-RUN = ["data=synthetic", "data.seq_len=24", "data.batch_size=2", "optim.warmup_steps=0"]
+RUN = ["data=synthetic", "data.seq_len=24", "data.batch_size=2", "schedule.warmup_steps=0"]
 LORA = ["model/adapter=lora", "model.adapter.targets=[q,k,v,o,gate,up,down]"]
 
 
@@ -203,7 +203,7 @@ def test_export_merged_and_peft_adapter_match_hydralearn(saved_run, checkpoints,
 
 def test_lora_on_moe_on_8_devices():
     from tests.conftest import tiny_config
-    config = tiny_config("model=mixtral_tiny", "mesh.axes.expert=4", "optim.warmup_steps=0",
+    config = tiny_config("model=mixtral_tiny", "mesh.axes.expert=4", "schedule.warmup_steps=0",
                          "model/adapter=lora", "model.adapter.targets=[q,gate]", device_count=8)
     program = build(config, devices=jax.devices())
     state = program.init_state()
