@@ -1,6 +1,6 @@
 """LoC-complexity (AXLearn): what it costs, in lines, to switch a feature on for every preset.
 
-For each feature (a `model/position` or `model/ffn` option) this measures, from the files:
+For each feature (a `model/position`, `model/ffn` or `model/adapter` option) this measures, from the files:
 - own lines: its layer module (its schema's `_target_`), its schema module (the `*_config.py`
   its YAML extends) and its YAML;
 - lines elsewhere: lines of the model-building code (src/layers, src/compose) outside its own
@@ -38,7 +38,8 @@ from hydralearn.compose.store import register_schemas
 from hydralearn.layers import registry
 
 REPO = Path(__file__).resolve().parent.parent
-FEATURES = {"position": ["rope", "rope_llama3", "yarn", "rope_linear", "none"], "ffn": ["moe"]}
+FEATURES = {"position": ["rope", "rope_llama3", "yarn", "rope_linear", "none"], "ffn": ["moe"],
+            "adapter": ["lora"]}
 
 
 @dataclasses.dataclass(frozen=True)

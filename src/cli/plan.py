@@ -73,7 +73,8 @@ def format_plan(plan, *, top: int = 8) -> str:
         f"  mesh                 {mesh}",
         f"  attention kernel     {plan.kernel}",
         f"  compute dtype        {plan.compute_dtype}",
-        f"  parameters           {_count(plan.total_params)} total, {_count(plan.active_params)} active per token",
+        f"  parameters           {_count(plan.total_params)} total, {_count(plan.active_params)} active per token"
+        + (f", {_count(plan.trainable_params)} trainable" if plan.trainable_params != plan.total_params else ""),
         f"  FLOPs per token      {plan.flops_per_token:.3e} (training: 6N + 12*L*d_attn*T)",
         f"  tokens per step      {plan.tokens_per_step:,}{_microbatches(plan)}",
         f"  step at 100% MFU     {_seconds(plan.step_seconds_at_peak)}",

@@ -166,7 +166,8 @@ def train_run(prepared: Prepared, *, run_dir: Path):
     summary = train(program, loader=loader, trainer=config.trainer,
                     checkpoint=config.checkpoint, throughput=throughput, run_dir=run_dir,
                     sinks=config.logger, config_record=container, on_start=lambda: OmegaConf.save(
-                        OmegaConf.create(container), run_dir / RESOLVED_CONFIG))
+                        OmegaConf.create(container), run_dir / RESOLVED_CONFIG),
+                    initial=initial_start(config, program))
     if summary.status in (RunStatus.PREEMPTED, RunStatus.INTERRUPTED):
         logger.info(f"{summary.status.value}: checkpoint saved at step {summary.steps}; run the "
                     "same command to resume")
@@ -183,6 +184,52 @@ def train_run(prepared: Prepared, *, run_dir: Path):
     if summary.sample:
         logger.info(f"--- sample ---\n{summary.sample}\n--------------")
     return summary
+
+
+def initial_start(config: TrainConfig, program):
+    """The trainer's Start for conf/init (None: random initialisation)."""
+    from hydralearn.runtime.trainer import Start
+
+    if config.init.checkpoint:
+        return Start(source=f"the weights of {config.init.checkpoint}",
+                     make=lambda: from_checkpoint(config.init.checkpoint, program,
+                                                  optimizer=config.init.checkpoint_optimizer))
+    if not config.init.hf:
+        return None
+    from hydralearn.interop import hf
+
+    def make():
+        return hf.initial_state(program, hf.load_params(config.init.hf, config,
+                                                        shardings=program.plain_shardings))
+    return Start(source=f"Hugging Face weights in {config.init.hf}", make=make)
+
+
+def from_checkpoint(where: str, program, *, optimizer: bool):
+    """Step 0 of a new run holding another run's weights (and optimizer state if `optimizer`)."""
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+
+    from hydralearn.cli.export import merged, restore_params, run_config
+    from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
+
+    run_dir, _, step = where.partition("@")
+    run_dir = Path(run_dir)
+    run_dir = run_dir.parent if run_dir.name == "checkpoints" else run_dir
+    if not optimizer:
+        source = run_config(run_dir)
+        params, _ = merged(restore_params(run_dir, source, int(step) if step else None), source)
+        return program.start_from(jax.device_put(params, program.plain_shardings))
+    checkpointer = Checkpointer(run_dir / "checkpoints", program.config.checkpoint)
+    try:
+        found = int(step) if step else checkpointer.newest_intact()
+        if found is None:
+            raise ConfigError([f"init.checkpoint={where}: no intact checkpoint there"])
+        state = checkpointer.restore(found, abstract_state(program.init_state, program.state_shardings)).state
+    finally:
+        checkpointer.close()
+    return dataclasses.replace(state, step=jnp.zeros_like(state.step))
 
 
 def exit_code(summary) -> int:

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn import CONF_DIR
-from hydralearn.cli import hydra_args, hydra_job, sweep
+from hydralearn.cli import hydra_args, hydra_job, init_hf, sweep
 from hydralearn.cli.errors import exit_with
 from hydralearn.compose import config as compose_config
 from hydralearn.compose.store import register_schemas
@@ -67,7 +67,7 @@ def run_once(overrides: list[str], where: compose_config.Location) -> int:
     run_dir = None
     try:
         with compose_config.hydra_session(where):
-            cfg = compose_config.compose_in_session(overrides, where)
+            cfg = init_hf.composed(overrides, lambda o: compose_config.compose_in_session(o, where))
             config = validate(cfg)
             run.check_name(config)
             run_dir = Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute()
@@ -121,7 +121,8 @@ def check_points(overrides: list[str], where: compose_config.Location) -> None:
     errors = []
     for point in points:
         try:
-            check_name(validate(compose_config.compose(point, where)))
+            check_name(validate(init_hf.composed(point, lambda o: compose_config.compose(o, where),
+                                                 adopt=False)))
         except ConfigError as e:
             # Name a point by the overrides that vary across points, not the shared ones.
             swept = [o for o in point if any(o not in other for other in points)]
@@ -132,7 +133,7 @@ def check_points(overrides: list[str], where: compose_config.Location) -> None:
 
 def show_config(args, where: compose_config.Location) -> None:
     """`--cfg job|hydra|all [--package P] [--resolve]`, as Hydra prints it, once validated."""
-    cfg = compose_config.compose(args.overrides, where)
+    cfg = init_hf.composed(args.overrides, lambda o: compose_config.compose(o, where))
     validate(cfg)
     if args.cfg == "job":
         cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])

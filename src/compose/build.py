@@ -45,6 +45,10 @@ class Program:
     state_shardings: TrainState
     batch_sharding: NamedSharding
     init_state: Callable[[], TrainState]  # jitted: creates the state already sharded
+    # jitted: a fresh state (step 0, new optimizer state) holding the given weights, in the
+    # layout of the model without adapter (`plain_config`); adapters start fresh
+    start_from: Callable[[nnx.State], TrainState]
+    plain_shardings: nnx.State  # shardings of those weights
     # Batches are (inputs, targets[, segments]); `segments` (packed documents) is a dict of
     # `positions` and `segment_ids` (B, T), segment 0 being padding, which the loss skips.
     train_step: Callable  # jitted: (state, inputs, targets[, segments]) -> (state, metrics); donates state
@@ -65,11 +69,23 @@ def model_factory(config: TrainConfig, *, mesh: Mesh | None = None) -> Callable[
         attention_fn = per_shard(attention_fn, mesh=mesh, rules=config.sharding)
     remat = block_transform(config.remat)
     model_cls = layer_class(config.model)
+    adapter = make_adapter(config)
 
     def create() -> nnx.Module:
-        return model_cls(config.model, attention_fn=attention_fn, remat=remat,
-                         rngs=nnx.Rngs(params=config.seed))
+        rngs = nnx.Rngs(params=config.seed)
+        model = model_cls(config.model, attention_fn=attention_fn, remat=remat, rngs=rngs)
+        adapter(model, rngs)  # after the model: its own weights are drawn as without adapter
+        return model
     return create
+
+
+def make_adapter(config: TrainConfig):
+    """The model's adapter (layers/adapter); a model config without one has none."""
+    adapter = getattr(config.model, "adapter", None)
+    if adapter is None:
+        from hydralearn.layers.adapter.none import NoAdapter
+        return NoAdapter(None)
+    return layer_class(adapter)(adapter)
 
 
 def abstract_params(config: TrainConfig, *, mesh: Mesh | None = None) -> tuple[nnx.GraphDef, nnx.State]:
@@ -96,14 +112,30 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     tx = optimizer.transform
     replicated = NamedSharding(mesh, PartitionSpec())
     p_shardings = param_shardings(abstract, config, mesh)
-    opt_shardings = _optimizer_shardings(tx, abstract, p_shardings, replicated=replicated)
+    # Only the adapter's `trainable` parameters get gradients and optimizer state (all of
+    # them without an adapter); the others are frozen.
+    trainable = make_adapter(config).trainable
+    abstract_trained, _ = nnx.split_state(abstract, trainable, ...)
+    trained_shardings = param_shardings(abstract_trained, config, mesh)
+    opt_shardings = _optimizer_shardings(tx, abstract_trained, trained_shardings, replicated=replicated)
     b_sharding = batch_sharding(mesh, config.sharding)
     state_shardings = TrainState(step=replicated, params=p_shardings, opt_state=opt_shardings)
     create = model_factory(config, mesh=mesh)
 
     def init_state() -> TrainState:
         params = nnx.state(create(), nnx.Param)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=tx.init(nnx.split_state(params, trainable, ...)[0]))
+
+    plain_shardings = param_shardings(abstract_params(plain_config(config), mesh=mesh)[1], config, mesh)
+
+    def start_from(plain: nnx.State) -> TrainState:
+        params = nnx.state(create(), nnx.Param)
+        pure = nnx.to_pure_dict(params)  # the random weights are overwritten: XLA drops them
+        _graft(pure, nnx.to_pure_dict(plain))
+        nnx.replace_by_pure_dict(params, pure)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=tx.init(nnx.split_state(params, trainable, ...)[0]))
 
     def apply(params, tokens, positions=None, segment_ids=None):
         return nnx.merge(graphdef, params)(tokens, positions=positions, segment_ids=segment_ids)
@@ -119,17 +151,18 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         return objective, {"loss": ce, **out.aux}
 
     def train_step(state: TrainState, inputs, targets, segments=None):
+        trained, frozen = nnx.split_state(state.params, trainable, ...)
         grads, metrics = accumulate(
-            jax.grad(loss_fn, has_aux=True), state.params, (inputs, targets, segments),
-            microbatches=config.trainer.grad_accum, sharding=microbatch_sharding(b_sharding),
-            param_shardings=p_shardings)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+            jax.grad(lambda p, *batch: loss_fn(nnx.merge_state(p, frozen), *batch), has_aux=True),
+            trained, (inputs, targets, segments), microbatches=config.trainer.grad_accum,
+            sharding=microbatch_sharding(b_sharding), param_shardings=trained_shardings)
+        updates, opt_state = tx.update(grads, state.opt_state, trained)
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
         metrics |= {"grad_norm": grad_norm, "lr": optimizer.schedule(state.step),
                     "nonfinite": (~finite).astype(jnp.int32)}
-        new = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                         opt_state=opt_state)
+        params = nnx.merge_state(optax.apply_updates(trained, updates), frozen)
+        new = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
         if config.trainer.nonfinite is NonFinite.skip:  # keep the old state; the step still counts
             new = TrainState(step=new.step, params=_keep_if(finite, new.params, state.params),
                              opt_state=_keep_if(finite, new.opt_state, state.opt_state))
@@ -140,6 +173,8 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         config=config, mesh=mesh, graphdef=graphdef, state_shardings=state_shardings,
         batch_sharding=b_sharding,
         init_state=jax.jit(init_state, out_shardings=state_shardings),
+        start_from=jax.jit(start_from, in_shardings=(plain_shardings,), out_shardings=state_shardings),
+        plain_shardings=plain_shardings,
         train_step=_segments_optional(jax.jit(
             train_step, donate_argnums=0, in_shardings=(state_shardings, b_sharding, b_sharding, b_sharding),
             out_shardings=(state_shardings, replicated))),
@@ -149,6 +184,25 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         apply=apply, schedule=optimizer.schedule, num_params=num_params,
         param_bytes_per_device=bytes_per_device(abstract, p_shardings),
         matmul_params=num_params - _lookup_only_params(config) - inactive_expert_params(abstract, config))
+
+
+def plain_config(config: TrainConfig) -> TrainConfig:
+    """The config without its model's adapter: the layout checkpoints of the base model use."""
+    if getattr(config.model, "adapter", None) is None:
+        return config
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, adapter=None))
+
+
+def _graft(full: dict, plain: dict) -> None:
+    """Put the plain model's weights into `full`, where an adapter keeps a weight it wraps
+    under `base` (layers/adapter)."""
+    for key, value in plain.items():
+        if isinstance(value, dict):
+            _graft(full[key], value)
+        elif isinstance(full[key], dict):
+            full[key]["base"] = value
+        else:
+            full[key] = value
 
 
 def _segments_optional(jitted) -> Callable:

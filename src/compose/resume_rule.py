@@ -38,10 +38,12 @@ SHAPE_FIELDS = frozenset({
 })
 
 # (key or dotted prefix, effect); a rule matches the key itself and every key below it.
-# The PERFORMANCE entries are the "execution-only" changes a resumed run may make.
+# The PERFORMANCE entries are the "execution-only" changes a resumed run may make (`init`
+# only seeds a fresh run: a resumed run takes its own checkpoint whatever init says).
 RULES: tuple[tuple[str, Effect], ...] = (
     *((key, Effect.PERFORMANCE) for key in (
-        "name", "plugins", "hardware", "distributed", "mesh", "sharding", "remat", "kernel", "checkpoint",
+        "name", "plugins", "init", "hardware", "distributed", "mesh", "sharding", "remat", "kernel",
+        "checkpoint",
         "logger", "trainer.grad_accum", "trainer.profile", "trainer.log_every",
         "trainer.eval_every", "trainer.eval_batches", "trainer.sample_tokens",
         "trainer.sample_prompt", "trainer.sample_temperature", "trainer.nonfinite",

@@ -9,7 +9,8 @@
 Layouts: HF linear weights are (out, in) and computed as x @ W.T; hydralearn's are (in, out),
 with attention projections split per head: q (d_model, heads, head_dim), o (heads, head_dim,
 d_model). HF's Llama attention uses the same rotate-half RoPE as hydralearn, so q/k need no
-permutation. Mistral's sliding window is not modelled: results match up to that length.
+permutation. Sliding-window attention is not modelled: a config.json whose window is shorter
+than data.seq_len is refused (interop/hf_config.py).
 """
 
 import dataclasses
@@ -23,12 +24,14 @@ import numpy as np
 from flax import nnx
 from safetensors import safe_open
 from safetensors.flax import save_file
+from safetensors.numpy import save_file as save_numpy
 
 from hydralearn.compose import config as compose_config
-from hydralearn.compose.build import Program, TrainState, abstract_params
+from hydralearn.compose.build import Program, TrainState, abstract_params, plain_config
 from hydralearn.compose.resolve import resolve
 from hydralearn.compose.schema import TrainConfig
 from hydralearn.errors import ConfigError
+from hydralearn.interop.export_rules import PEFT_MODULES
 from hydralearn.interop.hf_config import from_hf_config, to_hf_config
 
 Array = Any  # numpy or jax array
@@ -98,39 +101,52 @@ def model_tensors(model) -> list[Tensor]:
     return out
 
 
-def overrides(hf_dir: str | Path) -> list[str]:
-    """Hydra overrides that give a model shaped like the checkpoint (family preset + keys)."""
-    return from_hf_config(_read_json(Path(hf_dir) / "config.json"))
+def overrides(hf_dir: str | Path, *, seq_len: int | None = None) -> list[str]:
+    """Hydra overrides that give a model shaped like the checkpoint (family preset + keys);
+    `seq_len`: the run's sequence length (a shorter sliding window is refused)."""
+    return from_hf_config(_read_json(Path(hf_dir) / "config.json"), seq_len=seq_len)
 
 
 def load(hf_dir: str | Path, *extra_overrides: str, device_count: int = 1) -> Loaded:
     """Compose the checkpoint's config (plus `extra_overrides`) and read its weights."""
-    found = overrides(hf_dir)
+    found = overrides(hf_dir, seq_len=compose_config.load(list(extra_overrides)).data.seq_len)
     config = compose_config.load([*found, *extra_overrides])
     config = resolve(config, device_count=device_count)
     return Loaded(config=config, params=load_params(hf_dir, config), overrides=tuple(found))
 
 
-def load_params(hf_dir: str | Path, config: TrainConfig) -> nnx.State:
-    """The checkpoint's weights as hydralearn parameters shaped for `config`; ConfigError
-    naming the tensor when one is missing or has the wrong shape."""
+def load_params(hf_dir: str | Path, config: TrainConfig, *, shardings: nnx.State | None = None) -> nnx.State:
+    """The checkpoint's weights as hydralearn parameters shaped for `config` (without its
+    adapter); ConfigError naming each tensor that is missing, mis-shaped or left unused.
+    With `shardings` (Program.plain_shardings) each device reads only its own shard."""
     model = config.model
-    _, abstract = abstract_params(config)
+    _, abstract = abstract_params(plain_config(config))
     pure = nnx.to_pure_dict(abstract)
+    places = nnx.to_pure_dict(shardings) if shardings is not None else None
     reader = _Reader(Path(hf_dir))
+
+    def put(path, host):
+        host = np.asarray(host, dtype=_get(pure, path).dtype)
+        if places is None:
+            return jnp.asarray(host)
+        return jax.make_array_from_callback(host.shape, _get(places, path), lambda index: host[index])
+
     for t in model_tensors(model):
-        _set(pure, t.path, reader.convert(t, t.name, _get(pure, t.path).shape))
+        weight = reader.convert(t, t.name, _get(pure, t.path).shape)
+        if weight is not None:
+            _set(pure, t.path, put(t.path, weight))
     for t in block_tensors(model):
-        target = _get(pure, ("blocks", *t.path))
-        layer_shape = target.shape[2:] if t.experts else target.shape[1:]
+        path = ("blocks", *t.path)
+        layer_shape = _get(pure, path).shape[2:] if t.experts else _get(pure, path).shape[1:]
         layers = [[reader.convert(t, f"model.layers.{i}.{t.name.format(e=e)}", layer_shape)
                    for e in range(max(t.experts, 1))] for i in range(model.num_layers)]
         if not reader.errors:
             stacked = np.stack([np.stack(x) for x in layers]) if t.experts else np.stack([x[0] for x in layers])
-            _set(pure, ("blocks", *t.path), stacked)
-    if reader.errors:
-        raise ConfigError([f"{hf_dir}: {e}" for e in reader.errors[:8]])
-    pure = jax.tree.map(lambda x: jnp.asarray(x, dtype=model.param_dtype), pure)
+            _set(pure, path, put(path, stacked))
+    errors = reader.errors + reader.unused()
+    if errors:
+        raise ConfigError([f"{hf_dir}: {e}" for e in errors[:8]] + (
+            [f"{hf_dir}: ... and {len(errors) - 8} more"] if len(errors) > 8 else []))
     nnx.replace_by_pure_dict(abstract, pure)
     return abstract
 
@@ -155,10 +171,33 @@ def export(params: nnx.State, config: TrainConfig, out_dir: str | Path, *,
     return out
 
 
+def export_adapter(params: nnx.State, config: TrainConfig, out_dir: str | Path) -> Path:
+    """A LoRA run's adapters in PEFT's format (adapter_config.json, adapter_model.safetensors),
+    for the base model `export` writes; the caller checked export_rules.adapter_errors."""
+    model, adapter, out = config.model, config.model.adapter, Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    blocks = nnx.to_pure_dict(params)["blocks"]
+    tensors = {}
+    for target in adapter.targets:
+        module, _, attr = PEFT_MODULES[target].partition(".")
+        weight = _get(blocks, ("attention" if module == "self_attn" else "ffn", target))
+        a, b = np.asarray(weight["a"]), np.asarray(weight["b"])  # (L, *in, r), (L, r, *out)
+        for i in range(model.num_layers):  # PEFT: A (r, in), B (out, r), delta = B @ A
+            name = f"base_model.model.model.layers.{i}.{PEFT_MODULES[target]}"
+            tensors[f"{name}.lora_A.weight"] = np.ascontiguousarray(a[i].reshape(-1, adapter.rank).T)
+            tensors[f"{name}.lora_B.weight"] = np.ascontiguousarray(b[i].reshape(adapter.rank, -1).T)
+    save_numpy(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+    (out / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": adapter.rank, "lora_alpha": adapter.alpha,
+        "target_modules": sorted(PEFT_MODULES[t].rpartition(".")[2] for t in adapter.targets),
+        "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False, "use_rslora": False,
+        "inference_mode": True, "base_model_name_or_path": None}, indent=2) + "\n")
+    return out
+
+
 def initial_state(program: Program, params: nnx.State) -> TrainState:
-    """A fresh training state (step 0, fresh optimizer moments) holding `params`."""
-    state = program.init_state()
-    return dataclasses.replace(state, params=jax.device_put(params, program.state_shardings.params))
+    """A fresh training state (step 0, fresh optimizer moments, fresh adapters) holding `params`."""
+    return program.start_from(jax.device_put(params, program.plain_shardings))
 
 
 class _Reader:
@@ -172,12 +211,21 @@ class _Reader:
         self.handles = [safe_open(str(f), framework="flax") for f in files]
         self.where = {name: h for h in self.handles for name in h.keys()}
         self.errors: list[str] = []
+        self.used: set[str] = set()
+
+    def unused(self) -> list[str]:
+        """Tensors no parameter took: the checkpoint computes something this config does not
+        (RoPE's inv_freq buffers, derived from config.json, excepted)."""
+        left = sorted(n for n in self.where if n not in self.used and not n.endswith("rotary_emb.inv_freq"))
+        return [f"tensor {n} has no place in the configured model (it would be ignored)" for n in left]
 
     def convert(self, t: Tensor, name: str, shape: tuple[int, ...]) -> Array | None:
         if name not in self.where:
             self.errors.append(f"no tensor {name} (is this a checkpoint of the configured family?)")
             return None
-        weight = np.asarray(self.where[name].get_tensor(name).astype(jnp.float32))
+        self.used.add(name)
+        with jax.default_device(jax.devices("cpu")[0]):  # host memory, never an accelerator's
+            weight = np.asarray(self.where[name].get_tensor(name).astype(jnp.float32))
         try:
             ours = t.to_ours(weight)
         except ValueError:

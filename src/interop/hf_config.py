@@ -2,7 +2,9 @@
 
 Reads both spellings of RoPE settings: `rope_theta` + `rope_scaling` (transformers 4.x,
 published checkpoints) and `rope_parameters` (transformers 5.x); writes the 4.x spelling,
-which both read.
+which both read. Every config.json field is either honoured (turned into an override or
+checked to have the one value hydralearn computes), known not to change the forward pass
+(FORWARD_NEUTRAL), or refused by name: an unknown field might change the computation.
 """
 
 from typing import Any
@@ -29,14 +31,39 @@ ROPE_TYPES = {
 POSITION_CONFIGS = {"RoPEConfig": "default", "LinearRoPEConfig": "linear", "Llama3RoPEConfig": "llama3",
                     "YaRNConfig": "yarn"}
 
+# hydralearn key -> the config.json field it comes from (for mismatch messages)
+HF_NAMES = {"model.vocab_size": "vocab_size", "model.d_model": "hidden_size",
+            "model.num_layers": "num_hidden_layers", "model.num_heads": "num_attention_heads",
+            "model.num_kv_heads": "num_key_value_heads", "model.head_dim": "head_dim",
+            "model.ffn_dim": "intermediate_size", "model.tie_embeddings": "tie_word_embeddings",
+            "model.norm.eps": "rms_norm_eps", "model.rope_theta": "rope_theta",
+            "model.ffn.num_experts": "num_local_experts", "model.ffn.top_k": "num_experts_per_tok"}
+# Fields turned into overrides or checked below.
+HONOURED = frozenset({
+    "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+    "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "tie_word_embeddings",
+    "rope_theta", "rope_scaling", "rope_parameters", "num_local_experts", "num_experts_per_tok",
+    "hidden_act", "attention_bias", "mlp_bias", "sliding_window", "attention_dropout",
+    "router_jitter_noise", "pretraining_tp"})
+# Fields that do not change logits or gradients: token ids, initialisation, caching, dtype of
+# the file (weights are converted to model.param_dtype), HF's own aux-loss switches (the
+# run's MoE losses are model.ffn.load_balance_weight / router_z_weight).
+FORWARD_NEUTRAL = frozenset({
+    "architectures", "bos_token_id", "eos_token_id", "pad_token_id", "initializer_range",
+    "max_position_embeddings", "use_cache", "transformers_version", "torch_dtype", "dtype",
+    "output_router_logits", "router_aux_loss_coef", "output_attentions", "output_hidden_states",
+    "return_dict", "is_decoder", "tie_encoder_decoder"})
 
-def from_hf_config(hf: dict) -> list[str]:
-    """Overrides for `compose_config.load` that reproduce the checkpoint's architecture."""
+
+def from_hf_config(hf: dict, *, seq_len: int | None = None) -> list[str]:
+    """Overrides for `compose_config.load` that reproduce the checkpoint's architecture;
+    ConfigError naming every field hydralearn cannot honour (`seq_len`: the run's sequence
+    length, against which a sliding window is judged)."""
     family = hf.get("model_type")
     if family not in FAMILIES:
         raise ConfigError([f"config.json model_type={family!r} is not supported; supported: "
                            f"{', '.join(FAMILIES)}"])
-    _refuse_unsupported(hf)
+    _refuse_unsupported(hf, seq_len)
     heads = hf["num_attention_heads"]
     out = [f"model={FAMILIES[family][0]}",
            f"model.vocab_size={hf['vocab_size']}", f"model.d_model={hf['hidden_size']}",
@@ -45,24 +72,36 @@ def from_hf_config(hf: dict) -> list[str]:
            f"++model.head_dim={hf.get('head_dim') or hf['hidden_size'] // heads}",
            f"model.ffn_dim={hf['intermediate_size']}",
            f"++model.tie_embeddings={bool(hf.get('tie_word_embeddings', False))}",
-           f"model.norm.eps={float(hf.get('rms_norm_eps', 1e-6))}"]
+           "model/norm=rms", f"model.norm.eps={float(hf.get('rms_norm_eps', 1e-6))}"]
     out += _position(hf)
     if family == "mixtral":  # dropless and renormalised top-k, as HF's Mixtral computes
         out += ["model/ffn=moe", f"model.ffn.num_experts={hf['num_local_experts']}",
                 f"model.ffn.top_k={hf['num_experts_per_tok']}", "model.ffn.dispatch=dropless",
-                "model.ffn.top_k_weights=renormalized", "model.ffn.expert_dim=null"]
+                "model.ffn.top_k_weights=renormalized", "model.ffn.expert_dim=null",
+                "model.ffn.every=1", "model.ffn.shared_expert_dim=0"]
     else:
         out.append("model/ffn=swiglu")
     return out
 
 
-def _refuse_unsupported(hf: dict) -> None:
-    errors = []
+def _refuse_unsupported(hf: dict, seq_len: int | None) -> None:
+    errors = [f"config.json field {key!r} is not known to hydralearn's importer (it may change "
+              "the computation); remove it from config.json if it does not"
+              for key in sorted(hf) if key not in HONOURED | FORWARD_NEUTRAL and not key.startswith("_")]
     if hf.get("hidden_act", "silu") != "silu":
         errors.append(f"config.json hidden_act={hf['hidden_act']!r}: only silu (SwiGLU) is supported")
     for key in ("attention_bias", "mlp_bias"):
         if hf.get(key):
             errors.append(f"config.json {key}=true: biases are not supported")
+    for key in ("attention_dropout", "router_jitter_noise"):
+        if hf.get(key):
+            errors.append(f"config.json {key}={hf[key]}: hydralearn trains without it; set it to 0")
+    if (hf.get("pretraining_tp") or 1) != 1:
+        errors.append(f"config.json pretraining_tp={hf['pretraining_tp']}: only 1 is supported")
+    window = hf.get("sliding_window")
+    if window is not None and (seq_len is None or window < seq_len):
+        errors.append(f"config.json sliding_window={window}: sliding-window attention is not modelled "
+                      f"(full causal attention differs beyond {window} tokens); use data.seq_len<={window}")
     if errors:
         raise ConfigError(errors)
 
@@ -91,7 +130,8 @@ def _position(hf: dict) -> list[str]:
 
 
 def to_hf_config(model: Any, *, max_position_embeddings: int) -> dict:
-    """config.json for a hydralearn model config (Llama if dense, Mixtral if MoE)."""
+    """config.json for a hydralearn model config (Llama if dense, Mixtral if MoE); the caller
+    has checked with interop.export_rules that the architecture expresses it exactly."""
     family = "mixtral" if type(model.ffn).__name__ == "MoEConfig" else "llama"
     out = {
         "architectures": [FAMILIES[family][1]], "model_type": family,
@@ -112,10 +152,7 @@ def to_hf_config(model: Any, *, max_position_embeddings: int) -> dict:
 
 
 def _rope_scaling(position: Any) -> dict | None:
-    name = type(position).__name__
-    if name not in POSITION_CONFIGS:
-        raise ConfigError([f"model.position: {position._target_} has no Hugging Face equivalent"])
-    kind = POSITION_CONFIGS[name]
+    kind = POSITION_CONFIGS[type(position).__name__]
     if kind == "default":
         return None
     return {"rope_type": kind, **{theirs: getattr(position, ours)

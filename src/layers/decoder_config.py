@@ -37,6 +37,8 @@ class DecoderConfig:
     position: Any = MISSING
     ffn: Any = MISSING
     norm: Any = MISSING
+    # Applied to the built model (layers/adapter), e.g. model/adapter=lora; None: none.
+    adapter: Any = None
 
     @property
     def resolved_head_dim(self) -> int:
@@ -66,7 +68,7 @@ class DecoderConfig:
         if self.compute_dtype not in (*DTYPES, "auto"):
             out.append(f"model.compute_dtype={self.compute_dtype!r} must be auto or one of "
                        f"{', '.join(DTYPES)}")
-        for child in (self.position, self.ffn, self.norm):  # the children's own rules
+        for child in (self.position, self.ffn, self.norm, self.adapter or object()):  # the children's own rules
             out += getattr(child, "errors", list)()
         if not out:  # the position option's rules on the head_dim it is handed
             rules = getattr(self.position, "head_dim_errors", lambda head_dim: [])

@@ -73,7 +73,7 @@ def saved_names(config: TrainConfig) -> frozenset[str] | None:
     return frozenset(POLICY_SAVES[policy]) if policy in POLICY_SAVES else None
 
 
-def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int,
+def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int, grad_bytes: int,
              optimizer_bytes: int, ffn_width: float) -> MemoryEstimate:
     shards = _Shards(config, mesh)
     microbatches = config.trainer.grad_accum
@@ -95,8 +95,8 @@ def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int,
         working = full_layer
     logits = 2 * 4 * model.vocab_size / shards.vocab
     activations = tokens * (model.num_layers * saved + working + logits)
-    accumulator = param_bytes * 4 // np.dtype(model.param_dtype).itemsize if microbatches > 1 else 0
-    return MemoryEstimate(params=param_bytes, optimizer=optimizer_bytes, grads=param_bytes + accumulator,
+    accumulator = grad_bytes * 4 // np.dtype(model.param_dtype).itemsize if microbatches > 1 else 0
+    return MemoryEstimate(params=param_bytes, optimizer=optimizer_bytes, grads=grad_bytes + accumulator,
                           activations=int(activations), batch_shards=shards.batch)
 
 

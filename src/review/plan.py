@@ -16,7 +16,8 @@ import numpy as np
 from flax import nnx
 
 from hydralearn.compose import config as compose_config
-from hydralearn.compose.build import abstract_params, flops_per_token, inactive_expert_params
+from hydralearn.compose.build import (abstract_params, flops_per_token, inactive_expert_params,
+                                      make_adapter)
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.peak import measured_cpu_peak
 from hydralearn.compose.resolve import resolve
@@ -52,6 +53,7 @@ class Plan:
     compute_dtype: str  # what auto resolved to: the profile's preferred dtype
     total_params: int
     active_params: int  # per token: MoE counts only the experts a token is routed to
+    trainable_params: int  # with an adapter (model/adapter=lora) only its own; else all
     flops_per_token: float  # training (forward + backward), 6N + attention
     tokens_per_step: int
     grad_accum: int  # microbatches per step (trainer.grad_accum)
@@ -64,6 +66,7 @@ class Plan:
     def derived(self) -> dict[str, float]:
         """The numbers a diff compares, flat and named."""
         return {"total_params": self.total_params, "active_params": self.active_params,
+                "trainable_params": self.trainable_params,
                 "flops_per_token": self.flops_per_token, "tokens_per_step": self.tokens_per_step,
                 "device_count": self.device_count,
                 **{f"memory.{k}_bytes": v for k, v in self.memory.as_dict().items()},
@@ -103,16 +106,20 @@ def make_plan(config: TrainConfig) -> Plan:
                           seq_len=config.data.seq_len)
     tokens = config.data.batch_size * config.data.seq_len
     param_bytes = sum(row.bytes_per_device for row in table)
+    trained, _ = nnx.split_state(params, make_adapter(config).trainable, ...)  # frozen: no grads, no moments
     estimate = memory.estimate(config, mesh=mesh, param_bytes=param_bytes,
-                               optimizer_bytes=optimizer_bytes(params, config),
+                               grad_bytes=sum(r.bytes_per_device for r in param_table(trained, config)),
+                               optimizer_bytes=optimizer_bytes(trained, config),
                                ffn_width=_ffn_width(table, config))
     devices = planned_device_count(config)
     return Plan(
         name=config.name, hardware=config.hardware.name, hosts=config.hardware.hosts,
         device_count=devices, mesh=dict(mesh), remat=config.remat.policy.value,
         kernel=config.kernel.name.value, compute_dtype=config.model.compute_dtype,
-        total_params=total, active_params=active, flops_per_token=fpt, tokens_per_step=tokens,
-        grad_accum=config.trainer.grad_accum, memory=estimate, device_memory_bytes=int(config.hardware.device_memory_gib * GIB),
+        total_params=total, active_params=active,
+        trainable_params=sum(math.prod(x.shape) for x in jax.tree.leaves(trained)),
+        flops_per_token=fpt, tokens_per_step=tokens, grad_accum=config.trainer.grad_accum,
+        memory=estimate, device_memory_bytes=int(config.hardware.device_memory_gib * GIB),
         step_seconds_at_peak=fpt * tokens / (peak_flops(config) * devices),
         tensors=tuple(sorted(table, key=lambda r: (-r.bytes_per_device, r.path))),
         warnings=tuple(_warnings(config, estimate)))

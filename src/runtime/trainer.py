@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -77,11 +78,19 @@ class Throughput:
                 "mfu": tokens_per_s * self.flops_per_token / self.peak_flops}
 
 
+@dataclasses.dataclass(frozen=True)
+class Start:
+    """Where a run without a checkpoint of its own takes its first state from (conf/init)."""
+    source: str  # for the log, e.g. "Hugging Face weights in /ckpt/x"
+    make: Callable[[], Any]  # () -> TrainState at step 0
+
+
 def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
           checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path,
           sinks: LoggerConfig | None = None, config_record: dict | None = None,
-          on_start: Callable[[], None] | None = None) -> RunSummary:
-    """Train to `trainer.steps`, resuming from the newest intact checkpoint.
+          on_start: Callable[[], None] | None = None, initial: Start | None = None) -> RunSummary:
+    """Train to `trainer.steps`, resuming from the newest intact checkpoint; without one,
+    from `initial` (random initialisation if None): a run's own checkpoint always wins.
 
     `sinks`: where metrics go (conf/logger; None: its defaults). `config_record` (the resolved
     config) is saved in every checkpoint and given to W&B and MLflow. `on_start` runs once
@@ -110,7 +119,10 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
                 raise RunRefused(f"checkpoint {restored.step} holds no data-loader position (written "
                                  "by an older hydralearn); set name=<new name> for a new run")
             loader.set_state(restored.data_state)
-            logger.info("resuming from step %d", start)
+            logger.info("resuming from step %d%s", start, f" (the run's own checkpoint wins: "
+                        f"{initial.source} not used)" if initial else "")
+        elif initial:
+            logger.info("starting from %s", initial.source)
         log = MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start, sinks=sinks,
                          name=program.config.name, run_config=config_record,
                          primary=primary)
@@ -119,7 +131,7 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
             loop = _Loop(program, loader=loader, trainer=trainer, checkpoint=checkpoint,
                          checkpointer=checkpointer, throughput=throughput, skipped=skipped, log=log,
                          profiler=profiler)
-            state = restored.state if restored else program.init_state()
+            state = restored.state if restored else (initial.make() if initial else program.init_state())
             preemption = Preemption(multi_process=jax.process_count() > 1)
             with preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
                 state, status = loop.run(state, start=start, preemption=preemption, watchdog=watchdog)

@@ -13,6 +13,7 @@ from omegaconf import MISSING
 
 from hydralearn.compose.schema.distributed import DistributedConfig
 from hydralearn.compose.schema.hardware import AUTO, HardwareConfig, Platform
+from hydralearn.compose.schema.init import HfConfigMode, InitConfig
 from hydralearn.compose.schema.kernel import Kernel, KernelConfig
 from hydralearn.compose.schema.mesh import MESH_AXES, MeshConfig, MeshMode, ShardingConfig
 from hydralearn.compose.schema.logger import LoggerConfig
@@ -25,10 +26,11 @@ from hydralearn.data.config import DATA_SCHEMAS, DataConfig, Source
 from hydralearn.data.tokenizer_config import TOKENIZER_SCHEMAS
 
 __all__ = ["AUTO", "CHECKPOINT_NAMES", "MESH_AXES", "ROLES", "BestMode", "CheckpointConfig",
-           "DataConfig", "DistributedConfig", "HardwareConfig", "Kernel", "KernelConfig", "LoggerConfig", "MeshConfig",
-           "MeshMode", "NameAction", "NonFinite", "OptimizerConfig", "Platform", "ProfileConfig",
-           "RematConfig", "RematPolicy", "SaveMode", "ScheduleConfig", "ShardingConfig", "Source",
-           "TrainConfig", "TrainerConfig", "GROUPS", "OPTION_SCHEMAS"]
+           "DataConfig", "DistributedConfig", "HardwareConfig", "HfConfigMode", "InitConfig", "Kernel",
+           "KernelConfig", "LoggerConfig", "MeshConfig", "MeshMode", "NameAction", "NonFinite",
+           "OptimizerConfig", "Platform", "ProfileConfig", "RematConfig", "RematPolicy", "SaveMode",
+           "ScheduleConfig", "ShardingConfig", "Source", "TrainConfig", "TrainerConfig", "GROUPS",
+           "OPTION_SCHEMAS"]
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -51,6 +53,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = MISSING
     logger: LoggerConfig = MISSING
     distributed: DistributedConfig = MISSING
+    init: InitConfig = MISSING
 
 
 # Group -> (base schema name, schema): stored as `<group>/base_<name>` in Hydra's ConfigStore.
@@ -61,7 +64,7 @@ GROUPS: dict[str, tuple[str, type]] = {
     "sharding": ("sharding", ShardingConfig), "remat": ("remat", RematConfig),
     "kernel": ("kernel", KernelConfig), "trainer": ("trainer", TrainerConfig),
     "checkpoint": ("checkpoint", CheckpointConfig), "logger": ("logger", LoggerConfig),
-    "distributed": ("distributed", DistributedConfig),
+    "distributed": ("distributed", DistributedConfig), "init": ("init", InitConfig),
 }
 
 # Groups with one schema per option (group -> option name -> schema), each stored as
