@@ -3,7 +3,7 @@ the Checkpointer, which reports it once (one line for a full disk). `install` dr
 
 - orbax logs each failure of its writer threads at ERROR, with a traceback, then raises it;
 - the parallel writes of a failed save that also fail are never awaited, so asyncio logs
-  "Task exception was never retrieved" for each;
+  "Task (or _GatheringFuture) exception was never retrieved" for each;
 - writes still running when the save gave up complete later and try to wake orbax's event
   loop, already closed: tensorstore reports "Event loop is closed" as unraisable exceptions.
 
@@ -32,7 +32,8 @@ def _orbax_record(record: logging.LogRecord) -> bool:
 
 def _asyncio_record(record: logging.LogRecord) -> bool:
     message = record.getMessage()
-    orphan = message.startswith("Task exception was never retrieved") and "orbax" in message
+    # "Task ...", "Future ..." or "_GatheringFuture exception was never retrieved"
+    orphan = "exception was never retrieved" in message.partition("\n")[0] and "orbax" in message
     return not orphan or _verbose()
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from flax import nnx
 from peft import PeftModel
+from safetensors.numpy import save_file
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, MixtralConfig, MixtralForCausalLM)
 

@@ -144,7 +144,8 @@ def test_loc_complexity_stays_zero_as_presets_are_added(tmp_path):
     shutil.copytree(CONF_DIR, conf)
     (conf / "model" / "new_preset.yaml").write_text(NEW_PRESET)
     rows = loc.measure(conf=conf)
-    assert {r.feature for r in rows} == {"rope", "rope_llama3", "yarn", "rope_linear", "none", "moe"}
+    assert {r.feature for r in rows} == {"rope", "rope_llama3", "yarn", "rope_linear", "none", "moe",
+                                        "lora"}
     for r in rows:
         assert (r.lines_elsewhere, r.per_preset_lines, r.presets_ok) == (0, 0, len(PRESETS) + 1), r
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from hydralearn.compose.schema import ProfileConfig
-from hydralearn.data.pipeline import load_corpus
+from hydralearn.data.loader import Loader
 from hydralearn.runtime.trainer import Throughput, train
 
 STEPS = 4
@@ -19,7 +19,7 @@ def run(program, run_dir, *, profile: list[int]):
     config = program.config
     trainer = dataclasses.replace(config.trainer, steps=STEPS, log_every=1, eval_batches=1,
                                   sample_tokens=0, profile=ProfileConfig(steps=profile))
-    train(program, data=config.data, corpus=load_corpus(config.data), trainer=trainer,
+    train(program, loader=Loader(config.data), trainer=trainer,
           checkpoint=config.checkpoint, throughput=Throughput(tokens_per_step=1, flops_per_token=1.0,
                                                               peak_flops=1.0), run_dir=run_dir)
     return run_dir
