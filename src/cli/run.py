@@ -44,7 +44,7 @@ def start_processes(config: TrainConfig) -> None:
     reads its flags once, and the distributed runtime must start before it."""
     xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
     # JAX's probing of absent backends (TPU, GPU) is noise to users.
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    logging.getLogger("jax").setLevel(logging.WARNING)  # the public parent of its modules' loggers
     if config.hardware.hosts > 1:
         from hydralearn.runtime import distributed
 

@@ -46,7 +46,7 @@ class Profiler:
         if self.active:
             self.active = False
             # JAX narrates its trace conversion at INFO; one line of ours says where it went.
-            logging.getLogger("jax._src.profiler").setLevel(logging.WARNING)
+            logging.getLogger("jax").setLevel(logging.WARNING)  # the public parent of its modules' loggers
             jax.profiler.stop_trace()
             logger.info("profile of steps %d-%d written to %s (tensorboard --logdir %s, or "
                         "perfetto_trace.json.gz at ui.perfetto.dev)", self.first, self.last,
