@@ -4,8 +4,9 @@
    standard-library sources, with a BPE (vocab 256) trained here by `tokenizers`;
 2. the `tokens` source's host-side read rate (batches made without training);
 3. the training step on the default model (llama_tiny, seq 256, batch 16) fed by data=synthetic,
-   data=tokens and data=jsonl + the BPE on the fly, in interleaved blocks of steps, each step as
-   the trainer runs it (next batch, put, jitted step, fetch the previous step's metrics).
+   data=stdlib (the quickstart's: byte windows), data=tokens and data=jsonl + the BPE on the
+   fly, in interleaved blocks of steps, each step as the trainer runs it (next batch, put,
+   jitted step, fetch the previous step's metrics).
 
     .venv/bin/python scripts/bench_data.py [--rounds 6] [--block 10] [--mb 8]
 """
@@ -87,6 +88,7 @@ def main() -> None:
     print("tokenize:", tokenize(corpus, tokenizer, work / "shards"))
     hf = ["data/tokenizer=hf", f"data.tokenizer.path={tokenizer}"]
     variants = {"synthetic": ["data=synthetic", "data.seq_len=256", "data.batch_size=16"],
+                "stdlib": ["data=stdlib"],
                 "tokens": ["data=tokens", f"data.paths=['{work}/shards/*.bin']", *hf],
                 "jsonl+hf": ["data=jsonl", f"data.paths=['{corpus}']", *hf]}
     configs = {k: resolve(compose_config.load(v), device_count=1) for k, v in variants.items()}

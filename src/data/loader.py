@@ -1,9 +1,6 @@
 """Batches from documents through Grain: shard, shuffle, tokenize, pack, batch, prefetch.
 
-Per source, the training documents of this JAX process (every `process_count`-th, from
-`process_index`: processes read disjoint shards) are shuffled globally with `data.seed`,
-reshuffled every epoch, and tokenized in Grain's reader threads; a mixture draws documents
-from its components by weight. Packing then makes rows of `seq_len` tokens:
+Packing makes rows of `seq_len` tokens:
 
 - concat: the documents joined (each `[BOS] + tokens + [EOS]`) and cut into consecutive
   windows of seq_len + 1 tokens: inputs = window[:-1], targets = window[1:];
@@ -11,8 +8,22 @@ from its components by weight. Packing then makes rows of `seq_len` tokens:
   into row-sized pieces), padded, with segment ids (0 = padding) and positions restarting at
   0 in each document; the model's attention and loss stay inside each segment.
 
-The iterator's state (`get_state`) is JSON, saved in every checkpoint; `set_state` resumes
-exactly there. Held-out batches come from the held-out documents in a fixed order.
+The order, per source, depends on what is known before tokenizing:
+
+- windows (concat packing, when every document's token count is known without tokenizing:
+  token shards record them, the byte tokenizer's is the UTF-8 length): the windows of the
+  joined training documents are shuffled globally (as Levanter does), reshuffled every
+  epoch; this JAX process takes every `process_count`-th window. A batch's rows, and a short
+  run's tokens, come from across the whole corpus. Held-out batches are windows evenly
+  spaced over the joined held-out documents.
+- documents (otherwise, and for segments): this process's documents (every
+  `process_count`-th) are shuffled globally and reshuffled every epoch, tokenized in Grain's
+  reader threads, then packed in that order (as MaxText does); long documents give runs of
+  rows from one document (tokenize first with hydralearn-tokenize for the windows order).
+  Held-out batches are the first of the held-out documents, in a fixed shuffled order.
+
+A mixture draws documents or windows from its components by weight. The iterator's state
+(`get_state`) is JSON, saved in every checkpoint; `set_state` resumes exactly there.
 """
 
 import dataclasses
@@ -26,8 +37,11 @@ from hydralearn.data import pipeline
 from hydralearn.data.config import DataConfig, Packing, Source, SyntheticData
 from hydralearn.data.corpus import Corpus, unigram_cross_entropy
 from hydralearn.data.inputs import Inputs, open_inputs
-from hydralearn.data.packing import ConcatWindows
-from hydralearn.data.tokenizer import BYTE
+from hydralearn.data.packing import ConcatWindows, StreamWindows
+from hydralearn.data.sources import Documents
+from hydralearn.data.tokenizer import BYTE, Tokenizer
+from hydralearn.data.tokenizer_config import TokenizerKind
+from hydralearn.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +64,16 @@ class _Tokenize:
 
     def __init__(self, inputs: Inputs, component: int):
         self.tokenizer, self.component = inputs.tokenizer, component
+        self.bytes = inputs.tokenizer.kind is TokenizerKind.byte and inputs.tokenizer.bos_id is None
 
     def __call__(self, document) -> dict[str, np.ndarray]:
-        tokens = document if isinstance(document, np.ndarray) else \
-            np.asarray(self.tokenizer.document(document), np.int32)
+        if isinstance(document, np.ndarray):
+            tokens = document
+        elif self.bytes:  # the same ids as tokenizer.document, without a list of Python ints
+            tokens = np.append(np.frombuffer(document.encode("utf-8"), np.uint8).astype(np.int32),
+                               np.int32(self.tokenizer.eos_id))
+        else:
+            tokens = np.asarray(self.tokenizer.document(document), np.int32)
         return {"tokens": tokens, "component": np.full(len(tokens), self.component + 1, np.int8)}
 
 
@@ -112,26 +132,93 @@ def local_batch_size(config: DataConfig, process_count: int) -> int:
     return config.batch_size // process_count
 
 
-def train_dataset(config: DataConfig, inputs: Inputs, *, process: tuple[int, int] = (0, 1)) -> grain.IterDataset:
-    """The endless training batches (HostBatch) of process `process` = (index, count)."""
-    parts = [_documents(s.documents, s.train, inputs=inputs, component=c, process=process)
-             .shuffle(seed=(config.seed + 7919 * c) % 2**32).repeat(None)
-             for c, s in enumerate(inputs.splits)]
-    mixed = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, weights=list(inputs.weights))
-    ds = mixed.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
-                                                 prefetch_buffer_size=max(config.read_threads * 16, 1)))
-    ds = _pack(ds, config, local_batch=local_batch_size(config, process[1]), seed=config.seed)
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    """Token counts (BOS/EOS included) of one split's train and held-out documents."""
+    train: np.ndarray
+    heldout: np.ndarray
+
+
+def token_counts(inputs: Inputs, config: DataConfig, *, processes: int = 1) -> list[Counts] | None:
+    """Every split's counts when all are known without tokenizing and packing is concat (the
+    windows order); None for the documents order, also taken when a split is too short for
+    that (fewer training windows than processes, or no held-out window): it repeats documents."""
+    if config.packing is not Packing.concat:
+        return None
+    out, window = [], config.seq_len + 1
+    for split in inputs.splits:
+        train = _counts(split.documents, split.train, inputs.tokenizer)
+        heldout = _counts(split.heldout_source, split.heldout, inputs.tokenizer)
+        if train is None or heldout is None or train.sum() < processes * window or heldout.sum() < window:
+            return None
+        out.append(Counts(train=train, heldout=heldout))
+    return out
+
+
+def _counts(documents: Documents, indices: np.ndarray, tokenizer: Tokenizer) -> np.ndarray | None:
+    if documents.token_counts is not None:
+        return documents.token_counts[indices]
+    if tokenizer.kind is not TokenizerKind.byte:
+        return None
+    specials = len(tokenizer.wrap([]))
+    return np.fromiter((len(documents[i].encode("utf-8")) + specials for i in indices), np.int64,
+                       count=len(indices))
+
+
+def _windows(source: Documents, indices: np.ndarray, counts: np.ndarray, *, inputs: Inputs,
+             component: int, length: int) -> StreamWindows:
+    documents = grain.MapDataset.source(indices).map(lambda i: source[i]).map(_Tokenize(inputs, component))
+    return StreamWindows(documents, counts=counts, length=length)
+
+
+def _mix(parts: list, inputs: Inputs):
+    return parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, weights=list(inputs.weights))
+
+
+def train_dataset(config: DataConfig, inputs: Inputs, *, process: tuple[int, int] = (0, 1),
+                  counts: list[Counts] | None = None) -> grain.IterDataset:
+    """The endless training batches (HostBatch) of process `process` = (index, count);
+    `counts` (from `token_counts`) selects the windows order."""
+    index, count = process
+    seeds = [(config.seed + 7919 * c) % 2**32 for c in range(len(inputs.splits))]
+    if counts is not None:
+        parts = [_windows(s.documents, s.train, n.train, inputs=inputs, component=c,
+                          length=config.seq_len + 1)[index::count].shuffle(seed=seed).repeat(None)
+                 for c, (s, n, seed) in enumerate(zip(inputs.splits, counts, seeds))]
+    else:
+        parts = [_documents(s.documents, s.train, inputs=inputs, component=c, process=process)
+                 .shuffle(seed=seed).repeat(None) for c, (s, seed) in enumerate(zip(inputs.splits, seeds))]
+    ds = _mix(parts, inputs).to_iter_dataset(grain.ReadOptions(
+        num_threads=config.read_threads, prefetch_buffer_size=max(config.read_threads * 16, 1)))
+    local = local_batch_size(config, count)
+    if counts is not None:
+        ds = ds.batch(local, drop_remainder=True).map(_concat_batch)
+    else:
+        ds = _pack(ds, config, local_batch=local, seed=config.seed)
     return ThreadPrefetchIterDataset(ds, prefetch_buffer_size=config.prefetch_batches)
 
 
-def heldout_batches(config: DataConfig, inputs: Inputs, *, count: int,
-                    process: tuple[int, int] = (0, 1)) -> list[HostBatch]:
-    """The first `count` batches of the held-out documents, in a fixed order (repeated if short)."""
-    parts = [_documents(s.heldout_source, s.heldout, inputs=inputs, component=c, process=process).repeat(None)
-             for c, s in enumerate(inputs.splits)]
-    mixed = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, weights=list(inputs.weights))
-    ds = _pack(mixed.to_iter_dataset(grain.ReadOptions(num_threads=0)), config,
-               local_batch=local_batch_size(config, process[1]), seed=config.seed)
+def heldout_batches(config: DataConfig, inputs: Inputs, *, count: int, process: tuple[int, int] = (0, 1),
+                    counts: list[Counts] | None = None) -> list[HostBatch]:
+    """`count` held-out batches: windows evenly spaced over the held-out documents (windows
+    order; the same rows whatever the process count), or the first batches of this process's
+    held-out documents in a fixed shuffled order (documents order; repeated if short)."""
+    local = local_batch_size(config, process[1])
+    if counts is not None:
+        windows = _mix([_windows(s.heldout_source, s.heldout, n.heldout, inputs=inputs, component=c,
+                                 length=config.seq_len + 1)
+                        for c, (s, n) in enumerate(zip(inputs.splits, counts))], inputs)
+        chosen = np.linspace(0, len(windows) - 1, count * config.batch_size).round().astype(np.int64)
+        out = []
+        for b in range(count):
+            rows = chosen[b * config.batch_size + process[0] * local:][:local]
+            elements = [windows[int(i)] for i in rows]
+            out.append(_concat_batch({k: np.stack([e[k] for e in elements]) for k in elements[0]}))
+        return out
+    parts = [_documents(s.heldout_source, s.heldout, inputs=inputs, component=c, process=process)
+             .shuffle(seed=config.seed).repeat(None) for c, s in enumerate(inputs.splits)]
+    ds = _pack(_mix(parts, inputs).to_iter_dataset(grain.ReadOptions(num_threads=0)), config,
+               local_batch=local, seed=config.seed)
     iterator = iter(ds)
     return [next(iterator) for _ in range(count)]
 
@@ -188,13 +275,15 @@ class Loader:
         self.config, self.inputs, self.process = config, inputs, process
         if config.source is Source.synthetic:
             self.corpus = pipeline.load_corpus(config)
-            self.tokenizer, self.names = BYTE, ("synthetic",)
+            self.tokenizer, self.names, self.order = BYTE, ("synthetic",), "synthetic"
             self.description = self.corpus.description
             self._dataset = synthetic_dataset(config, self.corpus, process=process)
         else:
             self.tokenizer, self.names = inputs.tokenizer, inputs.names
-            self.description = inputs.description
-            self._dataset = train_dataset(config, inputs, process=process)
+            self.counts = token_counts(inputs, config, processes=process[1])
+            self.order = "documents" if self.counts is None else "windows"
+            self.description = f"{inputs.description}; {self.order} shuffled"
+            self._dataset = train_dataset(config, inputs, process=process, counts=self.counts)
         self._iterator = iter(self._dataset)
 
     def __next__(self) -> HostBatch:
@@ -205,7 +294,12 @@ class Loader:
         return self._iterator.get_state()
 
     def set_state(self, state: dict) -> None:
-        self._iterator.set_state(state)
+        try:
+            self._iterator.set_state(state)
+        except (KeyError, TypeError, IndexError, ValueError):  # a position of another pipeline
+            raise ConfigError([f"the checkpoint's data position was written for another data "
+                               f"order than this run's ({self.order} order, {self.description}); "
+                               "set name=<new name> for a new run"]) from None
 
     @property
     def bad_records(self) -> int:
@@ -218,7 +312,8 @@ class Loader:
             return [HostBatch(inputs=b.inputs[rows], targets=b.targets[rows],
                               component=np.ones_like(b.targets[rows], np.int8))
                     for b in pipeline.heldout_batches(self.config, self.corpus, count)]
-        return heldout_batches(self.config, self.inputs, count=count, process=self.process)
+        return heldout_batches(self.config, self.inputs, count=count, process=self.process,
+                               counts=self.counts)
 
     def stats(self, batch: HostBatch) -> dict[str, float]:
         return batch_stats(batch, self.names)
@@ -231,7 +326,7 @@ class Loader:
         """Held-out loss of the token-frequency model of `train_batches` fresh training batches."""
         if self.inputs is None:
             return unigram_cross_entropy(self.corpus.train, self.corpus.heldout)
-        fresh = iter(train_dataset(self.config, self.inputs, process=self.process))
+        fresh = iter(train_dataset(self.config, self.inputs, process=self.process, counts=self.counts))
         train = [next(fresh) for _ in range(train_batches)]
         fresh.close()
         vocab = self.tokenizer.vocab_size

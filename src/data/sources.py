@@ -42,6 +42,7 @@ class Documents:
     read: Callable[[int], Any]
     bad_records: list[str] = dataclasses.field(default_factory=list)  # skipped, one line each
     recorded_bytes_per_token: float | None = None  # token shards record their source's bytes
+    token_counts: np.ndarray | None = None  # (N,) BOS/EOS included; token shards record them
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -287,5 +288,6 @@ def _tokens(files, *, tokenizer: Tokenizer, key: str) -> Documents:
     tokens = sum(s.record["num_tokens"] for s, _ in opened)
     return Documents(description=f"{tokens:,} tokens in {len(opened)} shards", read=read,
                      keys=np.concatenate([record_keys(name, len(s)) for s, name in opened]),
+                     token_counts=np.concatenate([np.diff(s.offsets).astype(np.int64) for s, _ in opened]),
                      recorded_bytes_per_token=sum(s.record["num_bytes"] for s, _ in opened) / max(tokens, 1))
 

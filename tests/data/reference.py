@@ -59,6 +59,17 @@ def windows(batches) -> np.ndarray:
     return np.stack(rows)
 
 
+def cut(stream: np.ndarray, length: int) -> np.ndarray:
+    """Consecutive windows of `length` tokens; a shorter tail is dropped. (N, length)"""
+    full = len(stream) // length
+    return np.asarray(stream[:full * length]).reshape(full, length)
+
+
+def same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same rows, counted with repeats, in any order."""
+    return sorted(map(bytes, np.asarray(a, np.int64))) == sorted(map(bytes, np.asarray(b, np.int64)))
+
+
 def pieces(stream, eos: int) -> list[tuple[int, ...]]:
     """The stream split after each EOS (a trailing partial document is dropped)."""
     out, current = [], []

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hydralearn.data.inputs import open_inputs
+from hydralearn.data.loader import Loader
 from hydralearn.errors import ConfigError
 from tests.data import reference as ref
-from tests.data.test_sources import SEQ, load_data, stream
+from tests.data.test_sources import SEQ, load_data
 from tests.runtime.processes import SHORT, TIMEOUT_S, deterministic, env, errors, launch, run_cli, wait_for
 
 TOKENIZE = [str(Path(sys.executable).parent / "hydralearn-tokenize")]
@@ -53,19 +55,23 @@ def test_tokenize_output_equals_direct_encoding(shards, corpus, bpe):
 
 
 def test_training_reads_the_shards(shards, corpus, bpe):
-    """data=tokens streams the shards' documents, as the text sources stream theirs; shards
-    written with another tokenizer are refused."""
+    """data=tokens: the shards record every document's token count, so training takes the
+    windows order: an epoch holds each window of the joined train documents once, shuffled.
+    Shards written with another tokenizer are refused."""
     data = ["data=tokens", f"data.paths=['{shards['out']}/*.bin']", "data/tokenizer=hf",
             f"data.tokenizer.path={bpe}"]
     encode = ref.bpe_encoder(bpe)
     texts = ref.jsonl_texts(corpus["jsonl"], "*.jsonl")
-    reference = {tuple(encode(t)): n for n, t in enumerate(texts)}
-    rows, _ = stream(load_data(*data))
-    order = ref.first_epoch(ref.pieces(rows.ravel(), encode("")[-1]), reference)
-    expected = np.concatenate([encode(texts[n]) for n in order])
-    full = len(expected) // (SEQ + 1)
-    assert len(order) > 40 and full > 50
-    np.testing.assert_array_equal(rows[:full], expected[:full * (SEQ + 1)].reshape(full, SEQ + 1))
+    config = load_data(*data)
+    loader = Loader(config, inputs=open_inputs(config))
+    split = loader.inputs.splits[0]
+    read = [split.documents[int(n)].tolist() for n in split.train]
+    assert len(read) > 40 and all(tuple(d) in {tuple(encode(t)) for t in texts} for d in read)
+    train = ref.cut(np.concatenate(read), SEQ + 1)
+    rows = ref.windows([next(loader) for _ in range(len(train) // 4 + 1)])
+    loader.close()
+    assert len(train) > 50 and ref.same_rows(rows[:len(train)], train)
+    assert not np.array_equal(rows[:len(train)], train)
     with pytest.raises(ConfigError, match=r"\.bin: tokenized with hf tokenizer .* but data/tokenizer is byte"):
         load_data(*data[:2])
 
