@@ -1,7 +1,7 @@
 """Evaluation of a loaded model: loss per token, bits per byte, perplexity.
 
-On a data config's held-out windows (by default the very windows the training-time eval
-uses), or on a file cut into non-overlapping windows of data.seq_len tokens. Results are
+On a data config's held-out batches (by default the very batches the training-time eval
+uses: the data loader's), or on a file cut into non-overlapping windows of data.seq_len tokens. Results are
 added to `eval.json` in the checkpoint's directory, keyed by what was evaluated.
 """
 
@@ -20,7 +20,7 @@ from jax.sharding import NamedSharding
 
 from hydralearn.compose.build import abstract_params
 from hydralearn.compose.mesh import batch_sharding
-from hydralearn.data.pipeline import heldout_batches, load_corpus
+from hydralearn.data.loader import open_loader
 from hydralearn.runtime.load import LoadedModel
 
 
@@ -39,14 +39,20 @@ class Window:
     inputs: np.ndarray  # (B, T) int32
     targets: np.ndarray  # (B, T) int32
     mask: np.ndarray  # (B, T) bool: which targets count
+    segment_ids: np.ndarray | None = None  # (B, T) int32 with positions, for packed documents
+    positions: np.ndarray | None = None
 
 
 def on_heldout(model: LoadedModel, *, batches: int) -> Evaluation:
     """The first `batches` held-out batches of the model's data config (the training-time eval
     takes trainer.eval_batches of them)."""
     data = model.config.data
-    windows = [Window(b.inputs, b.targets, np.ones(b.targets.shape, bool))
-               for b in heldout_batches(data, load_corpus(data), batches)]
+    loader = open_loader(data)
+    try:
+        windows = [Window(b.inputs, b.targets, b.mask, b.segment_ids, b.positions)
+                   for b in loader.heldout(batches)]
+    finally:
+        loader.close()
     what = f"held-out {data.source.value}: {batches} batches of {data.batch_size} x {data.seq_len}"
     return evaluate(model, windows, data=what)
 
@@ -74,15 +80,18 @@ def evaluate(model: LoadedModel, windows: Iterable[Window], *, data: str) -> Eva
     rows = config.data.batch_size  # every batch padded to this: one compiled shape
 
     @jax.jit
-    def total_loss(params, inputs, targets, mask):
-        logits = nnx.merge(graphdef, params)(inputs).logits
+    def total_loss(params, inputs, targets, mask, segments):
+        logits = nnx.merge(graphdef, params)(inputs, **segments).logits
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
         return jnp.sum(jnp.where(mask, losses, 0.0))
 
     nats, tokens, num_bytes = 0.0, 0, 0
     for w in windows:
         padded = [_pad_rows(x, rows, sharding) for x in (w.inputs, w.targets, w.mask)]
-        nats += float(total_loss(model.params, *padded))
+        segments = {} if w.segment_ids is None else {
+            "segment_ids": _pad_rows(w.segment_ids, rows, sharding),
+            "positions": _pad_rows(w.positions, rows, sharding)}
+        nats += float(total_loss(model.params, *padded, segments))
         tokens += int(w.mask.sum())
         num_bytes += model.codec.byte_count(w.targets[w.mask])
     loss = nats / tokens

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-TINY_RUN = ["data=synthetic", "data.seq_len=32", "data.batch_size=4", "model.d_model=32",
+# On a document source, so hydralearn-eval reads the loader's held-out batches as training did.
+TINY_RUN = ["data=stdlib", "data.max_bytes=300000", "data.heldout_percent=20", "data.seq_len=32", "data.batch_size=4", "model.d_model=32",
             "model.num_layers=2", "model.num_heads=4", "model.num_kv_heads=2", "model.ffn_dim=64",
             "trainer.steps=6", "trainer.log_every=2", "trainer.eval_every=3", "trainer.eval_batches=2",
             "trainer.sample_tokens=8", "model.tie_embeddings=true"]
