@@ -15,12 +15,15 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Protocol
 
 from hydralearn.compose.schema.logger import LoggerConfig, MlflowConfig, WandbConfig
+
+logger = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -75,17 +78,30 @@ class JsonlSink:
 
 
 class TensorBoardSink:
+    """Event files through tensorboardX. Its writer thread dies on a write error (a full disk)
+    and leaves its bounded queue to fill; close() then waits forever on that queue. So the
+    queue is deep enough for a run's records, and closing gets a bounded time."""
+
+    CLOSE_TIMEOUT_S = 30.0
+
     def __init__(self, directory: Path, *, initial_step: int):
         from tensorboardX import SummaryWriter
 
-        self.writer = SummaryWriter(str(directory), flush_secs=10, purge_step=initial_step + 1)
+        self.directory = directory
+        self.writer = SummaryWriter(str(directory), flush_secs=10, purge_step=initial_step + 1,
+                                    max_queue=100_000)
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         for name, value in scalars(metrics).items():
             self.writer.add_scalar(name, value, global_step=step)
 
     def close(self) -> None:
-        self.writer.close()
+        closer = threading.Thread(target=self.writer.close, name="tensorboard-close", daemon=True)
+        closer.start()
+        closer.join(self.CLOSE_TIMEOUT_S)
+        if closer.is_alive():
+            logger.warning("TensorBoard events in %s could not all be written (a full disk?); "
+                           "metrics.jsonl holds every record", self.directory)
 
 
 class WandbSink:

@@ -71,6 +71,11 @@ class Process:
 
     def result(self) -> subprocess.CompletedProcess:
         self._thread.join(TIMEOUT_S)
+        if self._thread.is_alive():  # hung: say so (its output comes once it is killed)
+            self.popen.kill()
+            self._thread.join()
+            raise AssertionError(f"{' '.join(map(str, self.popen.args))[-300:]} did not end within "
+                                 f"{TIMEOUT_S} s; its output:\n{self.stdout[-2000:]}\n{self.stderr[-2000:]}")
         done = subprocess.CompletedProcess(self.popen.args, self.popen.returncode, self.stdout, self.stderr)
         done.elapsed_s = self.elapsed_s
         return done
