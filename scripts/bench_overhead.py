@@ -27,7 +27,7 @@ STEPS = 12
 
 
 def plain_step_fn(config):
-    tx = build_optimizer(config.optim, total_steps=config.trainer.steps).transform
+    tx = build_optimizer(config.optim, schedule=config.schedule, total_steps=config.trainer.steps).transform
     theta = config.model.rope_theta
 
     @jax.jit
