@@ -67,14 +67,18 @@ class _Tokenize:
         self.bytes = inputs.tokenizer.kind is TokenizerKind.byte and inputs.tokenizer.bos_id is None
 
     def __call__(self, document) -> dict[str, np.ndarray]:
-        if isinstance(document, np.ndarray):
-            tokens = document
-        elif self.bytes:  # the same ids as tokenizer.document, without a list of Python ints
-            tokens = np.append(np.frombuffer(document.encode("utf-8"), np.uint8).astype(np.int32),
-                               np.int32(self.tokenizer.eos_id))
-        else:
-            tokens = np.asarray(self.tokenizer.document(document), np.int32)
+        return self.element(self.tokens(document))
+
+    def element(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
         return {"tokens": tokens, "component": np.full(len(tokens), self.component + 1, np.int8)}
+
+    def tokens(self, document) -> np.ndarray:
+        if isinstance(document, np.ndarray):
+            return document
+        if self.bytes:  # the same ids as tokenizer.document, without a list of Python ints
+            return np.append(np.frombuffer(document.encode("utf-8"), np.uint8).astype(np.int32),
+                             np.int32(self.tokenizer.eos_id))
+        return np.asarray(self.tokenizer.document(document), np.int32)
 
 
 class _Pieces(FlatMapTransform):
@@ -166,9 +170,21 @@ def _counts(documents: Documents, indices: np.ndarray, tokenizer: Tokenizer) -> 
 
 
 def _windows(source: Documents, indices: np.ndarray, counts: np.ndarray, *, inputs: Inputs,
-             component: int, length: int) -> StreamWindows:
-    documents = grain.MapDataset.source(indices).map(lambda i: source[i]).map(_Tokenize(inputs, component))
-    return StreamWindows(documents, counts=counts, length=length)
+             component: int, length: int) -> grain.MapDataset:
+    tokenize = _Tokenize(inputs, component)
+
+    def piece(document: int, start: int, stop: int) -> dict[str, np.ndarray]:
+        index = int(indices[document])
+        if source.read_tokens is not None:  # token shards: only the slice is read
+            tokens = source.read_tokens(index, start, stop)
+        else:
+            tokens = tokenize.tokens(source[index])
+            if len(tokens) != counts[document]:
+                raise ValueError(f"document {index} now has {len(tokens)} tokens, not the "
+                                 f"{counts[document]} counted when the data was opened")
+            tokens = tokens[start:stop]
+        return tokenize.element(tokens)
+    return grain.MapDataset.source(StreamWindows(piece, counts=counts, length=length))
 
 
 def _mix(parts: list, inputs: Inputs):

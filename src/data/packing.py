@@ -8,7 +8,7 @@ parent's state before the document being cut and the offset into it, so `set_sta
 stream back exactly.
 """
 
-from typing import Any
+from typing import Any, Callable
 
 import grain
 import numpy as np
@@ -60,39 +60,34 @@ def _size(element: dict[str, np.ndarray]) -> int:
     return len(next(iter(element.values())))
 
 
-class StreamWindows(grain.MapDataset):
-    """Random access to the windows of `length` tokens cut from documents joined back to back.
+class StreamWindows:
+    """Random access to the windows of `length` tokens cut from documents joined back to back:
+    a Grain data source (`grain.MapDataset.source(...)`).
 
-    `counts[i]`: the token count of document i (parent[i], a dict of equal-length arrays). A
-    window spanning documents reads each of them; the stream's tail shorter than a window is
-    dropped. Shuffling these windows (Levanter's order) makes a batch's rows, and a short run's
-    tokens, come from across the whole corpus rather than from the few documents read first.
+    `counts[i]`: document i's token count; `piece(i, start, stop)`: its tokens [start, stop)
+    as a dict of equal-length arrays. A window spanning documents takes a piece of each; the
+    stream's tail shorter than a window is dropped. Shuffling these windows (Levanter's order)
+    makes a batch's rows, and a short run's tokens, come from across the whole corpus rather
+    than from the few documents read first.
     """
 
-    def __init__(self, parent: grain.MapDataset, *, counts: np.ndarray, length: int):
-        super().__init__(parent)
-        self.length = length
-        self._ends = np.cumsum(np.asarray(counts, np.int64))
+    def __init__(self, piece: Callable[[int, int, int], dict[str, np.ndarray]], *,
+                 counts: np.ndarray, length: int):
+        self.piece, self.length = piece, length
         self._counts = np.asarray(counts, np.int64)
+        self._ends = np.cumsum(self._counts)
 
     def __len__(self) -> int:
         return int(self._ends[-1]) // self.length if len(self._ends) else 0
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return self.slice(index)
-        start = int(index) % len(self) * self.length  # Grain's indices run on past the end
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        start = int(index) * self.length
         stop, pieces = start + self.length, []
         document = int(np.searchsorted(self._ends, start, side="right"))
         while start < stop:
-            element = self._parent[document]
             begin = int(self._ends[document] - self._counts[document])
-            if _size(element) != self._counts[document]:
-                raise ValueError(f"document {document} now has {_size(element)} tokens, not the "
-                                 f"{self._counts[document]} counted when the data was opened")
-            take = min(stop, int(self._ends[document])) - start
-            offset = start - begin
-            pieces.append({k: v[offset:offset + take] for k, v in element.items()})
-            start += take
+            end = min(stop, int(self._ends[document]))
+            pieces.append(self.piece(document, start - begin, end - begin))
+            start = end
             document += 1
         return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}

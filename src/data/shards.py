@@ -36,6 +36,11 @@ class Shard:
     def __getitem__(self, index: int) -> np.ndarray:
         return self.tokens[int(self.offsets[index]):int(self.offsets[index + 1])].astype(np.int32)
 
+    def tokens_of(self, index: int, start: int, stop: int) -> np.ndarray:
+        """Tokens [start, stop) of document `index`, reading only those."""
+        first = int(self.offsets[index])
+        return self.tokens[first + start:first + min(stop, int(self.offsets[index + 1]) - first)].astype(np.int32)
+
 
 def open_shard(bin_path: Path) -> Shard:
     record = read_record(bin_path)

@@ -43,6 +43,7 @@ class Documents:
     bad_records: list[str] = dataclasses.field(default_factory=list)  # skipped, one line each
     recorded_bytes_per_token: float | None = None  # token shards record their source's bytes
     token_counts: np.ndarray | None = None  # (N,) BOS/EOS included; token shards record them
+    read_tokens: Callable[[int, int, int], np.ndarray] | None = None  # (i, start, stop): shards
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -285,9 +286,14 @@ def _tokens(files, *, tokenizer: Tokenizer, key: str) -> Documents:
     def read(i: int) -> np.ndarray:
         n = int(np.searchsorted(starts, i, side="right")) - 1
         return opened[n][0][i - starts[n]]
+
+    def read_tokens(i: int, start: int, stop: int) -> np.ndarray:
+        n = int(np.searchsorted(starts, i, side="right")) - 1
+        return opened[n][0].tokens_of(i - starts[n], start, stop)
     tokens = sum(s.record["num_tokens"] for s, _ in opened)
     return Documents(description=f"{tokens:,} tokens in {len(opened)} shards", read=read,
                      keys=np.concatenate([record_keys(name, len(s)) for s, name in opened]),
                      token_counts=np.concatenate([np.diff(s.offsets).astype(np.int64) for s, _ in opened]),
+                     read_tokens=read_tokens,
                      recorded_bytes_per_token=sum(s.record["num_bytes"] for s, _ in opened) / max(tokens, 1))
 
