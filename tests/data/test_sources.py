@@ -117,6 +117,14 @@ def test_windows_order_seeds_and_process_shards(corpus, documents):
     halves = [shard[:n] for shard, n in zip(shards, ((epoch + 1) // 2, epoch // 2))]
     assert ref.same_rows(np.concatenate(halves), train)
     assert not {r.tobytes() for r in halves[0]} & {r.tobytes() for r in halves[1]}
+    # Held-out: each process evaluates its half of every one-process batch's rows.
+    whole = loader.heldout(3)
+    parts = [Loader(loader.config, inputs=loader.inputs, process=(i, 2)) for i in range(2)]
+    for b, batch in enumerate(whole):
+        rows = np.concatenate([part.heldout(3)[b].inputs for part in parts])
+        np.testing.assert_array_equal(rows, batch.inputs)
+    for part in parts:
+        part.close()
 
 
 def test_documents_order_epochs_and_seeds_reshuffle(corpus, bpe):
