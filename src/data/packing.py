@@ -1,5 +1,6 @@
 """Concat packing: documents back to back, cut into equal windows; as a Grain IterDataset that
-streams documents, or a MapDataset with random access to the windows when token counts are known.
+streams documents, or as a Grain data source with random access to the windows when every
+document's token count is known.
 
 Grain's own ConcatThenSplitIterDataset (0.2.18) does not resume exactly when a document ends
 exactly at a window boundary under a batched, shuffled parent (its checkpoint then records the

@@ -38,8 +38,8 @@ class Shard:
 
     def tokens_of(self, index: int, start: int, stop: int) -> np.ndarray:
         """Tokens [start, stop) of document `index`, reading only those."""
-        first = int(self.offsets[index])
-        return self.tokens[first + start:first + min(stop, int(self.offsets[index + 1]) - first)].astype(np.int32)
+        first, end = int(self.offsets[index]), int(self.offsets[index + 1])
+        return self.tokens[first + start:min(first + stop, end)].astype(np.int32)
 
 
 def open_shard(bin_path: Path) -> Shard:

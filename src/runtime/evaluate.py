@@ -1,8 +1,9 @@
 """Evaluation of a loaded model: loss per token, bits per byte, perplexity.
 
 On a data config's held-out batches (by default the very batches the training-time eval
-uses: the data loader's), or on a file cut into non-overlapping windows of data.seq_len tokens. Results are
-added to `eval.json` in the checkpoint's directory, keyed by what was evaluated.
+uses: the data loader's), or on a file cut into non-overlapping windows of data.seq_len
+tokens. Results are added to `eval.json` in the checkpoint's directory, keyed by what was
+evaluated.
 """
 
 import dataclasses
