@@ -179,9 +179,11 @@ def _windows(source: Documents, indices: np.ndarray, counts: np.ndarray, *, inpu
             tokens = source.read_tokens(index, start, stop)
         else:
             tokens = tokenize.tokens(source[index])
-            if len(tokens) != counts[document]:
-                raise ValueError(f"document {index} now has {len(tokens)} tokens, not the "
-                                 f"{counts[document]} counted when the data was opened")
+            if len(tokens) != counts[document]:  # its file changed under the running job
+                raise ConfigError([f"data: document {index} of {source.description} now has "
+                                   f"{len(tokens)} tokens, not the {counts[document]} counted when "
+                                   "the run opened its data; keep the files unchanged while training, "
+                                   "then run the same command to resume"])
             tokens = tokens[start:stop]
         return tokenize.element(tokens)
     return grain.MapDataset.source(StreamWindows(piece, counts=counts, length=length))

@@ -110,6 +110,21 @@ def _errors(*overrides, open_data=True) -> list[str]:
     return error.value.errors
 
 
+def test_a_file_changed_during_the_run_is_named(tmp_path):
+    """The windows order counts tokens when the run opens its data; a file rewritten later is
+    one line (ConfigError, exit 2), not a wrong window or a Grain traceback."""
+    for i in range(20):
+        (tmp_path / f"{i}.txt").write_text("x" * 300)
+    data = load_data("data=text", f"data.paths=['{tmp_path}/*.txt']", "data.heldout_percent=20")
+    loader = _loader(data)
+    for i in range(20):
+        (tmp_path / f"{i}.txt").write_text("y" * 10)
+    with pytest.raises(ConfigError, match=r"now has 11 tokens, not the 301 counted when the run opened"):
+        for _ in range(200):
+            next(loader)
+    loader.close()
+
+
 def test_bad_files(corpus, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "gone.txt").symlink_to(tmp_path / "nowhere")
