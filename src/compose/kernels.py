@@ -1,9 +1,11 @@
 """Attention kernels (conf/kernel): a name in config -> the function every Attention calls.
 
-Every kernel computes the same causal softmax attention, `fn(q, k, v) -> context` with
-q: (B, T, N, D) and k, v: (B, T, K, D), K dividing N (grouped-query):
+Every kernel computes the same causal softmax attention, `fn(q, k, v, segment_ids=None) ->
+context` with q: (B, T, N, D), k, v: (B, T, K, D), K dividing N (grouped-query), and for packed
+documents segment_ids: (B, T), a query seeing only keys of its own segment:
 - xla: jax.nn.dot_product_attention's XLA path; runs everywhere.
-- cudnn: the same API's cuDNN fused (flash) path; NVIDIA GPU, bfloat16/float16 only.
+- cudnn: the same API's cuDNN fused (flash) path; NVIDIA GPU, bfloat16/float16 only. It takes
+  the segment mask as a dense (B, 1, T, T) additive bias (T^2 memory per layer, not flash-like).
 - pallas: the Pallas/Triton flash-attention kernel in jax.experimental (NVIDIA GPU).
 - splash: the Pallas TPU splash-attention kernel (TPU; sequence a multiple of 128).
 `auto` takes the hardware's preferred kernel where it can run for this model and sequence
@@ -45,9 +47,9 @@ def requirements(name: Kernel, *, host: Host, shape: AttentionShape) -> str | No
         needs.append("a TPU (platform tpu)")
     if name is Kernel.splash and shape.seq_len % 128:
         needs.append(f"data.seq_len a multiple of 128 (not {shape.seq_len})")
-    if shape.segments and name is not Kernel.xla:
-        needs.append("data.packing=concat (with data.packing=segments only kernel=xla keeps "
-                     "attention inside each packed document)")
+    if name is Kernel.cudnn and shape.segments and shape.seq_len % 2:
+        needs.append(f"data.seq_len even with data.packing=segments (not {shape.seq_len}; cuDNN "
+                     "trains with the document mask, a bias, only on even lengths)")
     return " and ".join(needs) or None
 
 
@@ -80,12 +82,11 @@ def resolve_kernel(config: KernelConfig, *, preferred: Kernel, host: Host,
 
 
 def attention_function(config: KernelConfig, *, interpret: bool = False) -> AttentionFn:
-    """The kernel as `fn(q, k, v)`; `interpret` runs Pallas kernels in the Pallas interpreter
-    (any backend, slow): used by tests to check them where their hardware is absent."""
-    if config.name is Kernel.xla:
-        return _xla
-    if config.name is Kernel.cudnn:
-        return functools.partial(jax.nn.dot_product_attention, is_causal=True, implementation="cudnn")
+    """The kernel as `fn(q, k, v, segment_ids=None)`; `interpret` runs Pallas kernels in the
+    Pallas interpreter (any backend, slow): used by tests to check them where their hardware is
+    absent."""
+    if config.name in (Kernel.xla, Kernel.cudnn):
+        return functools.partial(_dot_product, implementation=config.name.value)
     if config.name is Kernel.pallas:
         return functools.partial(_pallas_gpu, block_q=config.block_q, block_kv=config.block_kv,
                                  interpret=interpret)
@@ -95,11 +96,12 @@ def attention_function(config: KernelConfig, *, interpret: bool = False) -> Atte
     raise ValueError(f"kernel.name={config.name.value} must be resolved before building")
 
 
-def _xla(q, k, v, segment_ids=None):
+def _dot_product(q, k, v, segment_ids=None, *, implementation: str):
     """Causal attention; with `segment_ids` (B, T) a query sees only keys of its own segment."""
     mask = None if segment_ids is None else \
         (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]  # (B, 1, T, S)
-    return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=True, implementation="xla")
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=True,
+                                        implementation=implementation)
 
 
 def per_shard(fn: AttentionFn, *, mesh, rules) -> AttentionFn:
@@ -107,13 +109,16 @@ def per_shard(fn: AttentionFn, *, mesh, rules) -> AttentionFn:
 
     Attention is independent per sequence and per head, so batch and head shards need no
     communication; the sequence stays whole on each device (no context parallelism here).
+    Segment ids go with their rows (batch-sharded); an absent one (None) maps to nothing.
     """
     q_spec = logical_to_spec(("batch", None, "heads", None), rules)
     kv_spec = logical_to_spec(("batch", None, "kv_heads", None), rules)
+    segment_spec = logical_to_spec(("batch", None), rules)
     if all(mesh.shape[a] == 1 for a in mesh.axis_names):
         return fn
-    return jax.shard_map(fn, mesh=mesh, in_specs=(q_spec, kv_spec, kv_spec), out_specs=q_spec,
-                         check_vma=False)
+    mapped = jax.shard_map(fn, mesh=mesh, in_specs=(q_spec, kv_spec, kv_spec, segment_spec),
+                           out_specs=q_spec, check_vma=False)
+    return lambda q, k, v, segment_ids=None: mapped(q, k, v, segment_ids)
 
 
 def _repeat_kv(q: jax.Array, k: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -122,22 +127,25 @@ def _repeat_kv(q: jax.Array, k: jax.Array, v: jax.Array) -> tuple[jax.Array, jax
     return jnp.repeat(k, groups, axis=2), jnp.repeat(v, groups, axis=2)
 
 
-def _pallas_gpu(q, k, v, *, block_q: int, block_kv: int, interpret: bool):
+def _pallas_gpu(q, k, v, segment_ids=None, *, block_q: int, block_kv: int, interpret: bool):
+    """The Triton kernel wants as many k/v heads as query heads; it masks by segment ids itself."""
     from jax.experimental.pallas.ops.gpu import attention as pallas_attention
 
     k, v = _repeat_kv(q, k, v)
     bq, bk = min(block_q, q.shape[1]), min(block_kv, k.shape[1])
+    # The fused backward walks dq's query tiles on dk/dv's key-tile grid: same tile for both.
     blocks = pallas_attention.BlockSizes(block_q=bq, block_k=bk, block_q_dkv=bq, block_kv_dkv=bk,
-                                         block_q_dq=bq, block_kv_dq=bk)
-    return pallas_attention.mha(q, k, v, None, sm_scale=q.shape[-1] ** -0.5, causal=True,
+                                         block_q_dq=bk, block_kv_dq=bq)
+    return pallas_attention.mha(q, k, v, segment_ids, sm_scale=q.shape[-1] ** -0.5, causal=True,
                                 block_sizes=blocks, interpret=interpret)
 
 
-def _splash_tpu(q, k, v, *, block_q: int, block_kv: int, interpret: bool):
+def _splash_tpu(q, k, v, segment_ids=None, *, block_q: int, block_kv: int, interpret: bool):
+    """Splash runs one example at a time (vmapped), heads first; it takes grouped-query k/v
+    heads as they are and ANDs the causal mask with a segment mask of its own."""
     from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as splash
     from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as masks
 
-    k, v = _repeat_kv(q, k, v)
     length, heads = q.shape[1], q.shape[2]
     bq, bk = min(block_q, length), min(block_kv, length)
     blocks = splash.BlockSizes(block_q=bq, block_kv=bk, block_q_dkv=bq, block_kv_dkv=bk,
@@ -147,5 +155,6 @@ def _splash_tpu(q, k, v, *, block_q: int, block_kv: int, interpret: bool):
                                     interpret=interpret)
     to_heads_first = lambda x: jnp.swapaxes(x, 1, 2)  # noqa: E731 - (B, T, N, D) -> (B, N, T, D)
     q = q * q.shape[-1] ** -0.5  # splash does not scale the logits itself
-    out = jax.vmap(kernel)(to_heads_first(q), to_heads_first(k), to_heads_first(v))
+    segments = None if segment_ids is None else splash.SegmentIds(q=segment_ids, kv=segment_ids)
+    out = jax.vmap(kernel)(to_heads_first(q), to_heads_first(k), to_heads_first(v), segments)
     return to_heads_first(out)

@@ -15,7 +15,7 @@ from jax.ad_checkpoint import checkpoint_name
 from hydralearn.layers.kv_cache import KVCache, Step
 from hydralearn.layers.params import Numerics, param, use
 
-AttentionFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+AttentionFn = Callable[..., jax.Array]  # (q, k, v[, segment_ids]) -> context
 
 
 def reference_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:

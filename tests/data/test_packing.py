@@ -89,8 +89,10 @@ def test_loss_skips_padding(segment_program):
     assert loss == pytest.approx(-picked[:, :20].mean(), rel=1e-5)  # causal: padding after is unseen
 
 
-def test_kernels_that_cannot_mask_documents_are_refused():
-    segments = ["data.packing=segments", "hardware=gpu_h100"]
-    with pytest.raises(ConfigError, match="only kernel=xla keeps attention inside each packed document"):
-        resolve(compose_config.load([*segments, "kernel=cudnn"]), device_count=8)
+def test_cudnn_masks_documents_only_on_even_lengths():
+    segments = ["data.packing=segments", "hardware=gpu_h100", "data.batch_size=8"]
+    with pytest.raises(ConfigError, match=r"needs data.seq_len even with data.packing=segments \(not 255"):
+        resolve(compose_config.load([*segments, "kernel=cudnn", "data.seq_len=255"]), device_count=8)
+    assert resolve(compose_config.load([*segments, "kernel=cudnn", "data.seq_len=256"]),
+                   device_count=8).kernel.name.value == "cudnn"
     assert resolve(compose_config.load([*segments, "kernel=auto"]), device_count=8).kernel.name.value == "xla"
