@@ -1,7 +1,7 @@
 """`hydralearn-plan`: what a config costs on its stated hardware, without that hardware.
 
     hydralearn-plan model=llama2_70b hardware=gpu_h100 hardware.hosts=64 data.seq_len=4096
-    hydralearn-plan --compile model/ffn=gelu hardware.devices_per_host=8   # + XLA's own memory figures
+    hydralearn-plan --compile +experiment=llama3_8b_tpu_v5p_yarn   # + XLA's figures, compiled for the TPU
     hydralearn-plan --explain model.rope_theta model=llama3_8b            # which file set it
 """
 
@@ -24,8 +24,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "device for the stated hardware (hardware.hosts x hardware.devices_per_host devices).")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for hydralearn-train")
     parser.add_argument("--compile", action="store_true",
-                        help="also compile the step for the simulated device count and print "
-                             "XLA's memory analysis (slow for large models)")
+                        help="also compile the training step for the profile's real target without "
+                             "its hardware (TPU topology, GPU target config, or simulated CPU "
+                             "devices) and print XLA's memory per device beside the estimate; "
+                             "refuses a step that does not fit (exit 2)")
     parser.add_argument("--explain", metavar="KEY", help="say which file, defaults entry or "
                         "override set KEY, instead of planning")
     parser.add_argument("--top", type=int, default=8, help="largest tensors to list (default 8)")
@@ -44,17 +46,22 @@ def main(argv: list[str] | None = None) -> None:
             return
         started = time.perf_counter()
         from hydralearn.review.plan import load_resolved, make_plan
-        plan = make_plan(load_resolved(args.overrides, where))
+        config = load_resolved(args.overrides, where)
+        plan = make_plan(config)
         elapsed = time.perf_counter() - started
     except ConfigError as e:
         exit_with(e)
-    if args.json:
-        print(json.dumps(plan_json(plan, top=args.top), indent=2))
-    else:
+    if not args.json:
         print(format_plan(plan, top=args.top))
-        print(f"planned in {elapsed:.2f}s")
-    if args.compile:
-        _print_compiled(args.overrides, plan, where)
+        print(f"planned in {elapsed:.2f}s", flush=True)
+    compiled = _compile(config) if args.compile else None
+    if args.json:
+        out = plan_json(plan, top=args.top)
+        if compiled is not None:
+            out["compiled"] = dataclasses.asdict(compiled) | {"peak_bytes": compiled.peak_bytes}
+        print(json.dumps(out, indent=2))
+    elif compiled is not None:
+        print(format_compiled(compiled, plan))
 
 
 def plan_json(plan, *, top: int) -> dict:
@@ -75,13 +82,14 @@ def format_plan(plan, *, top: int = 8) -> str:
         f"  compute dtype        {plan.compute_dtype}",
         f"  parameters           {_count(plan.total_params)} total, {_count(plan.active_params)} active per token"
         + (f", {_count(plan.trainable_params)} trainable" if plan.trainable_params != plan.total_params else ""),
-        f"  FLOPs per token      {plan.flops_per_token:.3e} (training: 6N + 12*L*d_attn*T)",
+        f"  FLOPs per token      {plan.flops_per_token:.3e} (training: 6N + 12*L*d_attn*(T+1)/2, causal)",
         f"  tokens per step      {plan.tokens_per_step:,}{_microbatches(plan)}",
         f"  step at 100% MFU     {_seconds(plan.step_seconds_at_peak)}",
         f"  memory per device    (estimate; remat={plan.remat})",
         *(f"    {name:<18} {_gib(value)}" for name, value in
           (("parameters", mem.params), ("optimizer state", mem.optimizer),
-           ("gradients", mem.grads), ("activations", mem.activations))),
+           ("gradients", mem.grads), ("activations", mem.activations),
+           ("gathered weights", mem.gathered_weights))),
         f"    {'total':<18} {_gib(mem.total)} of {_gib(plan.device_memory_bytes)}",
     ]
     if top > 0:
@@ -98,18 +106,25 @@ def _tensor_lines(rows) -> list[str]:
     return ["    " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
 
 
-def _print_compiled(overrides: list[str], plan, where) -> None:
-    from hydralearn.review.compiled import CompileError, compiled_memory
-    started = time.perf_counter()
+def _compile(config):
+    from hydralearn.review.compiled import compiled_memory
     try:
-        stats = compiled_memory(overrides, device_count=plan.device_count, location=where)
-    except CompileError as e:
-        exit_with(ConfigError([str(e)]))
-    print(f"XLA memory analysis per device ({plan.device_count} simulated CPU devices, "
-          f"compiled in {time.perf_counter() - started:.1f}s)")
-    for name in ("argument_bytes", "output_bytes", "temp_bytes", "alias_bytes"):
-        print(f"    {name.removesuffix('_bytes'):<18} {_gib(getattr(stats, name))}")
-    print(f"    {'peak':<18} {_gib(stats.peak_bytes)} (estimate above: {_gib(plan.memory.total)})")
+        return compiled_memory(config)
+    except ConfigError as e:
+        exit_with(e)
+
+
+def format_compiled(compiled, plan) -> str:
+    estimate = plan.memory.total
+    lines = [f"compiled for {compiled.target}, {compiled.device_kind}, in {compiled.compile_seconds:.1f}s",
+             "  XLA memory per device"]
+    lines += [f"    {name.removesuffix('_bytes'):<18} {_gib(getattr(compiled, name))}"
+              for name in ("argument_bytes", "output_bytes", "temp_bytes", "alias_bytes")]
+    lines += [f"    {'peak':<18} {_gib(compiled.peak_bytes)} of {_gib(plan.device_memory_bytes)}",
+              f"    {'estimate':<18} {_gib(estimate)} (estimate / compiled peak = "
+              f"{estimate / max(compiled.peak_bytes, 1):.2f})",
+              f"  custom calls         {', '.join(compiled.custom_calls) or 'none'}"]
+    return "\n".join(lines)
 
 
 def _microbatches(plan) -> str:

@@ -144,6 +144,8 @@ def train_run(prepared: Prepared, *, run_dir: Path):
     import jax
 
     from hydralearn.compose.build import build, flops_per_token
+    from hydralearn.compose.peak import remeasured_cpu_peak
+    from hydralearn.compose.schema import Platform
     from hydralearn.data.loader import Loader
     from hydralearn.runtime.trainer import RunStatus, Throughput, train
 
@@ -154,13 +156,17 @@ def train_run(prepared: Prepared, *, run_dir: Path):
     loader = Loader(config.data, inputs=prepared.inputs,
                     process=(jax.process_index(), jax.process_count()))
     program = build(config)
-    model = config.model
+    model, hardware = config.model, config.hardware
     throughput = Throughput(
         tokens_per_step=config.data.batch_size * config.data.seq_len,
         flops_per_token=flops_per_token(
             matmul_params=program.matmul_params, num_layers=model.num_layers,
             attention_dim=model.num_heads * model.resolved_head_dim, seq_len=config.data.seq_len),
-        peak_flops=config.hardware.peak_flops_per_device * jax.device_count())
+        peak_flops=hardware.peak_flops_per_device * jax.device_count(),
+        # A CPU's peak is measured (its `auto`, or a stated number a run proves low); each
+        # process of a CPU job measures its own host.
+        remeasure=(lambda: remeasured_cpu_peak() * hardware.hosts)
+        if hardware.platform is Platform.cpu else None)
     logger.info(f"{config.name}: {program.num_params:,} parameters, mesh {config.mesh.axes}, "
                 f"{loader.description}; run dir {run_dir}")
     summary = train(program, loader=loader, trainer=config.trainer,

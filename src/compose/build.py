@@ -24,7 +24,8 @@ from hydralearn.compose.mesh import batch_sharding, make_mesh
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.remat import block_transform
 from hydralearn.compose.schema import Kernel, NonFinite, TrainConfig
-from hydralearn.compose.sharding import bytes_per_device, named_shardings, param_specs
+from hydralearn.compose.sharding import (activation_sharding, bytes_per_device, named_shardings,
+                                         param_specs)
 from hydralearn.layers.loss import cross_entropy
 from hydralearn.layers.registry import layer_class
 
@@ -70,10 +71,11 @@ def model_factory(config: TrainConfig, *, mesh: Mesh | None = None) -> Callable[
     remat = block_transform(config.remat)
     model_cls = layer_class(config.model)
     adapter = make_adapter(config)
+    placement = {} if mesh is None else {"shard": activation_sharding(mesh, config.sharding)}
 
     def create() -> nnx.Module:
         rngs = nnx.Rngs(params=config.seed)
-        model = model_cls(config.model, attention_fn=attention_fn, remat=remat, rngs=rngs)
+        model = model_cls(config.model, attention_fn=attention_fn, remat=remat, rngs=rngs, **placement)
         adapter(model, rngs)  # after the model: its own weights are drawn as without adapter
         return model
     return create
@@ -255,6 +257,19 @@ def inactive_expert_params(params: nnx.State, config: TrainConfig) -> int:
     return round(sum(n for n, spec in zip(sizes, specs) if "experts" in spec) * (1 - share))
 
 
-def flops_per_token(*, matmul_params: int, num_layers: int, attention_dim: int, seq_len: int) -> float:
-    """Training FLOPs per token: 6N + 12 * L * d_attn * T (Kaplan et al.; PaLM appendix B)."""
-    return 6.0 * matmul_params + 12.0 * num_layers * attention_dim * seq_len
+def flops_per_token(*, matmul_params: int, num_layers: int, attention_dim: int, seq_len: int,
+                    window: int | None = None) -> float:
+    """Training FLOPs per token: 6N + 12 * L * d_attn * K (Kaplan et al.; PaLM appendix B), the
+    one count of the planner, the trainer's MFU and the compiled-memory ledger.
+
+    N: the weights used by matmuls (not the embedding lookup; routed experts by their active
+    share). Attention, per layer and attended key: q.k and the weighted v are 2 * d_attn FLOPs
+    each forward, x3 with the backward pass. K: the mean keys a query attends. Causal masking
+    leaves the lower triangle of the T x T scores, position t attending min(t + 1, w) keys
+    (w: a sliding `window`, T without), so K = k * (2T - k + 1) / (2T) with k = min(w, T):
+    (T + 1) / 2 with no window. PaLM counts the full square (K = T); MaxText halves it for
+    causal attention (K = T / 2, in its FLOPs count since at least March 2024).
+    """
+    k = seq_len if window is None else min(window, seq_len)
+    mean_keys = k * (2 * seq_len - k + 1) / (2 * seq_len)  # (sum_{t<k} (t+1) + (T-k) * k) / T
+    return 6.0 * matmul_params + 12.0 * num_layers * attention_dim * mean_keys

@@ -95,18 +95,21 @@ def host_split(axes: dict[str, int], process_count: int) -> tuple[dict[str, int]
 
 def make_mesh(axes: dict[str, int], devices: list | None = None) -> Mesh:
     """A mesh with every axis in Auto mode (sharding by propagation)."""
+    from jax.experimental import mesh_utils
+
     devices = list(devices) if devices is not None else jax.devices()
     shape = tuple(axes.values())
-    process_count = len({d.process_index for d in devices})
-    if process_count > 1:
-        from jax.experimental import mesh_utils
-
-        per_host, across = host_split(axes, process_count)
-        # TPU slices are the granules of a TPU job; elsewhere (GPU, CPU) each process is one
-        # (CPU devices report a slice_index too, all 0: one slice, which no split across hosts fits).
+    on_tpu = devices[0].platform == "tpu"
+    # The granules a job spans over slower links: TPU slices (the hosts of one slice share the
+    # ICI torus; only multi-slice devices have a slice_index), elsewhere processes.
+    granules = len({getattr(d, "slice_index", 0) if on_tpu else d.process_index for d in devices})
+    if granules > 1:
+        per_granule, across = host_split(axes, granules)
         device_array = mesh_utils.create_hybrid_device_mesh(
-            tuple(per_host.values()), tuple(across.values()), devices, allow_split_physical_axes=True,
-            process_is_granule=devices[0].platform != "tpu")
+            tuple(per_granule.values()), tuple(across.values()), devices,
+            allow_split_physical_axes=True, process_is_granule=not on_tpu)
+    elif on_tpu:  # one slice: axes laid out on the torus
+        device_array = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
     else:
         device_array = np.asarray(devices).reshape(shape)
     return Mesh(device_array, tuple(axes), axis_types=(AxisType.Auto,) * len(axes))

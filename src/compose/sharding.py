@@ -32,6 +32,13 @@ def logical_to_spec(logical_axes: tuple[str | None, ...], rules: ShardingConfig)
     return PartitionSpec(*entries)
 
 
+def activation_sharding(mesh: Mesh, rules: ShardingConfig):
+    """`shard(x, logical_axes)` for the model's activations: a sharding constraint on `mesh`."""
+    def shard(x, logical_axes):
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, logical_to_spec(logical_axes, rules)))
+    return shard
+
+
 def missing_rules(params: nnx.State, rules: ShardingConfig) -> list[str]:
     """One error per logical axis the model uses that has no rule."""
     names = sorted({n for axes in _logical_axes(params).values() for n in axes if n}

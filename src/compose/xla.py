@@ -8,6 +8,7 @@ unknown XLA_FLAGS entries); Neuron compiler flags to NEURON_CC_FLAGS.
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from hydralearn.compose.schema import Platform
@@ -55,3 +56,20 @@ def backend_started() -> bool:
 
     cache_info = getattr(jax.extend.backend.get_backend, "cache_info", None)
     return cache_info is None or cache_info().currsize > 0
+
+
+# Device files of attached accelerators: NVIDIA's driver, AMD's KFD, TPU chips (v4/v5p accel,
+# v5e/v6e vfio) and Neuron cores. Their absence is known without starting a backend.
+ACCELERATOR_DEVICES = ("nvidiactl", "nvidia0", "kfd", "accel0", "vfio/0", "neuron0")
+
+
+def cpu_only_without_accelerators(environ: dict | None = None, dev: Path = Path("/dev")) -> None:
+    """JAX on the CPU alone where no accelerator is attached (a user's JAX_PLATFORMS wins).
+
+    Compilers installed for deviceless compiles (the aot extras: libtpu, the CUDA plugin)
+    otherwise make every JAX start probe for their hardware and print tracebacks; where the
+    hardware is attached, JAX still sees it, so a CPU profile on a GPU host is still refused.
+    """
+    environ = os.environ if environ is None else environ
+    if "JAX_PLATFORMS" not in environ and not any((dev / d).exists() for d in ACCELERATOR_DEVICES):
+        environ["JAX_PLATFORMS"] = "cpu"

@@ -16,10 +16,11 @@ from hydralearn.layers.block import BlockSpec, TransformerBlock
 from hydralearn.layers.decoder_config import DecoderConfig, ffn_pattern
 from hydralearn.layers.embedding import Embedding
 from hydralearn.layers.kv_cache import KVCache, Step
-from hydralearn.layers.params import Numerics, param, use
+from hydralearn.layers.params import Numerics, ShardActivation, param, unsharded, use
 from hydralearn.layers.registry import instantiate
 
 BlockFn = Callable[..., Any]
+HIDDEN_AXES = ("batch", "length", None)  # (B, T, d_model) between blocks: whole per device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,18 +31,21 @@ class DecoderOutput:
 
 class Decoder(nnx.Module):
     def __init__(self, config: DecoderConfig, *, attention_fn: AttentionFn,
-                 remat: Callable[[BlockFn], BlockFn] = lambda f: f, rngs: nnx.Rngs):
+                 remat: Callable[[BlockFn], BlockFn] = lambda f: f,
+                 shard: ShardActivation = unsharded, rngs: nnx.Rngs):
         c = config
         if c.compute_dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"model.compute_dtype={c.compute_dtype!r} must be resolved before building")
         numerics = Numerics(param_dtype=c.param_dtype, compute_dtype=c.compute_dtype,
-                            init_std=c.init_std, out_std=c.init_std / (2 * c.num_layers) ** 0.5)
+                            init_std=c.init_std, out_std=c.init_std / (2 * c.num_layers) ** 0.5,
+                            shard=shard)
         spec = BlockSpec(d_model=c.d_model, ffn_dim=c.ffn_dim, num_heads=c.num_heads,
                          num_kv_heads=c.num_kv_heads, head_dim=c.resolved_head_dim,
                          rope_theta=c.rope_theta, position=c.position, ffn=c.ffn, norm=c.norm,
                          numerics=numerics)
         self.dtype = c.compute_dtype
         self.remat = remat
+        self.shard = shard
         self.embed = Embedding(vocab_size=c.vocab_size, d_model=c.d_model, numerics=numerics, rngs=rngs)
 
         # One scan step runs one repeat of the ffn's layer pattern (e.g. MoE every n-th layer:
@@ -71,15 +75,17 @@ class Decoder(nnx.Module):
         batch, length = tokens.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(length), (batch, length))
-        x = self.embed(tokens)  # (B, T, d_model)
+        x = self.shard(self.embed(tokens), HIDDEN_AXES)  # (B, T, d_model)
         block_def, stacked_state = nnx.split(self.blocks)
 
         def one_block(x, block_state):
-            return nnx.merge(block_def, block_state)(x, positions, segment_ids)
+            x, aux = nnx.merge(block_def, block_state)(x, positions, segment_ids)
+            return self.shard(x, HIDDEN_AXES), aux
 
         # Scan keeps compile time flat in depth; remat (from conf/remat) wraps one block.
         x, aux = jax.lax.scan(self.remat(one_block), x, stacked_state)
-        return DecoderOutput(logits=self._logits(x), aux=reduce_aux(aux))
+        logits = self.shard(self._logits(x), ("batch", "length", "vocab"))
+        return DecoderOutput(logits=logits, aux=reduce_aux(aux))
 
     def extend(self, tokens: jax.Array, positions: jax.Array, cache: KVCache, step: Step, *,
                logits_at: jax.Array, blocks: list[nnx.State] | None = None) -> tuple[jax.Array, KVCache]:

@@ -15,10 +15,17 @@ are a model, per token and per layer, in elements (x the compute dtype's bytes):
 
 with q = heads * head_dim, kv = kv_heads * head_dim; head and mlp widths are divided by the mesh
 axes their logical axes shard over. A policy that recomputes adds one layer's full activations
-(the layer being recomputed). The float32 logits and their gradient add 2 * V * 4 bytes per token.
+(the layer being recomputed). The logits add V * (itemsize + 4) bytes per token: the head's
+output in the compute dtype and one float32 copy for the loss (the compiled steps of the ledger
+hold about one float32 copy at their peak, the softmax gradient reusing it).
 With trainer.grad_accum=K only one microbatch (1/K of the batch) holds activations at a time,
 and the gradients gain a float32 accumulator (one float32 copy of the parameter shards).
-Compare with XLA's own figure: `hydralearn-plan --compile` (docs/tooling.md).
+The layer being computed also holds its weights as its matmuls use them: gathered over the
+mesh axes the batch is split on (FSDP), except expert weights (each device keeps its experts),
+cast to the compute dtype, for two scan steps at a time (XLA prefetches the next layer's
+weights while one layer runs).
+Compare with XLA's own figure: `hydralearn-plan --compile` (docs/tooling.md); the compiled
+ledger (tests/golden/*.compiled.json) holds the comparison for every accelerator experiment.
 """
 
 import dataclasses
@@ -37,15 +44,17 @@ class MemoryEstimate:
     optimizer: int
     grads: int  # with gradient accumulation, the float32 accumulator too
     activations: int
+    gathered_weights: int  # two scan steps' block weights, gathered (FSDP) and cast
     batch_shards: int  # how many ways the global batch is split
 
     @property
     def total(self) -> int:
-        return self.params + self.optimizer + self.grads + self.activations
+        return self.params + self.optimizer + self.grads + self.activations + self.gathered_weights
 
     def as_dict(self) -> dict[str, int]:
         return {"params": self.params, "optimizer": self.optimizer, "grads": self.grads,
-                "activations": self.activations, "total": self.total}
+                "activations": self.activations, "gathered_weights": self.gathered_weights,
+                "total": self.total}
 
 
 # Checkpoint names each named remat policy keeps on the device (conf/remat). save_dots keeps
@@ -74,7 +83,8 @@ def saved_names(config: TrainConfig) -> frozenset[str] | None:
 
 
 def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int, grad_bytes: int,
-             optimizer_bytes: int, ffn_width: float) -> MemoryEstimate:
+             optimizer_bytes: int, ffn_width: float, gathered_step_bytes: float) -> MemoryEstimate:
+    """`gathered_step_bytes`: one scan step's block weights per device as its matmuls use them."""
     shards = _Shards(config, mesh)
     microbatches = config.trainer.grad_accum
     tokens = math.ceil(config.data.batch_size / shards.batch / microbatches) \
@@ -93,11 +103,12 @@ def estimate(config: TrainConfig, *, mesh: dict[str, int], param_bytes: int, gra
     else:
         saved = (model.d_model + sum(width[n] for n in names if n in width)) * itemsize
         working = full_layer
-    logits = 2 * 4 * model.vocab_size / shards.vocab
+    logits = (itemsize + 4) * model.vocab_size / shards.vocab
     activations = tokens * (model.num_layers * saved + working + logits)
     accumulator = grad_bytes * 4 // np.dtype(model.param_dtype).itemsize if microbatches > 1 else 0
     return MemoryEstimate(params=param_bytes, optimizer=optimizer_bytes, grads=grad_bytes + accumulator,
-                          activations=int(activations), batch_shards=shards.batch)
+                          activations=int(activations), gathered_weights=int(2 * gathered_step_bytes),
+                          batch_shards=shards.batch)
 
 
 class _Shards:

@@ -110,7 +110,8 @@ def make_plan(config: TrainConfig) -> Plan:
     estimate = memory.estimate(config, mesh=mesh, param_bytes=param_bytes,
                                grad_bytes=sum(r.bytes_per_device for r in param_table(trained, config)),
                                optimizer_bytes=optimizer_bytes(trained, config),
-                               ffn_width=_ffn_width(table, config))
+                               ffn_width=_ffn_width(table, config),
+                               gathered_step_bytes=_gathered_step_bytes(table, config))
     devices = planned_device_count(config)
     return Plan(
         name=config.name, hardware=config.hardware.name, hosts=config.hardware.hosts,
@@ -176,6 +177,21 @@ def _ffn_width(table: list[TensorRow], config: TrainConfig) -> float:
     weights = sum(math.prod(r.shape) * (1 - _inactive_share(r, config))
                   for r in table if ".ffn." in f".{r.path}." and "mlp" in r.logical_axes)
     return weights / max(model.num_layers, 1) / model.d_model
+
+
+def _gathered_step_bytes(table: list[TensorRow], config: TrainConfig) -> float:
+    """One scan step's block weights per device as its matmuls use them: unsharded on the mesh
+    axes the batch is split on (FSDP gathers them), except an `experts` dimension (each device
+    keeps its experts), in the compute dtype."""
+    rules, mesh = config.sharding, config.mesh.axes
+    batch_axes = set(rules.mesh_axes("batch"))
+
+    def kept_ways(axis: str | None) -> int:  # how many ways a dimension stays split
+        axes = rules.mesh_axes(axis) if axis else ()
+        return math.prod(mesh.get(a, 1) for a in axes if axis == "experts" or a not in batch_axes)
+    elements = sum(math.prod(dim / kept_ways(axis) for dim, axis in zip(r.shape[1:], r.logical_axes[1:]))
+                   for r in table if r.path.split(".")[0] == "blocks")  # [1:]: not the layers axis
+    return elements * np.dtype(config.model.compute_dtype).itemsize
 
 
 def _warnings(config: TrainConfig, estimate: memory.MemoryEstimate) -> list[str]:

@@ -18,18 +18,26 @@ import pytest
 import yaml
 
 from hydralearn.cli import diff as diff_cli
+from hydralearn.compose import peak
 
 from tests.runtime.processes import (SHORT, TIMEOUT_S, TINY, deterministic, final_params, launch,
                                      records, run_cli, wait_for)
 
 
+CACHED_PEAK = 1e13  # FLOP/s: far above what the tiny runs achieve, so none measures again
+
+
 @pytest.fixture(scope="module", autouse=True)
 def peak_cache(tmp_path_factory) -> Path:
-    """A fresh cache of the CPU's measured peak for this module's processes (compose/peak.py)."""
+    """This module's processes' cache of the CPU's peak (compose/peak.py), holding CACHED_PEAK:
+    they run side by side, so a measurement of theirs would be judged busy and not cached."""
     cache_home = tmp_path_factory.mktemp("xdg_cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(cache_home))
-        yield cache_home / "hydralearn" / "cpu_peak.json"
+        path = peak.cache_path()
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"key": peak.machine_key(), "flops_per_s": CACHED_PEAK}))
+        yield path
 
 
 @pytest.fixture(scope="module")
@@ -218,14 +226,15 @@ def test_train_and_diff_apply_one_resume_rule(changed_reruns, capsys):
         assert f"resume: a checkpoint of A {verdict} be resumed as B" in out, (change, out)
 
 
-def test_cpu_peak_is_measured_once_and_cached(changed_reruns, killed_mid_write, peak_cache):
-    cached = json.loads(peak_cache.read_text())
-    assert cached["flops_per_s"] > 1e8 and "cpus" in cached["key"]
-    # The resumed run started once the cache existed: its resolved config holds the cached number
-    # (one device, so all of it); later runs read the cache and do not measure again.
+def test_runs_use_the_cached_cpu_peak(changed_reruns, killed_mid_write, peak_cache):
+    # The resolved config holds the cached number (one device, so all of it); no run measured
+    # again (that would have logged it, or raised the cache).
     resolved = yaml.safe_load((killed_mid_write["run_dir"] / "resolved_config.yaml").read_text())
-    assert resolved["hardware"]["peak_flops_per_device"] == cached["flops_per_s"]
+    assert resolved["hardware"]["peak_flops_per_device"] == CACHED_PEAK
     assert changed_reruns["cache_after"] == changed_reruns["cache_before"]
+    assert json.loads(peak_cache.read_text())["flops_per_s"] == CACHED_PEAK
+    outputs = [out + err for out, err, _ in changed_reruns["done"].values()]
+    assert not any("measured again" in o or "while its peak was measured" in o for o in outputs)
 
 
 def test_a_run_logs_to_its_file(baseline):

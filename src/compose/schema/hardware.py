@@ -41,6 +41,11 @@ class HardwareConfig:
     # Compiler options, one entry per flag (override one: hardware.xla_flags.NAME=VALUE).
     # Applied before the backend starts (compose/xla.py); recorded in resolved_config.yaml.
     xla_flags: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # What `hydralearn-plan --compile` compiles for without the hardware (compose/target.py):
+    # a TPU generation (v5p, v6e, v5e), a GPU target (h100, h200, b200, or the path of a
+    # GpuTargetConfigProto text file); empty where no deviceless compiler exists (CPU
+    # profiles compile for simulated host devices).
+    compile_target: str = ""
 
     def errors(self) -> list[str]:
         out = []

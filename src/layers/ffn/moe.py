@@ -7,7 +7,7 @@ kept per token and, by default, renormalised to sum to one (Mixtral). Two dispat
   C = ceil(capacity_factor * T * top_k / E) slots; first choices are placed before second
   choices, in token order, and assignments past C are dropped (their share of the output is
   zero, the residual carries the token). Dense einsums over (B, E, C, d): fast on any backend
-  and sharded along the `experts` logical axis. capacity_factor >= E / top_k drops nothing.
+  and sharded along the `experts` logical axis (expert-major buffers). capacity_factor >= E / top_k drops nothing.
 - `dropless` (MegaBlocks, Gale et al. 2022): assignments sorted by expert and multiplied with
   `jax.lax.ragged_dot`; exact, efficient on GPU/TPU, slow on CPU XLA.
 
@@ -29,12 +29,15 @@ from hydralearn.layers.ffn.swiglu import SwiGLU
 from hydralearn.layers.ffn.swiglu_config import SwiGLUConfig
 from hydralearn.layers.params import Numerics, param, use
 
+BUFFER_AXES = ("experts", "batch", None, None)  # (E, B, C, d): experts, sequences, slots, model
+
 
 class MoE(nnx.Module):
     def __init__(self, config: MoEConfig, *, d_model: int, ffn_dim: int, numerics: Numerics,
                  rngs: nnx.Rngs):
         self.config = config
         self.dtype = numerics.compute_dtype
+        self.shard = numerics.shard
         e, f, p = config.num_experts, config.expert_dim or ffn_dim, numerics.param_dtype
         std, out_std = numerics.init_std, numerics.out_std
         # The router is small and every token uses all of it: replicated (no `experts` axis).
@@ -62,11 +65,20 @@ class MoE(nnx.Module):
             y = y + self.shared(x)[0]
         return checkpoint_name(y, "ffn_out"), self._aux(logits, probs, experts, dropped)
 
-    def _experts(self, h: jax.Array, subscripts: str) -> jax.Array:
-        """SwiGLU of every expert on its own slice of `h` (einsum over the experts axis)."""
-        gate = checkpoint_name(jnp.einsum(subscripts, h, use(self.gate, self.dtype)), "ffn_in")
-        up = checkpoint_name(jnp.einsum(subscripts, h, use(self.up, self.dtype)), "ffn_in")
-        return jnp.einsum(subscripts, jax.nn.silu(gate) * up, use(self.down, self.dtype))
+    def _experts(self, h: jax.Array) -> jax.Array:
+        """SwiGLU of every expert on its own buffers: h (E, B, C, d) -> (E, B, C, d).
+
+        Expert-major, as in GShard: each device keeps its experts' buffers and the sequences
+        its batch shard holds, so the sharding rules (not XLA's propagation) place them; with
+        the batch also split over the expert axis (sharding=ep), the reshard is an all-to-all."""
+        h = self.shard(h, BUFFER_AXES)
+
+        def hidden(w):
+            out = jnp.einsum("ebcd,edf->ebcf", h, use(w, self.dtype))
+            return checkpoint_name(self.shard(out, ("experts", "batch", None, "mlp")), "ffn_in")
+        out = jnp.einsum("ebcf,efd->ebcd", jax.nn.silu(hidden(self.gate)) * hidden(self.up),
+                         use(self.down, self.dtype))
+        return self.shard(out, BUFFER_AXES)
 
     def _capacity(self, x, experts, weights):
         """GShard dispatch per sequence into (B, E, C, d) buffers; returns (y, dropped share)."""
@@ -84,7 +96,8 @@ class MoE(nnx.Module):
         rows = jnp.arange(batch)[:, None, None]
         tokens = jnp.broadcast_to(x[:, :, None, :], (batch, length, k, d))
         buffers = jnp.zeros((batch, e * capacity, d), x.dtype).at[rows, index].set(tokens, mode="drop")
-        out = self._experts(buffers.reshape(batch, e, capacity, d), "becd,edf->becf")
+        expert_major = buffers.reshape(batch, e, capacity, d).transpose(1, 0, 2, 3)  # (E, B, C, d)
+        out = self._experts(expert_major).transpose(1, 0, 2, 3)
         picked = out.reshape(batch, e * capacity, d).at[rows, index].get(mode="fill", fill_value=0)
         y = jnp.einsum("btkd,btk->btd", picked, (weights * kept).astype(x.dtype))
         return y, 1.0 - jnp.mean(kept.astype(jnp.float32))
