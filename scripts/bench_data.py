@@ -23,7 +23,7 @@ from pathlib import Path
 
 import jax
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import build
 from hydralearn.compose.resolve import resolve
 from hydralearn.data.loader import open_loader

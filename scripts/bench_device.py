@@ -185,7 +185,7 @@ def measure(measurement: Measurement, *, host) -> Result:
     """Build, run and time one measurement; its states are freed when it returns."""
     import jax
 
-    from hydralearn.compose import config as compose_config
+    from hydralearn.config import compose as compose_config
     from hydralearn.compose.build import build
     from hydralearn.compose.resolve import resolve
     from hydralearn.data.loader import first_batches
@@ -303,7 +303,7 @@ def main() -> None:
 def start(overrides: tuple[str, ...]) -> None:
     """The profile's XLA flags applied before JAX starts its backend, as hydralearn-train does."""
     from hydralearn.cli.run import start_processes
-    from hydralearn.compose import config as compose_config
+    from hydralearn.config import compose as compose_config
 
     start_processes(compose_config.load(list(overrides)))
 

@@ -25,7 +25,7 @@ import ml_dtypes
 import numpy as np
 from safetensors.numpy import save_file
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import build
 from hydralearn.compose.resolve import resolve
 from hydralearn.interop import hf

@@ -14,7 +14,7 @@ import time
 
 import jax
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import build
 from hydralearn.compose.resolve import resolve
 from hydralearn.data.pipeline import load_corpus, train_batch

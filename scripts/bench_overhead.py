@@ -16,7 +16,7 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.reference
 
-from hydralearn.compose import config as compose_config  # noqa: E402
+from hydralearn.config import compose as compose_config  # noqa: E402
 from hydralearn.compose.resolve import resolve  # noqa: E402
 from hydralearn.compose.build import build  # noqa: E402
 from hydralearn.compose.optim import build_optimizer  # noqa: E402

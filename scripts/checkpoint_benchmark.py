@@ -32,13 +32,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.resolve import resolve
 from hydralearn.compose.build import build
 from hydralearn.data.loader import first_batches
 from hydralearn.runtime import integrity
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
-from hydralearn.compose.schema import CheckpointConfig, SaveMode
+from hydralearn.config.schema import CheckpointConfig, SaveMode
 
 MODELS = {
     "llama_tiny": ["model=llama_tiny", "data=synthetic", "data.seq_len=128", "data.batch_size=8"],

@@ -33,8 +33,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from hydralearn.compose import config as compose_config
-from hydralearn.compose.store import register_schemas
+from hydralearn.config import compose as compose_config
+from hydralearn.config.store import register_schemas
 from hydralearn.layers import registry
 
 REPO = Path(__file__).resolve().parent.parent

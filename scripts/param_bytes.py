@@ -29,7 +29,7 @@ def main() -> None:
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax
 
-    from hydralearn.compose import config as compose_config
+    from hydralearn.config import compose as compose_config
 
     from hydralearn.compose.resolve import resolve
     from hydralearn.compose.build import abstract_params, count_params, param_shardings

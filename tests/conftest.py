@@ -11,7 +11,7 @@ import dataclasses  # noqa: E402
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-from hydralearn.compose import config as compose_config  # noqa: E402
+from hydralearn.config import compose as compose_config  # noqa: E402
 from hydralearn.compose.resolve import resolve
 
 TINY = ["model.d_model=32", "model.num_layers=2", "model.num_heads=4", "model.num_kv_heads=2",

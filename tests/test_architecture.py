@@ -21,12 +21,13 @@ def test_the_package_keeps_its_contracts():
     assert "0 broken" in result.stdout
 
 
-def test_a_backward_import_and_a_cycle_are_caught(tmp_path):
+def test_a_backward_import_a_cycle_and_a_forbidden_import_are_caught(tmp_path):
     pkg = tmp_path / "pkg"
     for name, body in {"__init__.py": "", "cli.py": "from pkg import compose\n",
                        "compose/__init__.py": "", "compose/a.py": "from pkg.compose import b\n",
                        "compose/b.py": "from pkg.compose import a\n",
-                       "layers.py": "from pkg.compose import a  # runs back up\n"}.items():
+                       "layers.py": "from pkg.compose import a  # runs back up\n",
+                       "config.py": "def f():\n    from pkg.compose import b  # inside a function too\n"}.items():
         (pkg / name).parent.mkdir(parents=True, exist_ok=True)
         (pkg / name).write_text(body)
     config = tmp_path / "contracts.toml"
@@ -34,7 +35,10 @@ def test_a_backward_import_and_a_cycle_are_caught(tmp_path):
                       '[[tool.importlinter.contracts]]\nname = "layers"\ntype = "layers"\n'
                       'layers = ["pkg.cli", "pkg.compose", "pkg.layers"]\n'
                       '[[tool.importlinter.contracts]]\nname = "acyclic"\ntype = "acyclic_siblings"\n'
-                      'ancestors = ["pkg"]\n')
+                      'ancestors = ["pkg"]\n'
+                      '[[tool.importlinter.contracts]]\nname = "jax-free"\ntype = "forbidden"\n'
+                      'source_modules = ["pkg.config"]\nforbidden_modules = ["pkg.compose"]\n')
     result = lint(config, tmp_path, pythonpath=str(tmp_path))
     assert result.returncode != 0
     assert "layers BROKEN" in result.stdout and "acyclic BROKEN" in result.stdout, result.stdout
+    assert "jax-free BROKEN" in result.stdout, result.stdout

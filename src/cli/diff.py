@@ -52,7 +52,7 @@ LOCATION_FLAGS = {"--config-dir": "config_dir", "-cd": "config_dir", "--config-n
 
 def _location(argv: list[str]):
     """The -cp/-cn/--config-dir flags (either side, `--flag value` or `--flag=value`), and the rest."""
-    from hydralearn.compose.config import Location
+    from hydralearn.config.compose import Location
 
     found, rest, i = {}, [], 0
     while i < len(argv):

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from hydralearn.cli.errors import exit_with
-from hydralearn.compose.config import from_container
-from hydralearn.compose.files import read_mapping
-from hydralearn.compose.schema import MeshConfig, MeshMode
+from hydralearn.config.compose import from_container
+from hydralearn.config.files import read_mapping
+from hydralearn.config.schema import MeshConfig, MeshMode
 from hydralearn.errors import ConfigError
 from hydralearn.interop import export_rules
 

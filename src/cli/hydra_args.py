@@ -10,7 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import OverrideParseException
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.errors import ConfigError
 
 INFO_CHOICES = ["all", "config", "defaults", "defaults-tree", "plugins", "searchpath"]

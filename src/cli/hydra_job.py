@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 class Callbacks:
     """The config's `hydra.callbacks`, already checked against the allowlist
-    (compose/allowlist.py), called at the points Hydra calls them."""
+    (config/allowlist.py), called at the points Hydra calls them."""
 
     def __init__(self, cfg: DictConfig):
         self.callbacks = [instantiate(node) for node in (cfg.hydra.get("callbacks") or {}).values()]

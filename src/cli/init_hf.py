@@ -11,8 +11,8 @@ from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from hydralearn.compose import overrides as override_check
-from hydralearn.compose.schema import HfConfigMode
+from hydralearn.config import overrides as override_check
+from hydralearn.config.schema import HfConfigMode
 from hydralearn.errors import ConfigError
 from hydralearn.interop.hf_config import HF_NAMES, from_hf_config
 

@@ -16,8 +16,8 @@ import sys
 import yaml
 
 from hydralearn.cli.errors import exit_with
-from hydralearn.compose import config as compose_config
-from hydralearn.compose.schema import TrainConfig
+from hydralearn.config import compose as compose_config
+from hydralearn.config.schema import TrainConfig
 from hydralearn.errors import ConfigError
 
 COORDINATOR_PORT = 8476

@@ -13,10 +13,10 @@ from typing import Any, Iterator
 from omegaconf import OmegaConf
 
 from hydralearn.compose import xla
-from hydralearn.compose.config import to_container
-from hydralearn.compose.files import read_mapping
-from hydralearn.compose.resume_rule import compare
-from hydralearn.compose.schema import TrainConfig
+from hydralearn.config.compose import to_container
+from hydralearn.config.files import read_mapping
+from hydralearn.config.resume_rule import compare
+from hydralearn.config.schema import TrainConfig
 from hydralearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def train_run(prepared: Prepared, *, run_dir: Path):
 
     from hydralearn.compose.build import build, flops_per_token
     from hydralearn.compose.peak import remeasured_cpu_peak
-    from hydralearn.compose.schema import Platform
+    from hydralearn.config.schema import Platform
     from hydralearn.data.loader import Loader
     from hydralearn.runtime.trainer import RunStatus, Throughput, train
 

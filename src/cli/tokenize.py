@@ -33,8 +33,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def data_config(overrides: list[str], where):
     """The composed config's `data` node, validated on its own: the model is not involved."""
-    from hydralearn.compose import config as compose_config
-    from hydralearn.compose.validate import describe
+    from hydralearn.config import compose as compose_config
+    from hydralearn.config.validate import describe
     from hydralearn.data.check import check
 
     cfg = compose_config.compose(overrides, where)

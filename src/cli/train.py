@@ -26,9 +26,9 @@ from omegaconf.errors import OmegaConfBaseException
 from hydralearn import CONF_DIR
 from hydralearn.cli import hydra_args, hydra_job, init_hf, sweep
 from hydralearn.cli.errors import exit_with
-from hydralearn.compose import config as compose_config
-from hydralearn.compose.store import register_schemas
-from hydralearn.compose.validate import validate, validate_hydra
+from hydralearn.config import compose as compose_config
+from hydralearn.config.store import register_schemas
+from hydralearn.config.validate import validate, validate_hydra
 from hydralearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)

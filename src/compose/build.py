@@ -23,7 +23,7 @@ from hydralearn.compose.kernels import attention_function, per_shard
 from hydralearn.compose.mesh import batch_sharding, make_mesh
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.remat import block_transform
-from hydralearn.compose.schema import Kernel, NonFinite, TrainConfig
+from hydralearn.config.schema import Kernel, NonFinite, TrainConfig
 from hydralearn.compose.sharding import (activation_sharding, bytes_per_device, named_shardings,
                                          param_specs)
 from hydralearn.layers.loss import cross_entropy

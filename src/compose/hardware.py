@@ -1,11 +1,11 @@
-"""The host a run has (`Host`), and the hardware profile (compose/schema/hardware.py) checked
+"""The host a run has (`Host`), and the hardware profile (config/schema/hardware.py) checked
 against it. A profile's preferred choices are consumed only where a group is left on `auto`,
 so a command-line choice always wins (`hardware=gpu_h100 kernel=xla` runs xla).
 """
 
 import dataclasses
 
-from hydralearn.compose.schema import HardwareConfig, Platform
+from hydralearn.config.schema import HardwareConfig, Platform
 
 
 @dataclasses.dataclass(kw_only=True, frozen=True)

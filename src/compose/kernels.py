@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from hydralearn.compose.hardware import Host
-from hydralearn.compose.schema import Kernel, KernelConfig, Platform
+from hydralearn.config.schema import Kernel, KernelConfig, Platform
 from hydralearn.compose.sharding import logical_to_spec
 from hydralearn.layers.attention import AttentionFn
 

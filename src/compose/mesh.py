@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 
-from hydralearn.compose.schema import ShardingConfig
+from hydralearn.config.schema import ShardingConfig
 from hydralearn.compose.sharding import batch_spec
 
 

@@ -12,7 +12,7 @@ import jax
 import optax
 
 from hydralearn.compose.param_roles import roles
-from hydralearn.compose.schema import ROLES
+from hydralearn.config.schema import ROLES
 from hydralearn.layers.registry import instantiate
 
 

@@ -1,4 +1,4 @@
-"""The optimizers of conf/optim (schemas: compose/schema/optim.py), each one optax call.
+"""The optimizers of conf/optim (schemas: config/schema/optim.py), each one optax call.
 
 A builder gets its config, the learning-rate schedule (peak optim.lr) and one weight-decay
 rate; compose/optim.py calls it once per distinct rate of `optim.weight_decay_by_role` and

@@ -1,4 +1,4 @@
-"""The role of each parameter (compose/schema/optim.py: matrix, head, embed, norm, bias), read
+"""The role of each parameter (config/schema/optim.py: matrix, head, embed, norm, bias), read
 from what every layer already states: the parameter's name and its logical axes.
 
 Roles decide weight decay (`optim.weight_decay_by_role`) and, for Muon, which weights are

@@ -13,7 +13,7 @@ from typing import Callable
 
 import jax
 
-from hydralearn.compose.schema import NameAction, RematConfig, RematPolicy
+from hydralearn.config.schema import NameAction, RematConfig, RematPolicy
 
 HOST_MEMORY = "pinned_host"
 

@@ -12,8 +12,8 @@ from hydralearn.compose.kernels import AttentionShape, kernel_errors, resolve_ke
 from hydralearn.compose.mesh import MeshFacts, auto_axes, resolve_axes
 from hydralearn.compose.peak import measured_cpu_peak
 from hydralearn.compose.remat import remat_errors, resolve_remat
-from hydralearn.compose.schema import AUTO, MeshConfig, MeshMode, TrainConfig
-from hydralearn.compose.schema.logger import missing_packages
+from hydralearn.config.schema import AUTO, MeshConfig, MeshMode, TrainConfig
+from hydralearn.config.schema.logger import missing_packages
 from hydralearn.compose.sharding import (batch_errors, indivisible, missing_rules, param_specs,
                                          unused_axes)
 from hydralearn.data.config import Packing

@@ -1,4 +1,4 @@
-"""The learning-rate schedules of conf/schedule (schemas: compose/schema/schedule.py), each a
+"""The learning-rate schedules of conf/schedule (schemas: config/schema/schedule.py), each a
 few lines of optax. `step` is the optimizer's update count, from 0; `peak` is optim.lr."""
 
 import optax

@@ -14,8 +14,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hydralearn.compose.schema import ShardingConfig
-from hydralearn.compose.schema.mesh import as_tuple
+from hydralearn.config.schema import ShardingConfig
+from hydralearn.config.schema.mesh import as_tuple
 
 def _entry(axes: tuple[str, ...]) -> Any:
     return None if not axes else axes[0] if len(axes) == 1 else axes

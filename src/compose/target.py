@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 from hydralearn.compose import xla
-from hydralearn.compose.schema import HardwareConfig, Platform
+from hydralearn.config.schema import HardwareConfig, Platform
 
 TARGETS_DIR = Path(__file__).resolve().parent / "targets"
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydralearn.compose.schema import Platform
+from hydralearn.config.schema import Platform
 
 ENV_VAR = {Platform.cpu: "XLA_FLAGS", Platform.gpu: "XLA_FLAGS", Platform.tpu: "LIBTPU_INIT_ARGS",
            Platform.neuron: "NEURON_CC_FLAGS"}

@@ -186,7 +186,7 @@ class MixtureData(DataConfig):
         return out
 
 
-# Option name -> schema, stored as data/base_<name> (compose/store.py).
+# Option name -> schema, stored as data/base_<name> (config/store.py).
 DATA_SCHEMAS: dict[str, type] = {
     "stdlib": StdlibData, "synthetic": SyntheticData, "text": TextData, "jsonl": JsonlData,
     "parquet": ParquetData, "hf_disk": HfDiskData, "tokens": TokensData, "mixture": MixtureData}

@@ -37,7 +37,7 @@ class SentencePieceConfig(TokenizerConfig):
     path: str = MISSING  # a .model file
 
 
-# Option name -> schema, stored as data/tokenizer/base_<name> (compose/store.py).
+# Option name -> schema, stored as data/tokenizer/base_<name> (config/store.py).
 TOKENIZER_SCHEMAS: dict[str, type] = {
     "byte": TokenizerConfig, "hf": HfTokenizerConfig, "sentencepiece": SentencePieceConfig}
 BY_KIND: dict[TokenizerKind, type] = {TokenizerKind(name): cls for name, cls in TOKENIZER_SCHEMAS.items()}

@@ -26,10 +26,10 @@ from safetensors import safe_open
 from safetensors.flax import save_file
 from safetensors.numpy import save_file as save_numpy
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import Program, TrainState, abstract_params, plain_config
 from hydralearn.compose.resolve import resolve
-from hydralearn.compose.schema import TrainConfig
+from hydralearn.config.schema import TrainConfig
 from hydralearn.errors import ConfigError
 from hydralearn.interop.export_rules import PEFT_MODULES
 from hydralearn.interop.hf_config import from_hf_config, to_hf_config

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from hydralearn.compose.schema import TrainConfig
+from hydralearn.config.schema import TrainConfig
 from hydralearn.compose.target import Target, TargetUnavailable, environment, target_for
 from hydralearn.errors import ConfigError
 
@@ -62,7 +62,7 @@ def compiled_memory(config: TrainConfig, *, timeout_s: float = 3600) -> Compiled
         target = target_for(config.hardware)
     except TargetUnavailable as e:
         raise ConfigError([str(e)]) from None
-    from hydralearn.compose.config import to_container
+    from hydralearn.config.compose import to_container
 
     env = dict(os.environ, **environment(config.hardware, target))
     started = time.perf_counter()
@@ -154,7 +154,7 @@ def _child(container: dict) -> dict:
     import jax
 
     from hydralearn.compose.build import build
-    from hydralearn.compose.config import from_container
+    from hydralearn.config.compose import from_container
     from hydralearn.compose.target import compile_devices
 
     config = from_container(container)

@@ -14,13 +14,13 @@ from typing import Any
 import jax
 from flax import nnx
 
-from hydralearn.compose import config as compose_config
-from hydralearn.compose import schema
+from hydralearn.config import compose as compose_config
+from hydralearn.config import schema
 from hydralearn.compose.build import abstract_params
-from hydralearn.compose.config import from_container, to_container
-from hydralearn.compose.files import read_mapping
+from hydralearn.config.compose import from_container, to_container
+from hydralearn.config.files import read_mapping
 from hydralearn.compose.optim import build_optimizer
-from hydralearn.compose.resume_rule import Effect, classify, compare
+from hydralearn.config.resume_rule import Effect, classify, compare
 from hydralearn.errors import ConfigError
 from hydralearn.review.plan import Plan, load_resolved, make_plan
 

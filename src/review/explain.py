@@ -13,9 +13,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from hydralearn.compose import config as compose_config
-from hydralearn.compose.config import DEFAULT, Location, to_container
-from hydralearn.compose.overrides import is_group, parse
+from hydralearn.config import compose as compose_config
+from hydralearn.config.compose import DEFAULT, Location, to_container
+from hydralearn.config.overrides import is_group, parse
 from hydralearn.errors import ConfigError
 
 _UNSET = object()
@@ -86,7 +86,7 @@ class _Files:
             path = directory / f"{config_path}.yaml"
             if path.is_file():
                 return str(path), OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-        try:  # a schema in Hydra's ConfigStore (compose/store.py)
+        try:  # a schema in Hydra's ConfigStore (config/store.py)
             node = ConfigStore.instance().load(config_path=f"{config_path}.yaml").node
         except Exception:  # noqa: BLE001 - not in the store either: nothing to show
             return None

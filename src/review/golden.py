@@ -13,9 +13,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import abstract_params
-from hydralearn.compose.config import to_container
+from hydralearn.config.compose import to_container
 from hydralearn.review.plan import load_resolved, param_table, planned_device_count
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent.parent / "tests" / "golden"

@@ -14,8 +14,8 @@ import types
 import typing
 from typing import Any
 
-from hydralearn.compose import schema as config_schema
-from hydralearn.compose.store import register_schemas
+from hydralearn.config import schema as config_schema
+from hydralearn.config.store import register_schemas
 from hydralearn.layers import registry
 
 INTERPOLATION = {"type": "string", "pattern": r"^(\$\{.*\}|\?\?\?)$"}

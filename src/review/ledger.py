@@ -12,7 +12,7 @@ import importlib.metadata
 import json
 from pathlib import Path
 
-from hydralearn.compose.schema import Platform
+from hydralearn.config.schema import Platform
 from hydralearn.review import golden
 from hydralearn.review.compiled import CompiledMemory, compiled_memory
 from hydralearn.review.plan import load_resolved, make_plan

@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from hydralearn.compose.schema import TrainConfig
+from hydralearn.config.schema import TrainConfig
 
 CHECKPOINT_NAMES = ("q_proj", "k_proj", "v_proj", "attn_context", "o_proj", "ffn_in", "ffn_out")
 

@@ -15,13 +15,13 @@ import jax
 import numpy as np
 from flax import nnx
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import (abstract_params, flops_per_token, inactive_expert_params,
                                       make_adapter)
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.peak import measured_cpu_peak
 from hydralearn.compose.resolve import resolve
-from hydralearn.compose.schema import AUTO, TrainConfig
+from hydralearn.config.schema import AUTO, TrainConfig
 from hydralearn.compose.sharding import logical_to_spec
 from hydralearn.review import memory
 

@@ -33,7 +33,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-from hydralearn.compose.schema import BestMode, CheckpointConfig, SaveMode
+from hydralearn.config.schema import BestMode, CheckpointConfig, SaveMode
 from hydralearn.errors import ConfigError
 from hydralearn.runtime import integrity, library_noise, storage
 from hydralearn.runtime.errors import RunRefused

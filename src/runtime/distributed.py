@@ -22,8 +22,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from hydralearn.compose.schema import DistributedConfig, HardwareConfig, Platform
-from hydralearn.compose.schema.distributed import ALL_DEVICES, PER_PROCESS
+from hydralearn.config.schema import DistributedConfig, HardwareConfig, Platform
+from hydralearn.config.schema.distributed import ALL_DEVICES, PER_PROCESS
 from hydralearn.errors import ConfigError
 from hydralearn.runtime.errors import RunError
 

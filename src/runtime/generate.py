@@ -24,7 +24,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
 from hydralearn.compose.build import abstract_params
-from hydralearn.compose.schema import TrainConfig
+from hydralearn.config.schema import TrainConfig
 from hydralearn.compose.sharding import logical_to_spec
 from hydralearn.layers.decoder import unstacked_blocks
 from hydralearn.layers.kv_cache import CACHE_AXES, KVCache, Step

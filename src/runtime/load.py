@@ -19,13 +19,13 @@ from flax import nnx
 from jax.sharding import Mesh
 from omegaconf import OmegaConf
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import abstract_params, param_shardings
-from hydralearn.compose.files import read_mapping
+from hydralearn.config.files import read_mapping
 from hydralearn.compose.hardware import Host
 from hydralearn.compose.kernels import AttentionShape, requirements
 from hydralearn.compose.mesh import make_mesh
-from hydralearn.compose.schema import Kernel, MeshConfig, MeshMode, TrainConfig
+from hydralearn.config.schema import Kernel, MeshConfig, MeshMode, TrainConfig
 from hydralearn.errors import ConfigError
 from hydralearn.runtime import integrity
 from hydralearn.runtime.checkpoint import committed_steps

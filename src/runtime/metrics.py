@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from hydralearn.compose.schema.logger import LoggerConfig
+from hydralearn.config.schema.logger import LoggerConfig
 from hydralearn.runtime.sinks import open_sinks
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jax
 
-from hydralearn.compose.schema import ProfileConfig
+from hydralearn.config.schema import ProfileConfig
 
 logger = logging.getLogger(__name__)
 

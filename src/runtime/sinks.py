@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-from hydralearn.compose.schema.logger import LoggerConfig, MlflowConfig, WandbConfig
+from hydralearn.config.schema.logger import LoggerConfig, MlflowConfig, WandbConfig
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Sink(Protocol):
 
 def open_sinks(config: LoggerConfig, *, run_dir: Path, initial_step: int, name: str,
                run_config: dict | None) -> list[Sink]:
-    """The enabled sinks, in the order of compose/schema/logger.SINKS."""
+    """The enabled sinks, in the order of config/schema/logger.SINKS."""
     run_dir = Path(run_dir)
     opened: list[Sink] = []
     makers = {

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from hydralearn.compose.build import Program
-from hydralearn.compose.schema import CheckpointConfig, LoggerConfig, NonFinite, TrainerConfig
+from hydralearn.config.schema import CheckpointConfig, LoggerConfig, NonFinite, TrainerConfig
 from hydralearn.data.loader import HostBatch, Loader
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.runtime.errors import RunError, RunRefused

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 
 BIN = Path(sys.executable).parent
 GPU_JOB = ["hardware=gpu_h100", "hardware.hosts=4", "name=big_run", "optim.lr=1e-3"]

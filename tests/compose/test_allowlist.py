@@ -1,4 +1,4 @@
-"""No code runs from a config that nobody allowlisted (src/compose/allowlist.py, docs/config.md).
+"""No code runs from a config that nobody allowlisted (src/config/allowlist.py, docs/config.md).
 
 Every place where a config can name code to run gets a trap: a callable that would write a
 file. The traps come once from command-line overrides and once from an experiment in a
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hydralearn.compose import allowlist
+from hydralearn.config import allowlist
 
 # A module whose import writes a file: what `ext://trap_module.stream` would import.
 TRAP_MODULE = "import pathlib, sys\npathlib.Path({path!r}).write_text('imported')\nstream = sys.stderr\n"

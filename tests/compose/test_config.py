@@ -5,9 +5,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from hydralearn import CONF_DIR
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import abstract_params, count_params, model_factory
-from hydralearn.compose.config import to_container
+from hydralearn.config.compose import to_container
 from hydralearn.compose.resolve import resolve
 from hydralearn.errors import ConfigError
 from hydralearn.layers import registry
@@ -178,7 +178,7 @@ def test_allowlist_accepts_only_registered_configs():
 
 def test_defaults_live_in_the_schema_once():
     """No YAML option repeats a value its schema already has (a default lives in one place)."""
-    from hydralearn.compose.store import register_schemas
+    from hydralearn.config.store import register_schemas
     from hydra.core.config_store import ConfigStore
 
     register_schemas()

@@ -8,8 +8,8 @@ from omegaconf import OmegaConf
 from hydralearn.cli import diff as diff_cli
 from hydralearn.review.diff import diff, load_side
 from hydralearn.review.golden import GOLDEN_DIR
-from hydralearn.compose.resume_rule import Effect, classify
-from hydralearn.compose.config import to_container
+from hydralearn.config.resume_rule import Effect, classify
+from hydralearn.config.compose import to_container
 from hydralearn.errors import ConfigError
 
 D, L, F, V = 64, 3, 96, 256

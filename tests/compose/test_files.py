@@ -2,8 +2,8 @@
 
 import pytest
 
-from hydralearn.compose import config as compose_config
-from hydralearn.compose.files import read_mapping
+from hydralearn.config import compose as compose_config
+from hydralearn.config.files import read_mapping
 from hydralearn.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.review import golden
 
 NAMES = golden.experiment_names()

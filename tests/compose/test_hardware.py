@@ -4,7 +4,7 @@ host is checked against the profile."""
 import pytest
 
 from hydralearn import CONF_DIR
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.resolve import resolve
 from hydralearn.compose.hardware import Host, Platform, resolve_hardware
 from hydralearn.errors import ConfigError

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from hydralearn.cli.schema import config_groups
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.review.jsonschema import group_schema, schema
 
 CONF = Path(compose_config.CONF_DIR)

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.resolve import resolve
 from hydralearn.compose.mesh import MeshFacts, auto_axes, host_split, make_mesh, resolve_axes
 from hydralearn.errors import ConfigError

@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 from optax.contrib import MuonDimensionNumbers
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.param_roles import roles

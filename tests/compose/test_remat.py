@@ -10,7 +10,7 @@ from flax import nnx
 
 from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.remat import block_transform, remat_errors
-from hydralearn.compose.schema import CHECKPOINT_NAMES, RematConfig, RematPolicy
+from hydralearn.config.schema import CHECKPOINT_NAMES, RematConfig, RematPolicy
 from hydralearn.errors import ConfigError
 from hydralearn.layers.loss import cross_entropy
 from tests.conftest import tiny_config

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.optim import build_optimizer
 
 PEAK, STEPS, WARMUP, END = 0.01, 100, 10, 0.001  # END = PEAK * min_lr_ratio (0.1)

@@ -9,7 +9,7 @@ import pytest
 
 from hydralearn.compose import target
 from hydralearn.compose.mesh import make_mesh
-from hydralearn.compose.schema import Platform
+from hydralearn.config.schema import Platform
 from tests.conftest import tiny_config
 
 # Slice shapes as Cloud TPU names them (docs: "TPU v5p" and "TPU v6e" pages), by chip count.

@@ -8,11 +8,11 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from hydralearn.compose import config as compose_config
-from hydralearn.compose.config import to_container
+from hydralearn.config import compose as compose_config
+from hydralearn.config.compose import to_container
 from hydralearn.compose.hardware import Host
 from hydralearn.compose.resolve import resolve
-from hydralearn.compose.resume_rule import compare
+from hydralearn.config.resume_rule import compare
 from hydralearn.errors import ConfigError
 from hydralearn.review.diff import resume_check
 from tests.conftest import TINY, tiny_config

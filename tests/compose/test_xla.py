@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose import xla
 from hydralearn.compose.hardware import Platform
 from tests.compose.cli_run import run_cli

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.resolve import resolve
 from hydralearn.data.inputs import open_inputs
 from hydralearn.data.loader import Loader

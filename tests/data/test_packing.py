@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import build
 from hydralearn.compose.resolve import resolve
 from hydralearn.data.inputs import open_inputs

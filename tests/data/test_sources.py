@@ -6,7 +6,7 @@ global shuffle (the windows order); the others, documents shuffled and streamed.
 import numpy as np
 import pytest
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.data.inputs import open_inputs
 from hydralearn.data.loader import Loader
 from tests.data import reference as ref

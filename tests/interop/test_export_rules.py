@@ -3,7 +3,7 @@ that the architecture expresses passes. Composition only (no weights, no jax).""
 
 import pytest
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.errors import ConfigError
 from hydralearn.interop import export_rules
 

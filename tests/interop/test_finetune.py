@@ -19,12 +19,12 @@ from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, M
 from hydralearn.cli import export as export_cli
 from hydralearn.cli import init_hf
 from hydralearn.cli.run import initial_start
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import build
-from hydralearn.compose.config import to_container
+from hydralearn.config.compose import to_container
 from hydralearn.compose.resolve import resolve
-from hydralearn.compose.schema import SaveMode
-from hydralearn.compose.validate import validate
+from hydralearn.config.schema import SaveMode
+from hydralearn.config.validate import validate
 from hydralearn.errors import ConfigError
 from hydralearn.interop import hf
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state

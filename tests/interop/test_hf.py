@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, MixtralConfig, MixtralForCausalLM)
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.resolve import resolve
 from hydralearn.compose.build import abstract_params, build
 from hydralearn.layers.registry import layer_class

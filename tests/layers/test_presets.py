@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from hydralearn import CONF_DIR
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.compose.resolve import resolve
 from hydralearn.compose.build import abstract_params, count_params, inactive_expert_params
 from hydralearn.layers.registry import layer_class

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hydralearn.compose import config as compose_config
+from hydralearn.config import compose as compose_config
 from hydralearn.errors import ConfigError
 from hydralearn.layers import registry
 from tests.conftest import TINY

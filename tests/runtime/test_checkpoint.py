@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import tiny_config
 from hydralearn.compose.build import build
 from hydralearn.data.pipeline import load_corpus, train_batch
-from hydralearn.compose.resume_rule import compare
-from hydralearn.compose.schema import CheckpointConfig, SaveMode
+from hydralearn.config.resume_rule import compare
+from hydralearn.config.schema import CheckpointConfig, SaveMode
 from hydralearn.errors import ConfigError
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state, committed_steps, saved_config
 from hydralearn.runtime.errors import RunRefused

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hydralearn.compose.schema import ProfileConfig
+from hydralearn.config.schema import ProfileConfig
 from hydralearn.data.loader import Loader
 from hydralearn.runtime.trainer import Throughput, train
 

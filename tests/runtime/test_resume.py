@@ -161,7 +161,7 @@ def test_requeued_job_resumes_with_a_remat_change(preempted):  # runs after the 
     assert "remat" in (run_dir / "resolved_config.yaml").read_text()
 
 
-# One key of every class of the resume rule (compose/resume_rule.py), tried on a finished run.
+# One key of every class of the resume rule (config/resume_rule.py), tried on a finished run.
 # A change hydralearn-train accepts finds the run complete and exits 0; one it refuses exits 2.
 CHANGES = {
     "model.d_model=48": "shape",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hydralearn.compose.config import to_container
-from hydralearn.compose.schema import LoggerConfig
+from hydralearn.config.compose import to_container
+from hydralearn.config.schema import LoggerConfig
 from hydralearn.data.pipeline import load_corpus
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.trainer import Throughput, train

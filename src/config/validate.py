@@ -18,9 +18,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import (ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException,
                               ValidationError)
 
-from hydralearn.compose import allowlist
-from hydralearn.compose.schema import TrainConfig
-from hydralearn.compose.store import load_config_plugins
+from hydralearn.config import allowlist
+from hydralearn.config.schema import TrainConfig
+from hydralearn.config.store import load_config_plugins
 from hydralearn.data.check import check as check_data
 from hydralearn.data.tokenizer import vocab_size
 from hydralearn.errors import ConfigError, closest

@@ -1,22 +1,21 @@
 """Registers every schema in Hydra's ConfigStore, so YAML options can extend them.
 
 `base_train` is the root (conf/train.yaml starts from it); each group schema is stored as
-`<group>/base_<name>` (compose/schema) and each registered layer config likewise
-(`model/ffn/base_moe`, from layers/*_config.py). Layer configs are found by importing every
-`*_config` module of hydralearn.layers (jax-free), those of installed plugins (entry point
-group `hydralearn.plugins`) and, once a config is composed, the modules its `plugins:` list
-names (docs/plugins.md). Importing a plugin runs its code: only what the user installed or
+`<group>/base_<name>` (config/schema) and each registered layer config likewise
+(`model/ffn/base_moe`, from layers/*_config.py). Layer configs come from the modules that
+installed packages declare under the entry point group `hydralearn.plugins` (hydralearn's own
+layers are one: hydralearn.layers.configs) and, once a config is composed, the modules its
+`plugins:` list names (docs/plugins.md). Importing a plugin runs its code: only what the user installed or
 listed is imported, and only what it registers is allowlisted.
 """
 
 import importlib
 import importlib.metadata
-import pkgutil
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from hydralearn.compose import schema
+from hydralearn.config import schema
 from hydralearn.errors import ConfigError
 from hydralearn.layers import registry
 
@@ -28,7 +27,6 @@ def register_schemas() -> None:
     """Idempotent: stores what is not stored yet (plugins may register more later)."""
     store = ConfigStore.instance()
     if not _stored:
-        _import_layer_configs()
         load_entry_point_plugins()
         store.store(name="base_train", node=schema.TrainConfig)
         for group, (name, node) in schema.GROUPS.items():
@@ -49,13 +47,6 @@ def _gpus_per_node(platform, devices_per_host: int) -> int | None:
     """A GPU host's devices (one process per node drives them all); null elsewhere."""
     is_gpu = getattr(platform, "value", platform) == "gpu"  # the Platform enum, or its name
     return devices_per_host if is_gpu and devices_per_host > 0 else None
-
-
-def _import_layer_configs() -> None:
-    import hydralearn.layers as layers
-    for module in pkgutil.walk_packages(layers.__path__, prefix="hydralearn.layers."):
-        if module.name.endswith("_config"):
-            importlib.import_module(module.name)
 
 
 def load_entry_point_plugins() -> list[str]:

@@ -23,11 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn import CONF_DIR
-from hydralearn.compose import overrides as override_check
-from hydralearn.compose.files import yaml_problem
-from hydralearn.compose.schema import TrainConfig
-from hydralearn.compose.store import register_schemas
-from hydralearn.compose.validate import describe, validate
+from hydralearn.config import overrides as override_check
+from hydralearn.config.files import yaml_problem
+from hydralearn.config.schema import TrainConfig
+from hydralearn.config.store import register_schemas
+from hydralearn.config.validate import describe, validate
 from hydralearn.data.config import schema_for
 from hydralearn.errors import ConfigError
 

@@ -1,7 +1,7 @@
 """The typed config tree: the root schema and one schema per config group.
 
 These modules import no jax, so composing, printing and validating a config stays fast.
-Each schema is registered in Hydra's ConfigStore (compose/store.py) as `<group>/base_<name>`;
+Each schema is registered in Hydra's ConfigStore (config/store.py) as `<group>/base_<name>`;
 the YAML options under conf/ extend it and state only what differs, so every default lives
 here, once, and `--cfg job` shows it.
 """
@@ -11,17 +11,17 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from hydralearn.compose.schema.distributed import DistributedConfig
-from hydralearn.compose.schema.hardware import AUTO, HardwareConfig, Platform
-from hydralearn.compose.schema.init import HfConfigMode, InitConfig
-from hydralearn.compose.schema.kernel import Kernel, KernelConfig
-from hydralearn.compose.schema.mesh import MESH_AXES, MeshConfig, MeshMode, ShardingConfig
-from hydralearn.compose.schema.logger import LoggerConfig
-from hydralearn.compose.schema.optim import ROLES, OptimizerConfig
-from hydralearn.compose.schema.remat import CHECKPOINT_NAMES, NameAction, RematConfig, RematPolicy
-from hydralearn.compose.schema.run import (BestMode, CheckpointConfig, NonFinite, ProfileConfig,
+from hydralearn.config.schema.distributed import DistributedConfig
+from hydralearn.config.schema.hardware import AUTO, HardwareConfig, Platform
+from hydralearn.config.schema.init import HfConfigMode, InitConfig
+from hydralearn.config.schema.kernel import Kernel, KernelConfig
+from hydralearn.config.schema.mesh import MESH_AXES, MeshConfig, MeshMode, ShardingConfig
+from hydralearn.config.schema.logger import LoggerConfig
+from hydralearn.config.schema.optim import ROLES, OptimizerConfig
+from hydralearn.config.schema.remat import CHECKPOINT_NAMES, NameAction, RematConfig, RematPolicy
+from hydralearn.config.schema.run import (BestMode, CheckpointConfig, NonFinite, ProfileConfig,
                                            SaveMode, TrainerConfig)
-from hydralearn.compose.schema.schedule import ScheduleConfig
+from hydralearn.config.schema.schedule import ScheduleConfig
 from hydralearn.data.config import DATA_SCHEMAS, DataConfig, Source
 from hydralearn.data.tokenizer_config import TOKENIZER_SCHEMAS
 
@@ -46,8 +46,8 @@ class TrainConfig:
     sharding: ShardingConfig = MISSING
     remat: RematConfig = MISSING
     kernel: KernelConfig = MISSING
-    optim: Any = MISSING  # a registered optimizer config (compose/schema/optim.py), by `_target_`
-    schedule: Any = MISSING  # a registered schedule config (compose/schema/schedule.py)
+    optim: Any = MISSING  # a registered optimizer config (config/schema/optim.py), by `_target_`
+    schedule: Any = MISSING  # a registered schedule config (config/schema/schedule.py)
     data: DataConfig = MISSING
     trainer: TrainerConfig = MISSING
     checkpoint: CheckpointConfig = MISSING

@@ -10,8 +10,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from hydralearn.compose.schema.kernel import Kernel
-from hydralearn.compose.schema.remat import RematPolicy
+from hydralearn.config.schema.kernel import Kernel
+from hydralearn.config.schema.remat import RematPolicy
 
 AUTO = "auto"
 

@@ -4,7 +4,7 @@ Hydra stops at the first bad override. Only then (a valid command line composes 
 config is composed with the group choices alone and each key override is tried on it in
 turn, as Hydra applies them (`key=v` sets an existing key, `+key=v` adds one, `++key=v`
 sets or adds, `~key` deletes), so one run of the command names every bad override. Runs
-inside the compose context of compose/config.py.
+inside the compose context of config/compose.py.
 """
 
 import dataclasses
@@ -17,7 +17,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from hydralearn.compose.validate import describe, unknown_keys
+from hydralearn.config.validate import describe, unknown_keys
 from hydralearn.errors import ConfigError, closest
 
 
