@@ -66,6 +66,7 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_recorded_and_the_others_run(sweeps):
     cwd, proc = sweeps["mixed"]
     sweep_dir = cwd / "sweep"
@@ -88,6 +89,7 @@ def test_a_failing_point_is_recorded_and_the_others_run(sweeps):
     assert (sweep_dir / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_points_in_parallel_processes(sweeps):
     if "joblib" not in sweeps:
         pytest.skip("hydra-joblib-launcher is not installed (pip install 'hydralearn[joblib]')")

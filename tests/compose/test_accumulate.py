@@ -56,6 +56,7 @@ def test_plan_accounts_for_microbatches():
     assert plans[4].tokens_per_step == plans[1].tokens_per_step == 32 * 64
 
 
+@pytest.mark.slow
 def test_moe_aux_metrics_are_the_microbatches_mean(one_device):
     program = build(tiny_config("model=mixtral_tiny", "trainer.grad_accum=2"), devices=one_device)
     state = program.init_state()

@@ -39,6 +39,7 @@ def expected_target(group: str, option: str) -> str:
     return expected_target(group, first)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_option_composes_on_every_preset(preset):
     for group, option in SINGLE_OVERRIDES:
@@ -46,6 +47,7 @@ def test_every_option_composes_on_every_preset(preset):
         assert to_container(config.model)[group]["_target_"] == expected_target(group, option)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group, option", SINGLE_OVERRIDES)
 def test_every_option_builds_and_runs_on_a_tiny_model(group, option):
     config = resolved(f"model/{group}={option}", "model.d_model=32", "model.num_heads=4",

@@ -170,6 +170,7 @@ def test_cudnn_on_cpu_exits_2_before_any_work(tmp_path):
     assert not (tmp_path / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_pallas_kernels_run_per_shard_on_a_sharded_mesh(monkeypatch):
     """data2 x fsdp2 x tensor2: the kernel sees its batch and head shard (and its rows' segment
     ids) and the model gives the loss of the xla kernel (Pallas interpreter for the GPU)."""

@@ -62,6 +62,7 @@ def test_remat_full_keeps_fewer_activations():
     assert 0 < full < none
 
 
+@pytest.mark.slow
 def test_compiled_memory_agrees_with_the_state_size():
     """On 8 simulated CPU devices, XLA's argument bytes per device = float32 state (params + 2
     Adam moments, fsdp/8) + the batch."""

@@ -33,6 +33,7 @@ def grads_by_policy():
     return jax.jit(all_grads)(params)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", POLICIES)
 def test_policy_gives_the_gradients_of_no_remat(policy, grads_by_policy):
     got, want = grads_by_policy[policy], grads_by_policy["none"]
@@ -57,6 +58,7 @@ def _gradient_temp_bytes(policy: str) -> int:
     return compiled.memory_analysis().temp_size_in_bytes
 
 
+@pytest.mark.slow
 def test_peak_memory_falls_from_none_to_full():
     none, full = _gradient_temp_bytes("none"), _gradient_temp_bytes("full")
     assert full < 0.7 * none, (none, full)

@@ -89,11 +89,13 @@ def layout(request, reference):
     return request.param, losses, program, state
 
 
+@pytest.mark.slow
 def test_layout_trains_like_one_device(layout, reference_losses):
     name, losses, _, _ = layout
     np.testing.assert_allclose(losses, reference_losses, rtol=2e-5, err_msg=name)
 
 
+@pytest.mark.slow
 def test_parameters_are_sharded_as_the_rules_say(layout):
     name, _, program, state = layout
     for path, spec in EXPECTED_SPECS[name].items():
@@ -112,6 +114,7 @@ def test_state_is_placed_sharded(layout):
     assert on_device0 == program.param_bytes_per_device, name
 
 
+@pytest.mark.slow
 def test_sharded_init_never_materialises_the_whole_state(reference):
     config = tiny_config(*LAYOUTS["fsdp8"], device_count=8)
     program = build(config, devices=jax.devices())
@@ -127,6 +130,7 @@ def test_sharded_init_never_materialises_the_whole_state(reference):
     assert compiled.output_size_in_bytes < whole / 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (CONF_DIR / "model/ffn/moe.yaml").exists(),
                     reason="no MoE layer on this branch yet; expert2_fsdp4 covers the expert axis "
                            "through the batch")

@@ -63,6 +63,7 @@ def test_gpu_profile_flags_are_known_to_this_jaxlib():
     assert not _backend_starts_with("--xla_no_such_flag_anywhere=1")  # the check can fail
 
 
+@pytest.mark.slow
 def test_autos_and_flags_are_applied_and_recorded(tmp_path):
     """A flag that changes the device count proves it reached the backend before it started."""
     result = run_cli(tmp_path, "+hardware.xla_flags.xla_force_host_platform_device_count=2")

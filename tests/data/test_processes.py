@@ -94,6 +94,7 @@ def jsonl_runs(tmp_path_factory, corpus) -> dict:
             "killed": killed_dir, "killed_rc": process.returncode, "killed_at": killed_at, "resumed": resumed}
 
 
+@pytest.mark.slow
 def test_kill_9_on_jsonl_resumes_bit_for_bit(jsonl_runs):
     assert jsonl_runs["base_rc"] == 0, jsonl_runs["base_err"][-3000:]
     assert jsonl_runs["killed_rc"] == -signal.SIGKILL and jsonl_runs["killed_at"][-1] < 24

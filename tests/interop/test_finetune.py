@@ -138,6 +138,7 @@ def lora_run(checkpoints, one_device, tmp_path_factory):
     checkpointer.close()
 
 
+@pytest.mark.slow
 def test_lora_resume_mid_run_is_exact(lora_run):
     _, program, _, state, _, checkpointer = lora_run
     resumed = checkpointer.restore(3, abstract_state(program.init_state, program.state_shardings)).state
@@ -201,6 +202,7 @@ def test_export_merged_and_peft_adapter_match_hydralearn(saved_run, checkpoints,
     assert e.value.code == 2
 
 
+@pytest.mark.slow
 def test_lora_on_moe_on_8_devices():
     from tests.conftest import tiny_config
     config = tiny_config("model=mixtral_tiny", "mesh.axes.expert=4", "schedule.warmup_steps=0",

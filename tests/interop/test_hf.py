@@ -117,6 +117,7 @@ def test_unsupported_checkpoint_is_refused(tmp_path):
         hf.load(tmp_path)
 
 
+@pytest.mark.slow
 def test_training_continues_from_the_imported_weights(checkpoints, one_device):
     """The first training step on imported weights sees transformers' own loss."""
     directory, expected = checkpoints["mixtral"]

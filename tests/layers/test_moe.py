@@ -113,6 +113,7 @@ def moe_every_2(one_device):
                              "model.ffn.load_balance_weight=100.0", "trainer.steps=5"), devices=one_device)
 
 
+@pytest.mark.slow
 def test_every_nth_layer_scans_groups_and_reaches_the_objective(moe_every_2):
     program = moe_every_2
     state = program.init_state()
@@ -128,6 +129,7 @@ def test_every_nth_layer_scans_groups_and_reaches_the_objective(moe_every_2):
     assert 150 < float(metrics["moe_load_balance_loss"]) < 500
 
 
+@pytest.mark.slow
 def test_aux_loss_reaches_the_gradient(moe_every_2):
     """With a heavy load-balance weight the step's gradient is far larger than that of the
     cross-entropy alone: the `_loss` aux entry is part of the objective."""
@@ -149,6 +151,7 @@ def test_bad_moe_values_are_refused():
         tiny_config("model/ffn=moe", "model.ffn.dispatch=sparse")
 
 
+@pytest.mark.slow
 def test_expert_mesh_axis_shards_the_experts():
     """8 simulated devices, mesh expert=2 x fsdp=4: expert weights split along `expert`, and
     the sharded step computes the same loss as the unsharded model."""

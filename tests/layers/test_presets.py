@@ -97,6 +97,7 @@ def expected_count(model) -> int:
     return with_moe + dense - decoder_params(**dims, layers=0, ffn=0)  # embeddings once
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("feature", [*FEATURES, "model/ffn=moe model.ffn.every=2"])
 def test_one_override_builds_on_every_preset(feature):
     """The promise: a feature is ONE override; it composes, validates and builds (abstractly)
@@ -136,6 +137,7 @@ rope_theta: 10000.0
 """
 
 
+@pytest.mark.slow
 def test_loc_complexity_stays_zero_as_presets_are_added(tmp_path):
     """scripts/loc_complexity.py on the repository's conf/ plus one new preset: every feature
     still needs 0 lines outside its own module + YAML and 0 extra lines per preset."""
@@ -150,6 +152,7 @@ def test_loc_complexity_stays_zero_as_presets_are_added(tmp_path):
         assert (r.lines_elsewhere, r.per_preset_lines, r.presets_ok) == (0, 0, len(PRESETS) + 1), r
 
 
+@pytest.mark.slow
 def test_loc_complexity_can_see_a_feature_that_needs_more(tmp_path):
     """A preset on which the single override is not enough (odd head_dim: no RoPE), and one
     whose body names the feature, both show in the measure."""

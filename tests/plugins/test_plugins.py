@@ -24,6 +24,9 @@ from hydralearn.errors import ConfigError
 from hydralearn.layers import registry
 from tests.conftest import TINY
 
+# The slow tier: every test here waits for pip or starts subprocesses.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = Path(__file__).resolve().parent / "relu2_pkg"
 TARGET = "relu2_layers.relu2.Relu2MLP"

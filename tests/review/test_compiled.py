@@ -67,7 +67,8 @@ def test_a_flag_the_gpu_compiler_does_not_know_is_named():
         "(~hardware.xla_flags.xla_gpu_enable_latency_hiding_schedulr)"]
 
 
-# The slow tier (tests/conftest.py): every profile's flags and flash kernel through its compiler.
+# The slow tier: every profile's flags and flash kernel through its compiler.
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["gpu_h100", "gpu_h200", "gpu_b200", "tpu_v5p", "tpu_v6e"])
 def test_every_profile_flag_is_accepted_by_its_compiler(profile):
     config = load_resolved([*SMALL, f"hardware={profile}", "hardware.devices_per_host=4"])
@@ -75,6 +76,7 @@ def test_every_profile_flag_is_accepted_by_its_compiler(profile):
     assert compiled_memory(config).device_count == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile, kernel, call", [
     ("gpu_h100", "cudnn", "__cudnn$fmhaSoftmaxBackward"), ("tpu_v5p", "splash", "tpu_custom_call")])
 def test_the_flash_kernel_of_each_platform_is_in_the_compiled_step(profile, kernel, call):
@@ -85,6 +87,7 @@ def test_the_flash_kernel_of_each_platform_is_in_the_compiled_step(profile, kern
     assert call in compiled_memory(config).custom_calls
 
 
+@pytest.mark.slow
 def test_a_flag_libtpu_does_not_know_is_named_with_its_suggestion():
     config = load_resolved([*SMALL, *ON["tpu_v5p"], "+hardware.xla_flags.xla_tpu_enable_async_collective_fusionn=true"])
     with pytest.raises(ConfigError, match=r"hardware.xla_flags.xla_tpu_enable_async_collective_fusionn: the "

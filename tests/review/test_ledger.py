@@ -39,6 +39,7 @@ def test_a_fresh_gpu_compile_reproduces_its_entry():
     _fresh_equals_ledger("llama3_2_1b_h200_dp")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["llama3_8b_tpu_v5p_yarn", "mixtral_8x7b_h100_16x8"])
-def test_a_fresh_compile_reproduces_its_entry(name):  # slow tier (tests/conftest.py)
+def test_a_fresh_compile_reproduces_its_entry(name):
     _fresh_equals_ledger(name)

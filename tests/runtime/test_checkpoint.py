@@ -43,6 +43,7 @@ def saved_on_8(tmp_path_factory):
     return directory, expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mesh,devices", [
     ([], 1),
     (["mesh=fsdp_tp", "mesh.axes.fsdp=4", "mesh.axes.tensor=2"], 8),

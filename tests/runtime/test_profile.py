@@ -11,6 +11,9 @@ from hydralearn.config.schema import ProfileConfig
 from hydralearn.data.loader import Loader
 from hydralearn.runtime.trainer import Throughput, train
 
+# The slow tier: every test here trains and traces a real run.
+pytestmark = pytest.mark.slow
+
 STEPS = 4
 
 

@@ -59,6 +59,7 @@ def killed_mid_write(tmp_path_factory, baseline_started) -> dict:
     return {"run_dir": run_dir, "left": left, "tmp_name": tmp_dir.name, "resumed": resumed}
 
 
+@pytest.mark.slow
 def test_kill_mid_write_leaves_previous_checkpoint(killed_mid_write):
     left = killed_mid_write["left"]
     assert left["tmp_still_there"], "the kill landed after the commit: not a mid-write kill"
@@ -127,6 +128,7 @@ def preempted(tmp_path_factory) -> dict:
     return {"run_dir": run_dir, "args": args, "rc": process.returncode, "out": stdout + stderr}
 
 
+@pytest.mark.slow
 def test_sigterm_saves_at_current_step_and_exits_cleanly(preempted):
     assert preempted["rc"] == 0, preempted["out"][-3000:]
     run_dir = preempted["run_dir"]
@@ -150,6 +152,7 @@ def test_shape_change_on_resume_is_refused(preempted):
     assert (run_dir / "resolved_config.yaml").read_text() == saved  # nothing was touched
 
 
+@pytest.mark.slow
 def test_requeued_job_resumes_with_a_remat_change(preempted):  # runs after the refusal above
     run_dir = preempted["run_dir"]
     (step,) = [int(p.name) for p in (run_dir / "checkpoints").iterdir()]
@@ -198,6 +201,7 @@ def changed_reruns(baseline, tmp_path_factory, peak_cache) -> dict:
             "cache_before": cache_before, "cache_after": peak_cache.read_bytes()}
 
 
+@pytest.mark.slow
 def test_a_refused_run_changes_nothing(changed_reruns):
     done = changed_reruns["done"]
     stdout, stderr, code = done["same command"]

@@ -25,6 +25,9 @@ import pytest
 
 from tests.runtime.processes import TINY, deterministic, errors, start, wait_for
 
+# The slow tier: every test here starts several JAX processes.
+pytestmark = pytest.mark.slow
+
 STEPS = 6
 RUN = [*TINY, f"trainer.steps={STEPS}", "checkpoint.every_steps=3", "trainer.eval_every=3",
        "trainer.log_every=1", "checkpoint.mode=sync"]

@@ -28,6 +28,7 @@ def _poison(state):
                        opt_state=state.opt_state)
 
 
+@pytest.mark.slow
 def test_skip_keeps_params_and_optimizer_state(one_device):
     config = tiny_config("trainer.nonfinite=skip")
     program = build(config, devices=one_device)
@@ -50,6 +51,7 @@ def test_skip_keeps_params_and_optimizer_state(one_device):
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(updated.params)), initial))
 
 
+@pytest.mark.slow
 def test_stop_names_the_step_and_keeps_earlier_checkpoints(one_device, tmp_path):
     config = tiny_config("optim.lr=1e30", "schedule.warmup_steps=0", "trainer.steps=20",
                          "trainer.log_every=1", "trainer.sample_tokens=0", "checkpoint.every_steps=1")

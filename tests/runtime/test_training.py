@@ -3,6 +3,7 @@
 import math
 
 import jax
+import pytest
 
 from hydralearn.compose.build import build
 from hydralearn.data.corpus import synthetic_corpus
@@ -28,6 +29,7 @@ def test_one_batch_overfits(one_device):
     assert int(state.step) == 60
 
 
+@pytest.mark.slow
 def test_state_is_created_sharded_on_eight_devices():
     program = build(tiny_config("mesh.axes.fsdp=8", device_count=8), devices=jax.devices())
     state = program.init_state()
