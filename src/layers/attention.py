@@ -18,19 +18,6 @@ from hydralearn.layers.params import Numerics, param, use
 AttentionFn = Callable[..., jax.Array]  # (q, k, v[, segment_ids]) -> context
 
 
-def reference_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-    """Causal softmax attention written out in full; GQA by repeating k/v heads."""
-    groups = q.shape[2] // k.shape[2]
-    k = jnp.repeat(k, groups, axis=2)  # (B, S, N, D)
-    v = jnp.repeat(v, groups, axis=2)
-    scores = jnp.einsum("btnd,bsnd->bnts", q, k).astype(jnp.float32) / jnp.sqrt(q.shape[-1])
-    t, s = q.shape[1], k.shape[1]
-    causal = jnp.tril(jnp.ones((t, s), dtype=bool))
-    scores = jnp.where(causal, scores, jnp.finfo(jnp.float32).min)
-    weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    return jnp.einsum("bnts,bsnd->btnd", weights, v)
-
-
 class Attention(nnx.Module):
     def __init__(self, *, d_model: int, num_heads: int, num_kv_heads: int, head_dim: int,
                  position: nnx.Module, attention_fn: AttentionFn, numerics: Numerics,

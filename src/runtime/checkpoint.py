@@ -265,11 +265,6 @@ class Checkpointer:
         return Restored(step=step, state=out.state, meta=dict(out.run),
                         data_state=out.data.state if items else None)
 
-    def restore_latest(self, target) -> Restored | None:
-        """The newest intact checkpoint in `target`'s shardings; None if there is none."""
-        step = self.newest_intact()
-        return None if step is None else self.restore(step, target)
-
     def save(self, step: int, state, *, meta: dict, data_state: dict | None = None,
              metrics: dict | None = None) -> bool:
         """Start writing `state` (and the data loader's position `data_state`, if given) as

@@ -31,7 +31,6 @@ from pathlib import Path
 from hydralearn.runtime.errors import RunRefused
 
 LOCK_FILE = "run.lock"
-_HELD: set[Path] = set()  # run directories this process holds
 
 
 class RunDirLocked(RunRefused):
@@ -47,7 +46,6 @@ class RunLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the last descriptor drops the flock
             self.fd = None
-            _HELD.discard(self.path.parent.resolve())
 
     def __enter__(self) -> "RunLock":
         return self
@@ -74,13 +72,7 @@ def acquire(run_dir: Path, *, primary: bool = True) -> RunLock:
               "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
-    _HELD.add(Path(run_dir).resolve())
     return RunLock(path=path, fd=fd)
-
-
-def held_here(run_dir: Path) -> bool:
-    """Whether this process holds `run_dir` (acquiring it again would refuse itself)."""
-    return Path(run_dir).resolve() in _HELD
 
 
 def _read(fd: int) -> dict:

@@ -9,11 +9,12 @@ import pytest
 from flax import nnx
 
 from hydralearn.compose.build import model_factory
-from hydralearn.layers.attention import Attention, reference_attention
+from hydralearn.layers.attention import Attention
 from hydralearn.layers.params import Numerics
 from hydralearn.layers.position.none import NoPosition
 from hydralearn.layers.position.none_config import NoPositionConfig
 from tests.conftest import tiny_config
+from tests.reference.attention import reference_attention
 
 XLA = functools.partial(jax.nn.dot_product_attention, is_causal=True, implementation="xla")
 

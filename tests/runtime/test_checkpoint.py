@@ -15,10 +15,17 @@ from hydralearn.data.pipeline import load_corpus, train_batch
 from hydralearn.config.resume_rule import compare
 from hydralearn.config.schema import CheckpointConfig, SaveMode
 from hydralearn.errors import ConfigError
-from hydralearn.runtime.checkpoint import Checkpointer, abstract_state, committed_steps, saved_config
+from hydralearn.runtime.checkpoint import (Checkpointer, Restored, abstract_state, committed_steps,
+                                           saved_config)
 from hydralearn.runtime.errors import RunRefused
 
 SYNC = CheckpointConfig(mode=SaveMode.sync)
+
+
+def restore_latest(checkpointer: Checkpointer, target) -> Restored | None:
+    """The newest intact checkpoint in `target`'s shardings, as the trainer finds it."""
+    step = checkpointer.newest_intact()
+    return None if step is None else checkpointer.restore(step, target)
 
 
 def host_leaves(tree) -> list[np.ndarray]:
@@ -52,7 +59,7 @@ def test_restore_reshards_into_another_mesh(saved_on_8, mesh, devices):
     directory, expected = saved_on_8
     program = build(tiny_config(*mesh, device_count=devices), devices=jax.devices()[:devices])
     checkpointer = Checkpointer(directory, SYNC)
-    restored = checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+    restored = restore_latest(checkpointer, abstract_state(program.init_state, program.state_shardings))
     checkpointer.close()
     assert restored.step == 1 and restored.meta == {"step": 1}
     got = host_leaves(restored.state)
@@ -82,7 +89,7 @@ def test_truncated_file_is_detected_and_set_aside_under_a_fresh_name(small, tmp_
     (tmp_path / "2.corrupt-1").mkdir()  # set aside by an earlier attempt: never overwritten
     checkpointer = Checkpointer(tmp_path, SYNC)
     with caplog.at_level(logging.WARNING):
-        restored = checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+        restored = restore_latest(checkpointer, abstract_state(program.init_state, program.state_shardings))
     checkpointer.close()
     assert restored.step == 1
     (warning,) = [r.getMessage() for r in caplog.records if "is corrupt" in r.getMessage()]
@@ -100,7 +107,7 @@ def test_a_checkpoint_of_another_shape_is_refused_and_left_alone(small, one_devi
     other = build(tiny_config("model.d_model=48", "model.ffn_dim=96"), devices=one_device)
     checkpointer = Checkpointer(tmp_path, SYNC)
     with pytest.raises(ConfigError) as error:
-        checkpointer.restore_latest(abstract_state(other.init_state, other.state_shardings))
+        restore_latest(checkpointer, abstract_state(other.init_state, other.state_shardings))
     checkpointer.close()
     lines = error.value.errors
     assert "does not fit this config" in lines[0] and str(tmp_path / "1") in lines[0]
@@ -117,9 +124,9 @@ def test_no_restorable_checkpoint_refuses_instead_of_restarting(small, tmp_path)
     (tmp_path / "1" / "checksums.json").unlink()  # a checkpoint that cannot be trusted
     checkpointer = Checkpointer(tmp_path, SYNC)
     with pytest.raises(RunRefused, match=r"none can be restored \(set aside: 1.corrupt-1\)"):
-        checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+        restore_latest(checkpointer, abstract_state(program.init_state, program.state_shardings))
     with pytest.raises(RunRefused):  # and on every later start
-        checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+        restore_latest(checkpointer, abstract_state(program.init_state, program.state_shardings))
     checkpointer.close()
 
 
@@ -158,7 +165,7 @@ def test_partial_checkpoint_is_named_and_ignored(small, tmp_path, caplog):
     (partial / "state").mkdir(parents=True)
     with caplog.at_level(logging.WARNING):
         checkpointer = Checkpointer(tmp_path, SYNC)
-        restored = checkpointer.restore_latest(abstract_state(program.init_state, program.state_shardings))
+        restored = restore_latest(checkpointer, abstract_state(program.init_state, program.state_shardings))
         checkpointer.close()
     assert restored.step == 1
     assert any(str(partial) in r.getMessage() and "incomplete" in r.getMessage() for r in caplog.records)

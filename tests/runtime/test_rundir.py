@@ -82,9 +82,10 @@ def test_a_refused_claim_removes_only_a_directory_it_made(tmp_path):
     kept.abandon()
     assert (tmp_path / "old").is_dir()
     unused = rundir.claim(tmp_path / "unused")  # made, then never written by the run
-    assert lock.held_here(tmp_path / "unused")
+    with pytest.raises(lock.RunDirLocked, match=f"pid {os.getpid()} "):  # held by this process
+        lock.acquire(tmp_path / "unused")
     unused.release()
-    assert not (tmp_path / "unused").exists() and not lock.held_here(tmp_path / "unused")
+    assert not (tmp_path / "unused").exists()
 
 
 def test_storage_through_a_file_is_one_line(tmp_path):
