@@ -17,11 +17,11 @@ import enum
 import json
 import sys
 
-from hydralearn.cli.errors import USER_ERROR_EXIT, exit_with
+from hydralearn.cli.errors import exit_with
 from hydralearn.errors import ConfigError
+from hydralearn.exit_codes import DIFFER_EXIT, SUCCESS_EXIT, USER_ERROR_EXIT
 
 USAGE = "usage: hydralearn-diff [--json] A... -- B...  (each side: overrides, a config file or a run directory)"
-DIFFER_EXIT = 1
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as e:
         exit_with(e)
     print(json.dumps(to_json(result), indent=2) if as_json else format_diff(result))
-    sys.exit(0 if result.identical else DIFFER_EXIT)
+    sys.exit(SUCCESS_EXIT if result.identical else DIFFER_EXIT)
 
 
 LOCATION_FLAGS = {"--config-dir": "config_dir", "-cd": "config_dir", "--config-name": "config_name",

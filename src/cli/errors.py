@@ -8,8 +8,7 @@ their traceback instead.
 import sys
 
 from hydralearn.errors import ConfigError
-
-USER_ERROR_EXIT = 2
+from hydralearn.exit_codes import USER_ERROR_EXIT
 
 
 def exit_with(error: ConfigError) -> None:

@@ -18,6 +18,7 @@ from hydralearn.config.files import read_mapping
 from hydralearn.config.resume_rule import compare
 from hydralearn.config.schema import TrainConfig
 from hydralearn.errors import ConfigError
+from hydralearn.exit_codes import INTERRUPTED_EXIT, SUCCESS_EXIT, USER_ERROR_EXIT
 
 logger = logging.getLogger(__name__)
 RESOLVED_CONFIG = "resolved_config.yaml"
@@ -240,19 +241,19 @@ def from_checkpoint(where: str, program, *, optimizer: bool):
 
 def exit_code(summary) -> int:
     """0, or the exit code of a run that stopped early on purpose (Ctrl-C: 130)."""
-    from hydralearn.runtime.errors import INTERRUPTED_EXIT
     from hydralearn.runtime.trainer import RunStatus
 
-    return INTERRUPTED_EXIT if summary is not None and summary.status is RunStatus.INTERRUPTED else 0
+    interrupted = summary is not None and summary.status is RunStatus.INTERRUPTED
+    return INTERRUPTED_EXIT if interrupted else SUCCESS_EXIT
 
 
 def failure_line(error: BaseException, run_dir: Path) -> tuple[str, int] | None:
     """(one line, exit code) for a failure the user must act on; None for a crash."""
     from hydralearn.runtime import storage
-    from hydralearn.runtime.errors import INTERRUPTED_EXIT, RunError
+    from hydralearn.runtime.errors import RunError
 
     if isinstance(error, ConfigError):
-        return "; ".join(error.errors), 2
+        return "; ".join(error.errors), USER_ERROR_EXIT
     if isinstance(error, RunError):
         return str(error), error.exit_code
     if isinstance(error, KeyboardInterrupt):

@@ -9,8 +9,7 @@ against a second process), the run is resolved for the devices present and check
 Running the same command again resumes from the newest intact checkpoint. A multirun checks
 every point first, then Hydra's sweeper and launcher run them.
 
-Exit codes: 0 done (or already complete, or preempted and saved), 2 refused (config, held
-run directory, nothing restorable), 3 non-finite loss, 4 watchdog, 5 storage, 130 Ctrl-C.
+Exit codes: the table in hydralearn/exit_codes.py.
 """
 
 import logging
@@ -30,9 +29,9 @@ from hydralearn.config import compose as compose_config
 from hydralearn.config.store import register_schemas
 from hydralearn.config.validate import validate, validate_hydra
 from hydralearn.errors import ConfigError
+from hydralearn.exit_codes import FAILURE_EXIT, SUCCESS_EXIT
 
 logger = logging.getLogger(__name__)
-SWEEP_FAILED_EXIT = 1
 
 
 def main() -> None:
@@ -76,7 +75,7 @@ def run_once(overrides: list[str], where: compose_config.Location) -> int:
                 prepared = run.prepare(config, run_dir=run_dir)
                 if prepared.complete:  # nothing to do, so nothing in the run directory is touched
                     print(f"{run_dir} is already complete; set name=<new name> for a new run")
-                    return 0
+                    return SUCCESS_EXIT
                 claim.started = True
                 hydra_job.quiet_unless_primary(cfg)
                 summary = hydra_job.run(cfg, lambda _: run.train_run(prepared, run_dir=run_dir),
@@ -110,7 +109,7 @@ def run_sweep(overrides: list[str], where: compose_config.Location) -> None:
     if failed:
         print(f"hydralearn: error: {len(failed)} point(s) of the sweep failed (summary in "
               f"{sweep_dir}/summary.md): {'; '.join(failed)}", file=sys.stderr)
-        sys.exit(SWEEP_FAILED_EXIT)
+        sys.exit(FAILURE_EXIT)
 
 
 def check_points(overrides: list[str], where: compose_config.Location) -> None:

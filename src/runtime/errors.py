@@ -2,17 +2,16 @@
 
 Each is raised where the cause is known and printed by the CLI as `hydralearn: error: <line>`
 (the traceback only with HYDRA_FULL_ERROR=1). Config problems are `ConfigError` (exit 2).
+The codes: hydralearn/exit_codes.py.
 """
 
-USER_ERROR_EXIT = 2  # refused: retrying the same command cannot help
-STORAGE_EXIT = 5  # the run directory's storage failed (full, read-only, missing)
-INTERRUPTED_EXIT = 130  # Ctrl-C, the shell's convention (128 + SIGINT)
+from hydralearn.exit_codes import FAILURE_EXIT, STORAGE_EXIT, USER_ERROR_EXIT
 
 
 class RunError(Exception):
     """A run that cannot go on; str(error) is the one line the user reads."""
 
-    exit_code = 1
+    exit_code = FAILURE_EXIT
 
 
 class RunRefused(RunError):

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 
-from hydralearn.runtime.errors import INTERRUPTED_EXIT
+from hydralearn.exit_codes import INTERRUPTED_EXIT
 
 logger = logging.getLogger(__name__)
 

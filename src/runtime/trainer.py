@@ -22,6 +22,7 @@ import numpy as np
 from hydralearn.compose.build import Program
 from hydralearn.config.schema import CheckpointConfig, LoggerConfig, NonFinite, TrainerConfig
 from hydralearn.data.loader import HostBatch, Loader
+from hydralearn.exit_codes import NONFINITE_EXIT
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.runtime.errors import RunError, RunRefused
 from hydralearn.runtime.generate import Generator, complete
@@ -33,8 +34,6 @@ from hydralearn.runtime.text import codec_of
 from hydralearn.runtime.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
-
-NONFINITE_EXIT = 3
 
 
 class RunStatus(enum.Enum):

@@ -13,9 +13,9 @@ import threading
 import time
 import traceback
 
-logger = logging.getLogger(__name__)
+from hydralearn.exit_codes import WATCHDOG_EXIT
 
-WATCHDOG_EXIT = 4  # distinct from 1 (crash), 2 (user error) and 3 (non-finite loss)
+logger = logging.getLogger(__name__)
 
 
 class Watchdog:

@@ -17,7 +17,7 @@ from hydralearn.data.loader import Loader
 from hydralearn.data.pipeline import load_corpus, train_batch
 from hydralearn.runtime.checkpoint import committed_steps
 from hydralearn.runtime.trainer import NonFiniteLoss, Throughput, train
-from hydralearn.runtime.watchdog import WATCHDOG_EXIT
+from hydralearn.exit_codes import WATCHDOG_EXIT
 
 
 def _poison(state):
