@@ -12,6 +12,7 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from hydralearn.config import overrides as override_check
+from hydralearn.config.flat import flatten
 from hydralearn.config.schema import HfConfigMode
 from hydralearn.errors import ConfigError
 from hydralearn.interop.hf_config import HF_NAMES, from_hf_config
@@ -85,15 +86,7 @@ def mismatches(composed: DictConfig, wanted: DictConfig, found: list[str]) -> li
 
 
 def _flat(node: DictConfig) -> dict:
-    out = {}
-
-    def walk(value, prefix):
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{prefix}.{k}")
-        else:
-            out[prefix] = value
-    walk(OmegaConf.to_container(node, resolve=True, enum_to_str=True), "model")
+    out = flatten({"model": OmegaConf.to_container(node, resolve=True, enum_to_str=True)})
     if out.get("model.head_dim") is None:  # null means d_model // num_heads: compare the value
         out["model.head_dim"] = out["model.d_model"] // out["model.num_heads"]
     return out

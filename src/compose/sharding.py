@@ -121,4 +121,4 @@ def _logical_axes(params: nnx.State) -> dict[str, tuple]:
 
 def _flat(tree, *, leaf: type) -> list[tuple[str, Any]]:
     pairs, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: isinstance(x, leaf))
-    return [("/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path), v) for path, v in pairs]
+    return [(jax.tree_util.keystr(path, simple=True, separator="/"), v) for path, v in pairs]

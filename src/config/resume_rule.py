@@ -21,7 +21,8 @@ new options are safe until listed here.
 
 import dataclasses
 import enum
-from typing import Any
+
+from hydralearn.config.flat import flatten
 
 
 class Effect(enum.Enum):
@@ -80,7 +81,7 @@ _ABSENT = "<absent>"
 
 def compare(*, saved: dict, current: dict) -> ConfigChanges:
     """Differences between two plain config containers, split by whether a resume may go on."""
-    old, new = _flatten(saved), _flatten(current)
+    old, new = flatten(saved), flatten(current)
     allowed, refused = [], []
     for key in sorted(old.keys() | new.keys()):
         before, after = old.get(key, _ABSENT), new.get(key, _ABSENT)
@@ -89,12 +90,3 @@ def compare(*, saved: dict, current: dict) -> ConfigChanges:
         line = f"{key}: {before!r} -> {after!r}"
         (allowed if classify(key) is Effect.PERFORMANCE else refused).append(line)
     return ConfigChanges(allowed=allowed, refused=refused)
-
-
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict) and node:
-        out = {}
-        for k, v in node.items():
-            out |= _flatten(v, f"{prefix}.{k}" if prefix else str(k))
-        return out
-    return {prefix: node}

@@ -19,6 +19,7 @@ from hydralearn.config import schema
 from hydralearn.compose.build import abstract_params
 from hydralearn.config.compose import from_container, to_container
 from hydralearn.config.files import read_mapping
+from hydralearn.config.flat import flatten
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.config.resume_rule import Effect, classify, compare
 from hydralearn.errors import ConfigError
@@ -100,7 +101,9 @@ def diff(a: Side, b: Side) -> ConfigDiff:
 
 
 def key_changes(a: dict, b: dict) -> list[Change]:
-    flat_a, flat_b = flatten(a), flatten(b)
+    # Lists as tuples: a Change is frozen, and shows them as it always has.
+    flat_a, flat_b = ({k: tuple(v) if isinstance(v, list) else v for k, v in flatten(tree).items()}
+                      for tree in (a, b))
     out = []
     for key in sorted(flat_a.keys() | flat_b.keys(), key=lambda k: (config_group(k), k)):
         old, new = flat_a.get(key, _ABSENT), flat_b.get(key, _ABSENT)
@@ -113,16 +116,6 @@ def key_changes(a: dict, b: dict) -> list[Change]:
 
 
 _ABSENT = object()
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted key -> leaf; an empty mapping is a leaf (`{}`) so it can be added or removed."""
-    if isinstance(tree, dict) and tree:
-        out = {}
-        for k, v in tree.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: tuple(tree) if isinstance(tree, list) else tree}
 
 
 def config_group(key: str) -> str:

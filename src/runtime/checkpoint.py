@@ -124,15 +124,8 @@ def abstract_state(init_state, shardings) -> Any:
 
 def leaf_specs(tree) -> dict[str, str]:
     """'shape dtype' of every array leaf, keyed by its dotted path ('params.embed.value')."""
-    return {".".join(_key_name(k) for k in path): f"{tuple(leaf.shape)} {np.dtype(leaf.dtype)}"
-            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
-
-
-def _key_name(key) -> str:
-    for attr in ("key", "name", "idx"):  # DictKey / FlattenedIndexKey, GetAttrKey, SequenceKey
-        if hasattr(key, attr):
-            return str(getattr(key, attr))
-    return str(key)
+    return {jax.tree_util.keystr(path, simple=True, separator="."): f"{tuple(x.shape)} {np.dtype(x.dtype)}"
+            for path, x in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def mismatches(saved: dict[str, str], current: dict[str, str]) -> list[str]:

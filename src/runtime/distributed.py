@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from hydralearn.config.flat import flatten
 from hydralearn.config.schema import DistributedConfig, HardwareConfig, Platform
 from hydralearn.config.schema.distributed import ALL_DEVICES, PER_PROCESS
 from hydralearn.errors import ConfigError
@@ -107,7 +108,7 @@ def check_same_config(container: dict) -> None:
 
 
 def _canonical(container: dict) -> bytes:
-    flat = {k: v for k, v in _flatten(container).items() if k not in PER_PROCESS_KEYS}
+    flat = {k: v for k, v in flatten(container).items() if k not in PER_PROCESS_KEYS}
     versions = {f"version.{p}": importlib.metadata.version(p) for p in ("hydralearn", "jax")}
     return json.dumps(flat | versions, sort_keys=True).encode()
 
@@ -123,11 +124,3 @@ def _allgather_bytes(data: bytes) -> list[bytes]:
 def _differences(first: dict, other: dict) -> list[str]:
     return [f"{key}={other.get(key, '<absent>')!r} (process 0: {first.get(key, '<absent>')!r})"
             for key in sorted(first.keys() | other.keys()) if first.get(key) != other.get(key)]
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        out |= _flatten(value, f"{path}.") if isinstance(value, dict) else {path: value}
-    return out

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
+from hydralearn.config.flat import flatten
 from hydralearn.config.schema.logger import LoggerConfig, MlflowConfig, WandbConfig
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class MlflowSink:
         experiment = self.client.get_experiment_by_name(config.experiment)
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(config.experiment)
         self.run_id = self.client.create_run(experiment_id, run_name=name).info.run_id
-        params = [Param(k, str(v)) for k, v in _flatten(run_config or {}).items()]
+        params = [Param(k, str(v)) for k, v in flatten(run_config or {}).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 parameters per call
             self.client.log_batch(self.run_id, params=params[i:i + 100])
         _write_atomically(id_file, self.run_id)
@@ -175,14 +176,6 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        out |= _flatten(v, key) if isinstance(v, dict) and v else {key: v}
-    return out
 
 
 def _truncate_after(path: Path, step: int) -> None:

@@ -10,6 +10,7 @@ from hydralearn.review.diff import diff, load_side
 from hydralearn.review.golden import GOLDEN_DIR
 from hydralearn.config.resume_rule import Effect, classify
 from hydralearn.config.compose import to_container
+from hydralearn.config.flat import flatten
 from hydralearn.errors import ConfigError
 
 D, L, F, V = 64, 3, 96, 256
@@ -94,3 +95,8 @@ def test_usage_error_exits_two(capsys):
     ("trainer.log_every", Effect.PERFORMANCE), ("name", Effect.PERFORMANCE)])
 def test_resume_rule(key, effect):
     assert classify(key) is effect
+
+
+def test_flatten_keeps_lists_and_empty_mappings_as_leaves():
+    tree = {"model": {"ffn": {"dim": 8, "extra": {}}, "layers": [1, 2]}, 3: None}
+    assert flatten(tree) == {"model.ffn.dim": 8, "model.ffn.extra": {}, "model.layers": [1, 2], "3": None}
