@@ -1,13 +1,19 @@
-"""Causal-LM cross-entropy."""
+"""Causal-LM cross-entropy: the one the training step, evaluation and the tests use."""
 
 import jax
 import jax.numpy as jnp
 import optax
 
 
+def token_losses(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Next-token cross-entropy of every position in nats, float32. logits: (B, T, V); targets:
+    (B, T) -> (B, T)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+
+
 def cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """Mean next-token cross-entropy in nats. logits: (B, T, V); targets, mask: (B, T)."""
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+    losses = token_losses(logits, targets)
     if mask is None:
         return jnp.mean(losses)
     mask = mask.astype(jnp.float32)

@@ -15,13 +15,13 @@ from typing import Iterable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 from jax.sharding import NamedSharding
 
 from hydralearn.compose.build import abstract_params
 from hydralearn.compose.mesh import batch_sharding
 from hydralearn.data.loader import open_loader
+from hydralearn.layers.loss import token_losses
 from hydralearn.runtime.load import LoadedModel
 
 
@@ -83,8 +83,7 @@ def evaluate(model: LoadedModel, windows: Iterable[Window], *, data: str) -> Eva
     @jax.jit
     def total_loss(params, inputs, targets, mask, segments):
         logits = nnx.merge(graphdef, params)(inputs, **segments).logits
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-        return jnp.sum(jnp.where(mask, losses, 0.0))
+        return jnp.sum(jnp.where(mask, token_losses(logits, targets), 0.0))
 
     nats, tokens, num_bytes = 0.0, 0, 0
     for w in windows:
