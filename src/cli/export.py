@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 from hydralearn.cli.errors import exit_with
-from hydralearn.config.compose import from_container
-from hydralearn.config.files import read_mapping
+from hydralearn.config.run_dir import split_step
 from hydralearn.config.schema import MeshConfig, MeshMode
 from hydralearn.errors import ConfigError
 from hydralearn.interop import export_rules
@@ -33,15 +32,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def export(run: str, out: Path, *, adapter_only: bool = False) -> Path:
-    run_dir, _, step = run.partition("@")
-    run_dir = Path(run_dir)
-    config = run_config(run_dir)
+    run_dir, step = split_step(run)
+    from hydralearn.runtime import restore
+
+    checkpoint = restore.find(run_dir, step)
+    config = checkpoint.config
     export_rules.check(config.model, adapter_only=adapter_only)
     names = ("adapter_config.json", "adapter_model.safetensors") if adapter_only else (
         "config.json", "model.safetensors")
     if existing := [n for n in names if (out / n).exists()]:
         raise ConfigError([f"{out}: {', '.join(existing)} exist already; choose an empty directory"])
-    params = restore_params(run_dir, config, int(step) if step else None)
+    params = params_on_one_device(checkpoint)
     from hydralearn.interop import hf
 
     if adapter_only:
@@ -49,44 +50,16 @@ def export(run: str, out: Path, *, adapter_only: bool = False) -> Path:
     return hf.export(*merged(params, config), out)
 
 
-def run_config(run_dir: Path):
-    """The resolved config the run's newest checkpoint was written with."""
-    from hydralearn.runtime.checkpoint import saved_config
-
-    saved = saved_config(run_dir / "checkpoints")
-    if saved is None and (run_dir / "resolved_config.yaml").is_file():
-        saved = read_mapping(run_dir / "resolved_config.yaml")
-    if saved is None:
-        raise ConfigError([f"{run_dir}: no checkpoint with its config here (expected a run directory "
-                           "of hydralearn-train)"])
-    return from_container(saved)
-
-
-def run_on_one_device(config):
-    """The whole model read on one device: the checkpoint is resharded onto it."""
-    return dataclasses.replace(config, mesh=MeshConfig(mode=MeshMode.fixed,
-                                                       axes={k: 1 for k in config.mesh.axes}))
-
-
-def restore_params(run_dir: Path, config, step: int | None):
+def params_on_one_device(checkpoint):
+    """The checkpoint's parameters, the whole model on one device (resharded onto it)."""
     import jax
 
-    from hydralearn.compose.build import build
-    from hydralearn.runtime.checkpoint import Checkpointer, abstract_state, committed_steps
+    from hydralearn.compose.mesh import make_mesh
+    from hydralearn.runtime import restore
 
-    steps = committed_steps(run_dir / "checkpoints")
-    if step is not None and step not in steps:
-        raise ConfigError([f"{run_dir}@{step}: no such checkpoint (steps: {steps or 'none'})"])
-    program = build(run_on_one_device(config), devices=jax.devices()[:1])
-    checkpointer = Checkpointer(run_dir / "checkpoints", config.checkpoint)
-    try:
-        step = step if step is not None else checkpointer.newest_intact()
-        if step is None:
-            raise ConfigError([f"{run_dir}: no intact checkpoint to export"])
-        state = checkpointer.restore(step, abstract_state(program.init_state, program.state_shardings)).state
-    finally:
-        checkpointer.close()
-    return state.params
+    config = dataclasses.replace(checkpoint.config, mesh=MeshConfig(
+        mode=MeshMode.fixed, axes={k: 1 for k in checkpoint.config.mesh.axes}))
+    return restore.params(checkpoint, config, make_mesh(config.mesh.axes, jax.devices()[:1]))
 
 
 def merged(params, config):

@@ -15,13 +15,13 @@ from omegaconf import OmegaConf
 from hydralearn.compose import xla
 from hydralearn.config.compose import to_container
 from hydralearn.config.files import read_mapping
+from hydralearn.config.run_dir import RunDir, split_step
 from hydralearn.config.resume_rule import compare
 from hydralearn.config.schema import TrainConfig
 from hydralearn.errors import ConfigError
 from hydralearn.exit_codes import INTERRUPTED_EXIT, SUCCESS_EXIT, USER_ERROR_EXIT
 
 logger = logging.getLogger(__name__)
-RESOLVED_CONFIG = "resolved_config.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,15 +107,15 @@ def prepare(config: TrainConfig, *, run_dir: Path) -> Prepared:
     from hydralearn.runtime.checkpoint import committed_steps
 
     config = resolve(config, host=Host.current())
-    checkpoints = run_dir / "checkpoints"
-    steps = committed_steps(checkpoints)
+    run = RunDir(run_dir)
+    steps = committed_steps(run.checkpoints)
     allowed = _check_resume(run_dir, to_container(config)) if steps else []
     memory_check.check_fits(make_plan(config).memory.as_dict(),
                             memory_check.device_memory(jax.local_devices()),
                             skip=config.trainer.skip_memory_check)
     # Finished only if the final checkpoint verifies; a damaged one is the trainer's to handle.
     complete = bool(steps) and steps[-1] >= config.trainer.steps \
-        and integrity.verify(checkpoints / str(steps[-1])) is None
+        and integrity.verify(run.checkpoint(steps[-1])) is None
     return Prepared(config=config, complete=complete, inputs=inputs,
                     notes=tuple(f"resuming with a changed setting: {line}" for line in allowed))
 
@@ -126,9 +126,9 @@ def _check_resume(run_dir: Path, container: dict) -> list[str]:
     is stored in it; resolved_config.yaml is read only for checkpoints that hold none."""
     from hydralearn.runtime.checkpoint import saved_config
 
-    saved = saved_config(run_dir / "checkpoints")
+    saved = saved_config(RunDir(run_dir).checkpoints)
     if saved is None:
-        record = run_dir / RESOLVED_CONFIG
+        record = RunDir(run_dir).resolved_config
         if not record.exists():
             return []
         saved = read_mapping(record)
@@ -173,7 +173,7 @@ def train_run(prepared: Prepared, *, run_dir: Path):
     summary = train(program, loader=loader, trainer=config.trainer,
                     checkpoint=config.checkpoint, throughput=throughput, run_dir=run_dir,
                     sinks=config.logger, config_record=container, on_start=lambda: OmegaConf.save(
-                        OmegaConf.create(container), run_dir / RESOLVED_CONFIG),
+                        OmegaConf.create(container), RunDir(run_dir).resolved_config),
                     initial=initial_start(config, program))
     if summary.status in (RunStatus.PREEMPTED, RunStatus.INTERRUPTED):
         logger.info(f"{summary.status.value}: checkpoint saved at step {summary.steps}; run the "
@@ -213,29 +213,17 @@ def initial_start(config: TrainConfig, program):
 
 def from_checkpoint(where: str, program, *, optimizer: bool):
     """Step 0 of a new run holding another run's weights (and optimizer state if `optimizer`)."""
-    import dataclasses
-
     import jax
     import jax.numpy as jnp
 
-    from hydralearn.cli.export import merged, restore_params, run_config
-    from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
+    from hydralearn.cli.export import merged, params_on_one_device
+    from hydralearn.runtime import restore
 
-    run_dir, _, step = where.partition("@")
-    run_dir = Path(run_dir)
-    run_dir = run_dir.parent if run_dir.name == "checkpoints" else run_dir
+    checkpoint = restore.find(*split_step(where))
     if not optimizer:
-        source = run_config(run_dir)
-        params, _ = merged(restore_params(run_dir, source, int(step) if step else None), source)
+        params, _ = merged(params_on_one_device(checkpoint), checkpoint.config)
         return program.start_from(jax.device_put(params, program.plain_shardings))
-    checkpointer = Checkpointer(run_dir / "checkpoints", program.config.checkpoint)
-    try:
-        found = int(step) if step else checkpointer.newest_intact()
-        if found is None:
-            raise ConfigError([f"init.checkpoint={where}: no intact checkpoint there"])
-        state = checkpointer.restore(found, abstract_state(program.init_state, program.state_shardings)).state
-    finally:
-        checkpointer.close()
+    state = restore.full_state(checkpoint, program)
     return dataclasses.replace(state, step=jnp.zeros_like(state.step))
 
 
@@ -267,7 +255,7 @@ def record_failure(run_dir: Path, message: str) -> None:
     """A failed sweep point's summary.json: the sweep summary lists it with its reason."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "summary.json").write_text(json.dumps({"status": "failed", "reason": message},
-                                                         indent=2))
+        RunDir(run_dir).summary.write_text(json.dumps({"status": "failed", "reason": message},
+                                                      indent=2))
     except OSError as e:
         print(f"hydralearn: error: cannot record the failure in {run_dir}: {e}", file=sys.stderr)

@@ -26,6 +26,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from hydralearn.config.run_dir import RunDir
+
 log = logging.getLogger(__name__)
 
 METRICS = ("steps", "train_loss", "eval_loss", "tokens_per_s", "mfu", "wall_s")
@@ -101,8 +103,8 @@ def summarize(sweep_dir: Path, *, since: float = 0.0) -> list[dict]:
                       if any(q.get(k) != v for q in points)})
     rows = []
     for d, point in zip(dirs, points):
-        summary = _read_json(d / "summary.json")
-        row = {"job": _job_num(d / ".hydra"), **{k: point.get(k, "") for k in varying}}
+        summary = _read_json(RunDir(d).summary)
+        row = {"job": _job_num(RunDir(d).hydra), **{k: point.get(k, "") for k in varying}}
         row |= {m: summary.get(m, "") for m in METRICS}
         row |= {"status": _status(summary), "reason": summary.get("reason", ""),
                 "run_dir": str(d.relative_to(sweep_dir))}
@@ -117,7 +119,7 @@ def failures(sweep_dir: Path, *, since: float) -> list[str]:
     """'<point dir>: <reason>' for each point of the sweep started at `since` that failed."""
     out = []
     for d in job_dirs(sweep_dir, since=since):
-        summary = _read_json(d / "summary.json")
+        summary = _read_json(RunDir(d).summary)
         if _status(summary) not in SUCCEEDED:
             out.append(f"{d.relative_to(sweep_dir)}: {summary.get('reason') or _status(summary)}")
     return out
@@ -152,7 +154,7 @@ def _cell(value) -> str:
 
 
 def _overrides(run_dir: Path) -> dict[str, str]:
-    items = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    items = OmegaConf.to_container(OmegaConf.load(RunDir(run_dir).hydra / "overrides.yaml"))
     return dict(item.split("=", 1) for item in items if "=" in item)
 
 
@@ -169,7 +171,7 @@ def _label(point: dict, varying: list[str]) -> str:
 
 def _curve(run_dir: Path) -> tuple[list[int], list[float]]:
     steps, losses = [], []
-    path = run_dir / "metrics.jsonl"
+    path = RunDir(run_dir).metrics
     for line in path.read_text().splitlines() if path.exists() else []:
         record = json.loads(line)
         if isinstance(record.get("loss"), (int, float)):

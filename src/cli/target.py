@@ -6,26 +6,21 @@ directory (config.json + *.safetensors, no resolved_config.yaml), imported on th
     load("/ckpt/Llama-3.2-1B")   # a Hugging Face directory
 """
 
-import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hydralearn.config.run_dir import RunDir, split_step
 from hydralearn.errors import ConfigError
 
 if TYPE_CHECKING:  # runtime.load imports jax: only once a target is found
     from hydralearn.runtime.load import LoadedModel
 
-_TARGET = re.compile(r"^(?P<path>.+?)(@(?P<step>[^@/]*))?$")
-
-
 def load(target: str) -> "LoadedModel":
     """The model `target` names; ConfigError (one line) if it names none."""
-    match = _TARGET.match(target)
-    path, step = Path(match["path"]), match["step"]
+    path, step = split_step(target)
     if not path.is_dir():
         raise ConfigError([f"{path}: no such directory (expected a run directory, e.g. runs/<name>, "
                            "or a Hugging Face checkpoint directory)"])
-    if (path / "config.json").is_file() and not (path / "resolved_config.yaml").is_file():
+    if (path / "config.json").is_file() and not RunDir(path).is_run():
         if step is not None:
             raise ConfigError([f"{target}: a Hugging Face directory has no steps; drop '@{step}'"])
         from hydralearn.interop import hf
@@ -33,8 +28,6 @@ def load(target: str) -> "LoadedModel":
 
         loaded = hf.load(path)
         return placed(loaded.config, loaded.params, results_dir=path, hf_dir=path)
-    if step is not None and not step.isdigit():
-        raise ConfigError([f"{target}: the step after '@' must be a number, e.g. {path}@100"])
     from hydralearn.runtime.load import load_run
 
-    return load_run(path, None if step is None else int(step))
+    return load_run(path, step)

@@ -2,10 +2,10 @@
 
 Order, fixed here for every model: (1) mesh from the resolved axes; (2) abstract model
 (no allocation) and its logical axes -> NamedShardings through the sharding rules; (3) state
-created inside jit directly into those shardings; (4) one jit around forward, backward and
-the optax update, state donated; with trainer.grad_accum=K the forward and backward run over
-K microbatches inside it (compose/accumulate.py) before the one update. Remat wraps the
-scanned block (conf/remat); attention is the kernel function resolved from conf/kernel.
+created inside jit directly into those shardings; (4) one jit around the training step
+(compose/step.py: loss, gradient over microbatches, update, metrics), state donated. Remat
+wraps the scanned block (conf/remat); attention is the kernel function resolved from
+conf/kernel; activations are pinned by the sharding rules (compose/sharding.py).
 """
 
 import dataclasses
@@ -18,7 +18,6 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hydralearn.compose.accumulate import accumulate, microbatch_sharding
 from hydralearn.compose.kernels import attention_function, per_shard
 from hydralearn.compose.mesh import batch_sharding, make_mesh
 from hydralearn.compose.optim import build_optimizer
@@ -26,16 +25,8 @@ from hydralearn.compose.remat import block_transform
 from hydralearn.config.schema import Kernel, NonFinite, TrainConfig
 from hydralearn.compose.sharding import (activation_sharding, bytes_per_device, named_shardings,
                                          param_specs)
-from hydralearn.layers.loss import cross_entropy
+from hydralearn.compose.step import Step, TrainState
 from hydralearn.layers.registry import layer_class
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass
-class TrainState:
-    step: jax.Array
-    params: nnx.State
-    opt_state: optax.OptState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,36 +130,10 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=tx.init(nnx.split_state(params, trainable, ...)[0]))
 
-    def apply(params, tokens, positions=None, segment_ids=None):
-        return nnx.merge(graphdef, params)(tokens, positions=positions, segment_ids=segment_ids)
-
-    def token_loss(params, inputs, targets, segments):
-        out = apply(params, inputs, **(segments or {}))
-        mask = None if segments is None else segments["segment_ids"] != 0
-        return cross_entropy(out.logits, targets, mask), out
-
-    def loss_fn(params, inputs, targets, segments):
-        ce, out = token_loss(params, inputs, targets, segments)
-        objective = ce + sum(v for k, v in out.aux.items() if k.endswith("_loss"))
-        return objective, {"loss": ce, **out.aux}
-
-    def train_step(state: TrainState, inputs, targets, segments=None):
-        trained, frozen = nnx.split_state(state.params, trainable, ...)
-        grads, metrics = accumulate(
-            jax.grad(lambda p, *batch: loss_fn(nnx.merge_state(p, frozen), *batch), has_aux=True),
-            trained, (inputs, targets, segments), microbatches=config.trainer.grad_accum,
-            sharding=microbatch_sharding(b_sharding), param_shardings=trained_shardings)
-        updates, opt_state = tx.update(grads, state.opt_state, trained)
-        grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
-        metrics |= {"grad_norm": grad_norm, "lr": optimizer.schedule(state.step),
-                    "nonfinite": (~finite).astype(jnp.int32)}
-        params = nnx.merge_state(optax.apply_updates(trained, updates), frozen)
-        new = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
-        if config.trainer.nonfinite is NonFinite.skip:  # keep the old state; the step still counts
-            new = TrainState(step=new.step, params=_keep_if(finite, new.params, state.params),
-                             opt_state=_keep_if(finite, new.opt_state, state.opt_state))
-        return new, metrics
+    step = Step(graphdef=graphdef, trainable=trainable, optimizer=optimizer,
+                microbatches=config.trainer.grad_accum,
+                skip_nonfinite=config.trainer.nonfinite is NonFinite.skip,
+                batch_sharding=b_sharding, trained_shardings=trained_shardings)
 
     num_params = count_params(abstract)
     return Program(
@@ -178,12 +143,11 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         start_from=jax.jit(start_from, in_shardings=(plain_shardings,), out_shardings=state_shardings),
         plain_shardings=plain_shardings,
         train_step=_segments_optional(jax.jit(
-            train_step, donate_argnums=0, in_shardings=(state_shardings, b_sharding, b_sharding, b_sharding),
+            step.train, donate_argnums=0, in_shardings=(state_shardings, b_sharding, b_sharding, b_sharding),
             out_shardings=(state_shardings, replicated))),
         eval_step=_segments_optional(jax.jit(
-            lambda params, x, y, segments: token_loss(params, x, y, segments)[0],
-            in_shardings=(p_shardings, b_sharding, b_sharding, b_sharding))),
-        apply=apply, schedule=optimizer.schedule, num_params=num_params,
+            step.eval_loss, in_shardings=(p_shardings, b_sharding, b_sharding, b_sharding))),
+        apply=step.apply, schedule=optimizer.schedule, num_params=num_params,
         param_bytes_per_device=bytes_per_device(abstract, p_shardings),
         matmul_params=num_params - _lookup_only_params(config) - inactive_expert_params(abstract, config))
 
@@ -237,10 +201,6 @@ def _optimizer_shardings(tx, abstract: nnx.State, p_shardings: nnx.State, *, rep
         return replicated
     return jax.tree_util.tree_map_with_path(sharding, jax.eval_shape(tx.init, abstract),
                                             is_leaf=is_variable)
-
-
-def _keep_if(finite: jax.Array, new, old):
-    return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
 
 
 def _lookup_only_params(config: TrainConfig) -> int:

@@ -20,12 +20,12 @@ from hydralearn.compose.build import abstract_params
 from hydralearn.config.compose import from_container, to_container
 from hydralearn.config.files import read_mapping
 from hydralearn.config.flat import flatten
+from hydralearn.config.run_dir import RunDir
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.config.resume_rule import Effect, classify, compare
 from hydralearn.errors import ConfigError
 from hydralearn.review.plan import Plan, load_resolved, make_plan
 
-RESOLVED_CONFIG = "resolved_config.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +76,9 @@ def load_side(spec: list[str], location: compose_config.Location = compose_confi
     if len(spec) == 1 and "=" not in spec[0] and Path(spec[0]).exists():
         path = Path(spec[0])
         if path.is_dir():
-            path = path / RESOLVED_CONFIG
+            path = RunDir(path).resolved_config
             if not path.exists():
-                raise ConfigError([f"{spec[0]}: not a run directory (it has no {RESOLVED_CONFIG})"])
+                raise ConfigError([f"{spec[0]}: not a run directory (it has no {path.name})"])
         return Side(label=str(spec[0]), config=_load_file(path))
     if len(spec) == 1 and spec[0].endswith((".yaml", ".yml")) and "=" not in spec[0]:
         raise ConfigError([f"{spec[0]}: no such file"])

@@ -20,6 +20,7 @@ from jax.sharding import NamedSharding
 
 from hydralearn.compose.build import abstract_params
 from hydralearn.compose.mesh import batch_sharding
+from hydralearn.config.run_dir import EVAL_RESULTS
 from hydralearn.data.loader import open_loader
 from hydralearn.layers.loss import token_losses
 from hydralearn.runtime.load import LoadedModel
@@ -106,7 +107,7 @@ def _pad_rows(x: np.ndarray, rows: int, sharding: NamedSharding) -> jax.Array:
 
 def record(model: LoadedModel, evaluation: Evaluation) -> Path:
     """Add the result to eval.json in the checkpoint's directory (other entries are kept)."""
-    path = model.results_dir / "eval.json"
+    path = model.results_dir / EVAL_RESULTS
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[evaluation.data] = {**dataclasses.asdict(evaluation), "step": model.step}
     tmp = path.with_name(".eval.json.tmp")

@@ -28,9 +28,8 @@ import os
 import socket
 from pathlib import Path
 
+from hydralearn.config.run_dir import RunDir
 from hydralearn.runtime.errors import RunRefused
-
-LOCK_FILE = "run.lock"
 
 
 class RunDirLocked(RunRefused):
@@ -57,7 +56,7 @@ class RunLock:
 def acquire(run_dir: Path, *, primary: bool = True) -> RunLock:
     """Hold `run_dir` for this process; RunDirLocked (one line, naming the holder) if another
     live process holds it. `run_dir` must exist."""
-    path = Path(run_dir) / LOCK_FILE
+    path = RunDir(run_dir).lock
     if not primary:
         return RunLock(path=path, fd=None)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

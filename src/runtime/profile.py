@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jax
 
+from hydralearn.config.run_dir import RunDir
 from hydralearn.config.schema import ProfileConfig
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 class Profiler:
     def __init__(self, config: ProfileConfig, *, run_dir: Path):
         self.first, self.last = config.steps or (0, -1)
-        self.directory = Path(run_dir) / "profile"
+        self.directory = RunDir(run_dir).profile
         self.active = False
 
     def step(self, number: int):

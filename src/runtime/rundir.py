@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+from hydralearn.config.run_dir import RunDir
 from hydralearn.runtime import lock, storage
 
 
@@ -50,7 +51,7 @@ class Claim:
     def release(self) -> None:
         """The run is over; a directory this process made and left empty is removed."""
         self.lock.release()
-        if self.created and self.path.is_dir() and os.listdir(self.path) == [lock.LOCK_FILE]:
+        if self.created and self.path.is_dir() and os.listdir(self.path) == [RunDir(self.path).lock.name]:
             shutil.rmtree(self.path, ignore_errors=True)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hydralearn.config.flat import flatten
+from hydralearn.config.run_dir import RunDir
 from hydralearn.config.schema.logger import LoggerConfig, MlflowConfig, WandbConfig
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ def open_sinks(config: LoggerConfig, *, run_dir: Path, initial_step: int, name: 
     run_dir = Path(run_dir)
     opened: list[Sink] = []
     makers = {
-        "jsonl": lambda: JsonlSink(run_dir / "metrics.jsonl", initial_step=initial_step),
-        "tensorboard": lambda: TensorBoardSink(run_dir / "tensorboard", initial_step=initial_step),
+        "jsonl": lambda: JsonlSink(RunDir(run_dir).metrics, initial_step=initial_step),
+        "tensorboard": lambda: TensorBoardSink(RunDir(run_dir).tensorboard, initial_step=initial_step),
         "wandb": lambda: WandbSink(config.wandb, run_dir=run_dir, name=name, run_config=run_config),
         "mlflow": lambda: MlflowSink(config.mlflow, run_dir=run_dir, name=name, run_config=run_config),
     }

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from hydralearn.compose.build import Program
+from hydralearn.config.run_dir import RunDir
 from hydralearn.config.schema import CheckpointConfig, LoggerConfig, NonFinite, TrainerConfig
 from hydralearn.data.loader import HostBatch, Loader
 from hydralearn.exit_codes import NONFINITE_EXIT
@@ -128,7 +129,7 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
     """
     primary = jax.process_index() == 0
     started = time.perf_counter()
-    checkpointer = Checkpointer(Path(run_dir) / "checkpoints", checkpoint, record=config_record)
+    checkpointer = Checkpointer(RunDir(run_dir).checkpoints, checkpoint, record=config_record)
     try:
         newest = checkpointer.newest_intact()
         if (newest or 0) >= trainer.steps:
@@ -170,7 +171,7 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
         loader.close()
     summary = loop.summary(state, status=status, start=start, wall_s=time.perf_counter() - started)
     if status is RunStatus.COMPLETED and primary:
-        (Path(run_dir) / "summary.json").write_text(
+        RunDir(run_dir).summary.write_text(
             json.dumps(dataclasses.asdict(summary), indent=2, default=lambda s: s.value))
     return summary
 

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from hydralearn.config.run_dir import RunDir
 from hydralearn.runtime import lock, rundir, storage
 from hydralearn.runtime.errors import StorageError
 
@@ -35,7 +36,7 @@ def test_within_follows_dot_dot_and_symlinks(tmp_path):
 
 def test_second_holder_is_refused_naming_the_first(tmp_path):
     with lock.acquire(tmp_path):
-        record = json.loads((tmp_path / lock.LOCK_FILE).read_text())
+        record = json.loads(RunDir(tmp_path).lock.read_text())
         assert record["pid"] == os.getpid() and record["host"] == socket.gethostname()
         # Another open file description: flock refuses it even within this process.
         with pytest.raises(lock.RunDirLocked, match=rf"is in use by pid {os.getpid()} on host "):
@@ -55,7 +56,7 @@ def test_lock_dies_with_its_holder(tmp_path):
     holder.kill()
     holder.wait()
     with lock.acquire(tmp_path):  # no cleanup needed after kill -9
-        assert json.loads((tmp_path / lock.LOCK_FILE).read_text())["pid"] == os.getpid()
+        assert json.loads(RunDir(tmp_path).lock.read_text())["pid"] == os.getpid()
 
 
 def test_a_holder_record_of_an_exited_pid_says_a_child_holds_it():
@@ -68,12 +69,12 @@ def test_a_holder_record_of_an_exited_pid_says_a_child_holds_it():
 
 def test_other_processes_of_a_multi_host_job_hold_nothing(tmp_path):
     with lock.acquire(tmp_path, primary=False):
-        assert not (tmp_path / lock.LOCK_FILE).exists()
+        assert not RunDir(tmp_path).lock.exists()
 
 
 def test_a_refused_claim_removes_only_a_directory_it_made(tmp_path):
     made = rundir.claim(tmp_path / "new")
-    assert made.created and (made.path / lock.LOCK_FILE).exists()
+    assert made.created and RunDir(made.path).lock.exists()
     made.abandon()
     assert not (tmp_path / "new").exists()
     made.release()  # after abandon: nothing left to do
