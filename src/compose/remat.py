@@ -1,10 +1,9 @@
 """Remat policies (conf/remat): which activations of a block are kept for the backward pass.
 
-Layers tag activations with checkpoint names (attention: q_proj, k_proj, v_proj,
-attn_context, o_proj; feed-forward: ffn_in, ffn_out). A policy says which to save on the
-device, which to offload to host memory, and recomputes the rest. The wrapper is
-`jax.checkpoint` around one scanned block (flax's nnx.remat kept an extra copy of the
-stacked weights in a measurement here, so plain jax.checkpoint is used).
+Layers tag activations with checkpoint names (layers/checkpoint_names.py). A policy says
+which to save on the device, which to offload to host memory, and recomputes the rest. The
+wrapper is `jax.checkpoint` around one scanned block (flax's nnx.remat kept an extra copy of
+the stacked weights in a measurement here, so plain jax.checkpoint is used).
 """
 
 import dataclasses
@@ -14,13 +13,14 @@ from typing import Callable
 import jax
 
 from hydralearn.config.schema import NameAction, RematConfig, RematPolicy
+from hydralearn.layers.checkpoint_names import ATTN_CONTEXT, QKV_PROJ
 
 HOST_MEMORY = "pinned_host"
 
 NAMED_POLICIES = {
-    RematPolicy.save_qkv_proj: {n: NameAction.save for n in ("q_proj", "k_proj", "v_proj")},
-    RematPolicy.save_attn_context: {"attn_context": NameAction.save},
-    RematPolicy.offload_qkv_proj: {n: NameAction.offload for n in ("q_proj", "k_proj", "v_proj")},
+    RematPolicy.save_qkv_proj: {n: NameAction.save for n in QKV_PROJ},
+    RematPolicy.save_attn_context: {ATTN_CONTEXT: NameAction.save},
+    RematPolicy.offload_qkv_proj: {n: NameAction.offload for n in QKV_PROJ},
 }
 
 

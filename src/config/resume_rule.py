@@ -10,9 +10,11 @@
   in more or fewer microbatches); a checkpoint is resharded on restore.
 
 Keys are matched by their dotted prefix (first match wins, most specific first); a key under
-`model` that is not listed is TRAINING unless its leaf name is a shape field. New groups add
-their prefixes here. Where both configs are at hand, `hydralearn.review.diff` also compares
-the abstract parameter and optimizer-state trees, which is exact; this rule labels each key.
+`model` that is not listed is TRAINING unless its leaf name is a shape field: `_target_`
+(another layer), or a field that a registered layer config declares with `shape` metadata
+(layers/registry.py), so a new layer needs no edit here. New groups add their prefixes here.
+Where both configs are at hand, `hydralearn.review.diff` also compares the abstract parameter
+and optimizer-state trees, which is exact; this rule labels each key.
 
 A resumed run may make PERFORMANCE changes only (`compare`); anything else would silently
 make a different run, so `hydralearn-train` refuses it. Unknown keys are never PERFORMANCE:
@@ -24,19 +26,15 @@ import enum
 
 from hydralearn.config.flat import flatten
 
+from hydralearn.config.store import register_schemas
+from hydralearn.layers import registry
+
 
 class Effect(enum.Enum):
     SHAPE = "shape"
     TRAINING = "training"
     PERFORMANCE = "performance"
 
-
-# Leaf names that define parameter shapes or dtypes wherever they sit under `model`.
-SHAPE_FIELDS = frozenset({
-    "_target_", "vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "head_dim",
-    "ffn_dim", "tie_embeddings", "param_dtype", "num_experts", "expert_dim",
-    "shared_expert_dim", "every",  # MoE: expert count and sizes, MoE-layer period
-})
 
 # (key or dotted prefix, effect); a rule matches the key itself and every key below it.
 # The PERFORMANCE entries are the "execution-only" changes a resumed run may make (`init`
@@ -66,8 +64,14 @@ def classify(key: str) -> Effect:
         if key == prefix or key.startswith(prefix + "."):
             return effect
     if key.startswith("model."):
-        return Effect.SHAPE if key.rpartition(".")[2] in SHAPE_FIELDS else Effect.TRAINING
+        return Effect.SHAPE if key.rpartition(".")[2] in _shape_fields() else Effect.TRAINING
     return Effect.TRAINING
+
+
+def _shape_fields() -> frozenset[str]:
+    """Leaf names that define parameter shapes or dtypes wherever they sit under `model`."""
+    register_schemas()  # the layers of installed plugins are registered, hydralearn's among them
+    return registry.shape_fields() | {"_target_"}
 
 
 @dataclasses.dataclass(frozen=True)

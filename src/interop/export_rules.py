@@ -1,74 +1,55 @@
 """What a Hugging Face architecture cannot express: one rule per hydralearn setting that would
 be written as a different function. `hydralearn-export` refuses a run that breaks any rule,
 naming each, before any weight is read; a setting listed nowhere here exports exactly
-(tests/interop/test_export_rules.py holds one test per rule).
+(tests/interop/test_export_rules.py holds one test per rule). The rules of one ffn option's
+settings live with its layout (interop/hf_layouts.py).
 """
 
-import dataclasses
-from typing import Any, Callable
-
 from hydralearn.errors import ConfigError
-from hydralearn.interop.hf_config import POSITION_CONFIGS
+from hydralearn.interop.hf_layouts import FFN_LAYOUTS, POSITIONS, Rule
+from hydralearn.layers.adapter.lora_config import LoRAConfig
+from hydralearn.layers.decoder_config import DecoderConfig
+from hydralearn.layers.norm_config import RMSNormConfig
 
-
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    name: str
-    broken: Callable[[Any], bool]  # model config -> True if the export would compute otherwise
-    why: str
-
-
-def _kind(node) -> str:
-    return type(node).__name__
-
-
-def _moe(model) -> bool:
-    return _kind(model.ffn) == "MoEConfig"
-
-
-RULES = (
-    Rule("model", lambda m: _kind(m) != "DecoderConfig",
+MODEL_RULES = (
+    Rule("model", lambda m: type(m) is not DecoderConfig,
          "model: only hydralearn's decoder has a Hugging Face layout"),
-    Rule("model/norm", lambda m: _kind(m.norm) != "RMSNormConfig",
+    Rule("model/norm", lambda m: type(m.norm) is not RMSNormConfig,
          "model/norm: Llama and Mixtral use RMSNorm (no bias); a run with another norm computes "
          "something else there"),
-    Rule("model/ffn", lambda m: _kind(m.ffn) not in ("SwiGLUConfig", "MoEConfig"),
+    Rule("model/ffn", lambda m: type(m.ffn) not in FFN_LAYOUTS,
          "model/ffn: Llama and Mixtral use SwiGLU (dense or experts); this ffn has no equivalent"),
-    Rule("model/position", lambda m: _kind(m.position) not in POSITION_CONFIGS,
+    Rule("model/position", lambda m: type(m.position) not in POSITIONS,
          "model/position: Llama's RoPE variants are default, linear, llama3 and yarn"),
-    Rule("model.ffn.top_k_weights", lambda m: _moe(m) and m.ffn.top_k_weights.value != "renormalized",
-         "model.ffn.top_k_weights=softmax: Mixtral renormalises the top-k router weights to sum to 1"),
-    Rule("model.ffn.dispatch", lambda m: _moe(m) and m.ffn.dispatch.value == "capacity"
-         and m.ffn.capacity_factor < m.ffn.num_experts / m.ffn.top_k,
-         "model.ffn.dispatch=capacity drops tokens past each expert's capacity; Mixtral is dropless. "
-         "Train with model.ffn.dispatch=dropless (or model.ffn.capacity_factor>=num_experts/top_k, "
-         "which drops nothing)"),
-    Rule("model.ffn.every", lambda m: _moe(m) and m.ffn.every != 1,
-         "model.ffn.every>1: Mixtral has experts in every layer"),
-    Rule("model.ffn.shared_expert_dim", lambda m: _moe(m) and bool(m.ffn.shared_expert_dim),
-         "model.ffn.shared_expert_dim>0: Mixtral has no shared expert"),
 )
+RULES = MODEL_RULES + tuple(rule for layout in FFN_LAYOUTS.values() for rule in layout.rules)
 
-# Our weight name -> PEFT module path inside `model.layers.{i}.` (dense models)
-PEFT_MODULES = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
-                "o": "self_attn.o_proj", "gate": "mlp.gate_proj", "up": "mlp.up_proj",
-                "down": "mlp.down_proj"}
+# Our attention weight name -> PEFT module path inside `model.layers.{i}.`
+ATTENTION_PEFT_MODULES = {w: f"self_attn.{w}_proj" for w in ("q", "k", "v", "o")}
 
 
 def check(model, *, adapter_only: bool = False) -> None:
     """ConfigError naming every rule the model breaks."""
-    errors = [f"cannot export to Hugging Face: {r.why}" for r in RULES if r.broken(model)]
+    layout = FFN_LAYOUTS.get(type(model.ffn))
+    rules = MODEL_RULES + (layout.rules if layout else ())
+    errors = [f"cannot export to Hugging Face: {r.why}" for r in rules if r.broken(model)]
     if adapter_only:
         errors += adapter_errors(model)
     if errors:
         raise ConfigError(errors)
 
 
+def peft_modules(model) -> dict[str, str]:
+    """Our weight name -> PEFT module path inside `model.layers.{i}.`, for the weights of this
+    model that have one."""
+    layout = FFN_LAYOUTS.get(type(model.ffn))
+    return ATTENTION_PEFT_MODULES | (layout.peft_modules if layout else {})
+
+
 def adapter_errors(model) -> list[str]:
-    adapter = getattr(model, "adapter", None)
-    if _kind(adapter) != "LoRAConfig":
+    if type(getattr(model, "adapter", None)) is not LoRAConfig:
         return ["--adapter-only: the run has no LoRA adapter (model/adapter=lora)"]
-    allowed = ("q", "k", "v", "o") if _moe(model) else tuple(PEFT_MODULES)
-    odd = [t for t in adapter.targets if t not in allowed]
+    allowed = tuple(peft_modules(model))
+    odd = [t for t in model.adapter.targets if t not in allowed]
     return [f"--adapter-only: LoRA on {', '.join(odd)} has no PEFT module path for this model "
             f"(supported: {', '.join(allowed)}); export merged weights instead"] if odd else []

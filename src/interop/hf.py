@@ -16,7 +16,6 @@ than data.seq_len is refused (interop/hf_config.py).
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -31,10 +30,9 @@ from hydralearn.compose.build import Program, TrainState, abstract_params, plain
 from hydralearn.compose.resolve import resolve
 from hydralearn.config.schema import TrainConfig
 from hydralearn.errors import ConfigError
-from hydralearn.interop.export_rules import PEFT_MODULES
+from hydralearn.interop.export_rules import peft_modules
 from hydralearn.interop.hf_config import from_hf_config, to_hf_config
-
-Array = Any  # numpy or jax array
+from hydralearn.interop.hf_layouts import FFN_LAYOUTS, Array, Tensor, identity, transpose
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,25 +40,6 @@ class Loaded:
     config: TrainConfig  # resolved for the devices present
     params: nnx.State  # hydralearn parameters, in config.model.param_dtype
     overrides: tuple[str, ...]  # the Hydra overrides that describe the checkpoint
-
-
-@dataclasses.dataclass(frozen=True)
-class Tensor:
-    """One hydralearn parameter (path inside a block, or in the model) <-> HF tensor(s)."""
-
-    path: tuple[str, ...]
-    name: str  # HF name; `{e}` stands for the expert index
-    to_ours: Callable[[Array], Array]
-    to_hf: Callable[[Array], Array]
-    experts: int = 0  # > 0: one HF tensor per expert, stacked on our axis 0
-
-
-def _transpose() -> dict:
-    return dict(to_ours=lambda w: w.T, to_hf=lambda w: w.T)
-
-
-def _identity() -> dict:
-    return dict(to_ours=lambda w: w, to_hf=lambda w: w)
 
 
 def block_tensors(model) -> list[Tensor]:
@@ -71,33 +50,28 @@ def block_tensors(model) -> list[Tensor]:
         return dict(to_ours=lambda w: w.T.reshape(d, heads, hd), to_hf=lambda w: w.reshape(d, -1).T)
 
     out = [
-        Tensor(("attn_norm", "scale"), "input_layernorm.weight", **_identity()),
+        Tensor(("attn_norm", "scale"), "input_layernorm.weight", **identity()),
         Tensor(("attention", "q"), "self_attn.q_proj.weight", **heads_in(model.num_heads)),
         Tensor(("attention", "k"), "self_attn.k_proj.weight", **heads_in(model.num_kv_heads)),
         Tensor(("attention", "v"), "self_attn.v_proj.weight", **heads_in(model.num_kv_heads)),
         Tensor(("attention", "o"), "self_attn.o_proj.weight",  # (d, heads*hd) <-> (heads, hd, d)
                to_ours=lambda w: w.T.reshape(model.num_heads, hd, d), to_hf=lambda w: w.reshape(-1, d).T),
-        Tensor(("ffn_norm", "scale"), "post_attention_layernorm.weight", **_identity()),
+        Tensor(("ffn_norm", "scale"), "post_attention_layernorm.weight", **identity()),
     ]
-    kind = type(model.ffn).__name__
-    if kind == "SwiGLUConfig":
-        return out + [Tensor(("ffn", ours), f"mlp.{hf}_proj.weight", **_transpose())
-                      for ours, hf in (("gate", "gate"), ("up", "up"), ("down", "down"))]
-    if kind == "MoEConfig" and model.ffn.every == 1 and not model.ffn.shared_expert_dim:
-        e = model.ffn.num_experts
-        return out + [Tensor(("ffn", "router"), "block_sparse_moe.gate.weight", **_transpose())] + [
-            Tensor(("ffn", ours), f"block_sparse_moe.experts.{{e}}.{hf}.weight", experts=e, **_transpose())
-            for ours, hf in (("gate", "w1"), ("up", "w3"), ("down", "w2"))]
+    layout = FFN_LAYOUTS.get(type(model.ffn))
+    ffn = layout.tensors(model) if layout else None
+    if ffn is not None:
+        return out + ffn
     raise ConfigError([f"model.ffn: {model.ffn._target_} (every={getattr(model.ffn, 'every', 1)}) has no Hugging "
                        "Face layout here; use model/ffn=swiglu or model/ffn=moe with every=1 and "
                        "no shared expert"])
 
 
 def model_tensors(model) -> list[Tensor]:
-    out = [Tensor(("embed", "table"), "model.embed_tokens.weight", **_identity()),
-           Tensor(("final_norm", "scale"), "model.norm.weight", **_identity())]
+    out = [Tensor(("embed", "table"), "model.embed_tokens.weight", **identity()),
+           Tensor(("final_norm", "scale"), "model.norm.weight", **identity())]
     if not model.tie_embeddings:
-        out.append(Tensor(("head",), "lm_head.weight", **_transpose()))
+        out.append(Tensor(("head",), "lm_head.weight", **transpose()))
     return out
 
 
@@ -177,19 +151,20 @@ def export_adapter(params: nnx.State, config: TrainConfig, out_dir: str | Path) 
     model, adapter, out = config.model, config.model.adapter, Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     blocks = nnx.to_pure_dict(params)["blocks"]
+    modules = peft_modules(model)
     tensors = {}
     for target in adapter.targets:
-        module, _, attr = PEFT_MODULES[target].partition(".")
+        module, _, attr = modules[target].partition(".")
         weight = _get(blocks, ("attention" if module == "self_attn" else "ffn", target))
         a, b = np.asarray(weight["a"]), np.asarray(weight["b"])  # (L, *in, r), (L, r, *out)
         for i in range(model.num_layers):  # PEFT: A (r, in), B (out, r), delta = B @ A
-            name = f"base_model.model.model.layers.{i}.{PEFT_MODULES[target]}"
+            name = f"base_model.model.model.layers.{i}.{modules[target]}"
             tensors[f"{name}.lora_A.weight"] = np.ascontiguousarray(a[i].reshape(-1, adapter.rank).T)
             tensors[f"{name}.lora_B.weight"] = np.ascontiguousarray(b[i].reshape(adapter.rank, -1).T)
     save_numpy(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
     (out / "adapter_config.json").write_text(json.dumps({
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": adapter.rank, "lora_alpha": adapter.alpha,
-        "target_modules": sorted(PEFT_MODULES[t].rpartition(".")[2] for t in adapter.targets),
+        "target_modules": sorted(modules[t].rpartition(".")[2] for t in adapter.targets),
         "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False, "use_rslora": False,
         "inference_mode": True, "base_model_name_or_path": None}, indent=2) + "\n")
     return out

@@ -10,6 +10,7 @@ checked to have the one value hydralearn computes), known not to change the forw
 from typing import Any
 
 from hydralearn.errors import ConfigError
+from hydralearn.interop.hf_layouts import FFN_LAYOUTS, POSITIONS
 
 # model_type -> (preset giving the defaults list, HF architecture class)
 FAMILIES = {
@@ -28,8 +29,6 @@ ROPE_TYPES = {
     "yarn": ("yarn", {"factor": "factor", "original_max_position": "original_max_position_embeddings",
                       "beta_fast": "beta_fast", "beta_slow": "beta_slow"}),
 }
-POSITION_CONFIGS = {"RoPEConfig": "default", "LinearRoPEConfig": "linear", "Llama3RoPEConfig": "llama3",
-                    "YaRNConfig": "yarn"}
 
 # hydralearn key -> the config.json field it comes from (for mismatch messages)
 HF_NAMES = {"model.vocab_size": "vocab_size", "model.d_model": "hidden_size",
@@ -130,13 +129,14 @@ def _position(hf: dict) -> list[str]:
 
 
 def to_hf_config(model: Any, *, max_position_embeddings: int) -> dict:
-    """config.json for a hydralearn model config (Llama if dense, Mixtral if MoE); the caller
-    has checked with interop.export_rules that the architecture expresses it exactly."""
-    family = "mixtral" if type(model.ffn).__name__ == "MoEConfig" else "llama"
+    """config.json for a hydralearn model config (the family of its ffn's layout: Llama if
+    dense, Mixtral if MoE); the caller has checked with interop.export_rules that the
+    architecture expresses it exactly."""
+    ffn = FFN_LAYOUTS[type(model.ffn)]
     out = {
-        "architectures": [FAMILIES[family][1]], "model_type": family,
+        "architectures": [FAMILIES[ffn.family][1]], "model_type": ffn.family,
         "vocab_size": model.vocab_size, "hidden_size": model.d_model,
-        "intermediate_size": (getattr(model.ffn, "expert_dim", None) or model.ffn_dim),
+        "intermediate_size": model.ffn_dim,
         "num_hidden_layers": model.num_layers, "num_attention_heads": model.num_heads,
         "num_key_value_heads": model.num_kv_heads, "head_dim": model.resolved_head_dim,
         "hidden_act": "silu", "rms_norm_eps": model.norm.eps,
@@ -144,15 +144,11 @@ def to_hf_config(model: Any, *, max_position_embeddings: int) -> dict:
         "max_position_embeddings": max_position_embeddings, "rope_theta": model.rope_theta,
         "rope_scaling": _rope_scaling(model.position), "torch_dtype": model.param_dtype,
     }
-    if family == "mixtral":
-        out |= {"num_local_experts": model.ffn.num_experts, "num_experts_per_tok": model.ffn.top_k}
-    else:
-        out["mlp_bias"] = False
-    return out
+    return out | ffn.config_json(model)  # keys already here keep their place
 
 
 def _rope_scaling(position: Any) -> dict | None:
-    kind = POSITION_CONFIGS[type(position).__name__]
+    kind = POSITIONS[type(position)]
     if kind == "default":
         return None
     return {"rope_type": kind, **{theirs: getattr(position, ours)

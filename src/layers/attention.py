@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
+from hydralearn.layers.checkpoint_names import ATTN_CONTEXT, K_PROJ, O_PROJ, Q_PROJ, V_PROJ
 from hydralearn.layers.kv_cache import KVCache, Step
 from hydralearn.layers.params import Numerics, param, use
 
@@ -52,11 +53,11 @@ class Attention(nnx.Module):
 
     def _project(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """q: (B, T, N, D); k, v: (B, T, K, D); q and k position-encoded."""
-        q = checkpoint_name(jnp.einsum("btd,dnh->btnh", x, use(self.q, self.dtype)), "q_proj")
-        k = checkpoint_name(jnp.einsum("btd,dkh->btkh", x, use(self.k, self.dtype)), "k_proj")
-        v = checkpoint_name(jnp.einsum("btd,dkh->btkh", x, use(self.v, self.dtype)), "v_proj")
+        q = checkpoint_name(jnp.einsum("btd,dnh->btnh", x, use(self.q, self.dtype)), Q_PROJ)
+        k = checkpoint_name(jnp.einsum("btd,dkh->btkh", x, use(self.k, self.dtype)), K_PROJ)
+        v = checkpoint_name(jnp.einsum("btd,dkh->btkh", x, use(self.v, self.dtype)), V_PROJ)
         return self.position(q, positions), self.position(k, positions), v
 
     def _output(self, context: jax.Array) -> jax.Array:
-        context = checkpoint_name(context, "attn_context")  # (B, T, N, D)
-        return checkpoint_name(jnp.einsum("btnh,nhd->btd", context, use(self.o, self.dtype)), "o_proj")
+        context = checkpoint_name(context, ATTN_CONTEXT)  # (B, T, N, D)
+        return checkpoint_name(jnp.einsum("btnh,nhd->btd", context, use(self.o, self.dtype)), O_PROJ)

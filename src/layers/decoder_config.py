@@ -2,6 +2,7 @@
 
 The decoder owns the dimensions its children share and hands them down at build time;
 position, ffn and norm are child configs chosen by group options (model/position=...).
+Fields with `shape` metadata change parameter shapes or dtypes (layers/registry.py).
 """
 
 import dataclasses
@@ -20,17 +21,18 @@ class DecoderConfig:
     _target_: str = "hydralearn.layers.decoder.Decoder"
     # An int, or `auto`: the data's tokenizer size rounded up to a multiple of 128, made
     # concrete before building (compose/resolve.py) and recorded in resolved_config.yaml.
-    vocab_size: Any = dataclasses.field(default=MISSING, metadata={"json_schema": {
+    vocab_size: Any = dataclasses.field(default=MISSING, metadata={"shape": True, "json_schema": {
         "anyOf": [{"type": "integer", "exclusiveMinimum": 0}, {"const": "auto"}]}})
-    d_model: int = MISSING
-    num_layers: int = MISSING
-    num_heads: int = MISSING
-    num_kv_heads: int = MISSING
-    head_dim: int | None = None  # None: d_model // num_heads
-    ffn_dim: int = MISSING
+    d_model: int = dataclasses.field(default=MISSING, metadata={"shape": True})
+    num_layers: int = dataclasses.field(default=MISSING, metadata={"shape": True})
+    num_heads: int = dataclasses.field(default=MISSING, metadata={"shape": True})
+    num_kv_heads: int = dataclasses.field(default=MISSING, metadata={"shape": True})
+    # None: d_model // num_heads
+    head_dim: int | None = dataclasses.field(default=None, metadata={"shape": True})
+    ffn_dim: int = dataclasses.field(default=MISSING, metadata={"shape": True})
     rope_theta: float = 10000.0
-    tie_embeddings: bool = False
-    param_dtype: str = "float32"
+    tie_embeddings: bool = dataclasses.field(default=False, metadata={"shape": True})
+    param_dtype: str = dataclasses.field(default="float32", metadata={"shape": True})
     # auto: the hardware profile's preferred_compute_dtype (bfloat16 on accelerators)
     compute_dtype: str = "auto"
     init_std: float = 0.02

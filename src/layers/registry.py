@@ -6,9 +6,12 @@ builder function in compose/), so every `_target_` of a config passes this one a
 A layer's config schema is a jax-free dataclass with a `_target_` field whose default names
 the layer class; `@register(group=..., name=...)` on it allowlists that class and records
 where its schema belongs in the config tree (compose/ stores it in Hydra's ConfigStore as
-`<group>/base_<name>`). The class itself is imported only when a model is built, so
-composing and validating configs never imports jax. Third-party layers register the same way
-from their own package (see docs/plugins.md); nothing else can be instantiated from config.
+`<group>/base_<name>`). A field whose value changes the layer's parameter shapes, dtypes or
+structure says so in its metadata, `dataclasses.field(default=8, metadata={"shape": True})`:
+the resume rule (config/resume_rule.py) then knows a checkpoint cannot survive a change to
+it. The class itself is imported only when a model is built, so composing and validating
+configs never imports jax. Third-party layers register the same way from their own package
+(see docs/plugins.md); nothing else can be instantiated from config.
 """
 
 import dataclasses
@@ -74,6 +77,12 @@ def places() -> dict[type, tuple[str, str]]:
 
 def registered() -> list[str]:
     return sorted(_CONFIGS)
+
+
+def shape_fields() -> frozenset[str]:
+    """Names of the fields that a registered config declares with `shape` metadata."""
+    return frozenset(field.name for config_cls in _CONFIGS.values()
+                     for field in dataclasses.fields(config_cls) if field.metadata.get("shape"))
 
 
 def layer_class(config) -> type:

@@ -34,8 +34,8 @@ import math
 import numpy as np
 
 from hydralearn.config.schema import TrainConfig
-
-CHECKPOINT_NAMES = ("q_proj", "k_proj", "v_proj", "attn_context", "o_proj", "ffn_in", "ffn_out")
+from hydralearn.layers.checkpoint_names import (ATTN_CONTEXT, FFN_IN, FFN_OUT, K_PROJ, O_PROJ, Q_PROJ,
+                                                QKV_PROJ, V_PROJ)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +61,9 @@ class MemoryEstimate:
 # the matmuls without batch dimensions: every projection, not the attention itself.
 POLICY_SAVES = {
     "full": (),
-    "save_dots": ("q_proj", "k_proj", "v_proj", "o_proj", "ffn_in", "ffn_out"),
-    "save_qkv_proj": ("q_proj", "k_proj", "v_proj"),
-    "save_attn_context": ("attn_context",),
+    "save_dots": (*QKV_PROJ, O_PROJ, FFN_IN, FFN_OUT),
+    "save_qkv_proj": QKV_PROJ,
+    "save_attn_context": (ATTN_CONTEXT,),
     "offload_dots": (),  # kept in host memory, not on the device
     "offload_qkv_proj": (),
 }
@@ -128,23 +128,9 @@ def _widths(config: TrainConfig, shards: _Shards, ffn_width: float) -> dict[str,
     q = model.num_heads * model.resolved_head_dim / shards.heads
     kv = model.num_kv_heads * model.resolved_head_dim / shards.kv_heads
     ffn = ffn_width / shards.mlp
-    hidden = model.ffn_dim * _active_experts(config) / shards.mlp
+    # An ffn option states how many experts' hidden activations a token makes (a hook of
+    # layers/ffn/__init__.py; 1 for a dense feed-forward).
+    hidden = model.ffn_dim * getattr(model.ffn, "experts_per_token", 1) / shards.mlp
     return {"q": q, "kv": kv, "ffn": ffn, "scores": model.num_heads * config.data.seq_len / shards.heads,
-            "q_proj": q, "k_proj": kv, "v_proj": kv, "attn_context": q, "o_proj": model.d_model,
-            "ffn_in": max(ffn - hidden, 0.0), "ffn_out": model.d_model}
-
-
-# The config fields under which a MoE feed-forward states how many experts each token uses.
-EXPERTS_PER_TOKEN_FIELDS = ("top_k", "experts_per_token", "num_experts_per_token")
-
-
-def experts_per_token(config: TrainConfig) -> int | None:
-    for field in EXPERTS_PER_TOKEN_FIELDS:
-        value = getattr(config.model.ffn, field, None)
-        if isinstance(value, int):
-            return value
-    return None
-
-
-def _active_experts(config: TrainConfig) -> int:
-    return experts_per_token(config) or 1
+            Q_PROJ: q, K_PROJ: kv, V_PROJ: kv, ATTN_CONTEXT: q, O_PROJ: model.d_model,
+            FFN_IN: max(ffn - hidden, 0.0), FFN_OUT: model.d_model}

@@ -1,6 +1,8 @@
 """The diff of known configs: exactly the changed keys, the right derived deltas, resume verdicts."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from omegaconf import OmegaConf
@@ -100,3 +102,30 @@ def test_resume_rule(key, effect):
 def test_flatten_keeps_lists_and_empty_mappings_as_leaves():
     tree = {"model": {"ffn": {"dim": 8, "extra": {}}, "layers": [1, 2]}, 3: None}
     assert flatten(tree) == {"model.ffn.dim": 8, "model.ffn.extra": {}, "model.layers": [1, 2], "3": None}
+
+
+# A layer registered outside hydralearn, as a plugin registers one: its `shape` field.
+NEW_LAYER = """
+import dataclasses
+from hydralearn.config.resume_rule import classify
+from hydralearn.layers.registry import register
+
+before = classify("model.ffn.width")
+
+@register(group="model/ffn", name="wide")
+@dataclasses.dataclass(kw_only=True)
+class WideMLPConfig:
+    _target_: str = "wide_layers.wide.WideMLP"
+    width: int = dataclasses.field(default=4, metadata={"shape": True})
+    scale: float = 1.0
+
+print(before.value, classify("model.ffn.width").value, classify("model.ffn.scale").value)
+"""
+
+
+def test_a_new_layers_shape_field_is_a_shape_change():
+    """The rule asks the registered layer configs, so a new layer needs no edit in src/config/.
+    In a fresh process: a registration cannot be undone."""
+    run = subprocess.run([sys.executable, "-c", NEW_LAYER], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["training", "shape", "training"]

@@ -10,8 +10,9 @@ from flax import nnx
 
 from hydralearn.compose.build import abstract_params, build
 from hydralearn.compose.remat import block_transform, remat_errors
-from hydralearn.config.schema import CHECKPOINT_NAMES, RematConfig, RematPolicy
+from hydralearn.config.schema import RematConfig, RematPolicy
 from hydralearn.errors import ConfigError
+from hydralearn.layers.checkpoint_names import CHECKPOINT_NAMES
 from hydralearn.layers.loss import cross_entropy
 from tests.conftest import tiny_config
 

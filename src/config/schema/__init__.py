@@ -18,14 +18,14 @@ from hydralearn.config.schema.kernel import Kernel, KernelConfig
 from hydralearn.config.schema.mesh import MESH_AXES, MeshConfig, MeshMode, ShardingConfig
 from hydralearn.config.schema.logger import LoggerConfig
 from hydralearn.config.schema.optim import ROLES, OptimizerConfig
-from hydralearn.config.schema.remat import CHECKPOINT_NAMES, NameAction, RematConfig, RematPolicy
+from hydralearn.config.schema.remat import NameAction, RematConfig, RematPolicy
 from hydralearn.config.schema.run import (BestMode, CheckpointConfig, NonFinite, ProfileConfig,
                                            SaveMode, TrainerConfig)
 from hydralearn.config.schema.schedule import ScheduleConfig
 from hydralearn.data.config import DATA_SCHEMAS, DataConfig, Source
 from hydralearn.data.tokenizer_config import TOKENIZER_SCHEMAS
 
-__all__ = ["AUTO", "CHECKPOINT_NAMES", "MESH_AXES", "ROLES", "BestMode", "CheckpointConfig",
+__all__ = ["AUTO", "MESH_AXES", "ROLES", "BestMode", "CheckpointConfig",
            "DataConfig", "DistributedConfig", "HardwareConfig", "HfConfigMode", "InitConfig", "Kernel",
            "KernelConfig", "LoggerConfig", "MeshConfig", "MeshMode", "NameAction", "NonFinite",
            "OptimizerConfig", "Platform", "ProfileConfig", "RematConfig", "RematPolicy", "SaveMode",

@@ -1,14 +1,14 @@
 """Schema of conf/remat: which activations of a block are kept for the backward pass.
 
-Layers tag activations with checkpoint names (attention: q_proj, k_proj, v_proj,
-attn_context, o_proj; feed-forward: ffn_in, ffn_out); a policy says which to save on the
-device, which to offload to host memory, and recomputes the rest (compose/remat.py).
+Layers tag activations with checkpoint names (layers/checkpoint_names.py); a policy says
+which to save on the device, which to offload to host memory, and recomputes the rest
+(compose/remat.py).
 """
 
 import dataclasses
 import enum
 
-CHECKPOINT_NAMES = ("q_proj", "k_proj", "v_proj", "attn_context", "o_proj", "ffn_in", "ffn_out")
+from hydralearn.layers.checkpoint_names import CHECKPOINT_NAMES
 
 
 class RematPolicy(enum.Enum):

@@ -10,6 +10,8 @@ Optional hooks on an option's Config, read by the model and the composer, never 
   (MoE with `every: n` gives n-1 dense configs then itself); default `(config,)`.
 - `active_expert_share: float`: share of the weights on the `experts` logical axis that one
   token uses (top_k / num_experts), for active-parameter FLOPs.
+- `experts_per_token: int`: how many experts' hidden activations one token makes (top_k), for
+  the memory estimate; default 1.
 - `errors() -> list[str]`: the option's own value rules, reported with every other error.
 - `for_generation() -> Config`: the config generation runs with, where a token's output must
   not depend on the tokens after it (a KV cache computes each token once); default the config.

@@ -4,6 +4,7 @@ import jax
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
+from hydralearn.layers.checkpoint_names import FFN_IN, FFN_OUT
 from hydralearn.layers.ffn.gelu_config import GeluMLPConfig
 from hydralearn.layers.params import Numerics, param, use
 
@@ -19,6 +20,6 @@ class GeluMLP(nnx.Module):
 
     def __call__(self, x: jax.Array) -> tuple[jax.Array, dict]:
         """x: (B, T, d_model) -> ((B, T, d_model), no auxiliary outputs)."""
-        hidden = checkpoint_name(x @ use(self.up, self.dtype), "ffn_in")
+        hidden = checkpoint_name(x @ use(self.up, self.dtype), FFN_IN)
         hidden = jax.nn.gelu(hidden, approximate=self.approximate)
-        return checkpoint_name(hidden @ use(self.down, self.dtype), "ffn_out"), {}
+        return checkpoint_name(hidden @ use(self.down, self.dtype), FFN_OUT), {}

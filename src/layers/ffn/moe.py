@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
+from hydralearn.layers.checkpoint_names import FFN_IN, FFN_OUT
 from hydralearn.layers.ffn.moe_config import Dispatch, MoEConfig, TopKWeights
 from hydralearn.layers.ffn.swiglu import SwiGLU
 from hydralearn.layers.ffn.swiglu_config import SwiGLUConfig
@@ -63,7 +64,7 @@ class MoE(nnx.Module):
             y, dropped = self._dropless(x, experts, weights), jnp.zeros((), jnp.float32)
         if self.shared is not None:
             y = y + self.shared(x)[0]
-        return checkpoint_name(y, "ffn_out"), self._aux(logits, probs, experts, dropped)
+        return checkpoint_name(y, FFN_OUT), self._aux(logits, probs, experts, dropped)
 
     def _experts(self, h: jax.Array) -> jax.Array:
         """SwiGLU of every expert on its own buffers: h (E, B, C, d) -> (E, B, C, d).
@@ -75,7 +76,7 @@ class MoE(nnx.Module):
 
         def hidden(w):
             out = jnp.einsum("ebcd,edf->ebcf", h, use(w, self.dtype))
-            return checkpoint_name(self.shard(out, ("experts", "batch", None, "mlp")), "ffn_in")
+            return checkpoint_name(self.shard(out, ("experts", "batch", None, "mlp")), FFN_IN)
         out = jnp.einsum("ebcf,efd->ebcd", jax.nn.silu(hidden(self.gate)) * hidden(self.up),
                          use(self.down, self.dtype))
         return self.shard(out, BUFFER_AXES)
@@ -114,8 +115,8 @@ class MoE(nnx.Module):
         def grouped(lhs, w):
             return jax.lax.ragged_dot(lhs, use(w, self.dtype), sizes)
 
-        hidden = jax.nn.silu(checkpoint_name(grouped(h, self.gate), "ffn_in")) * \
-            checkpoint_name(grouped(h, self.up), "ffn_in")
+        hidden = jax.nn.silu(checkpoint_name(grouped(h, self.gate), FFN_IN)) * \
+            checkpoint_name(grouped(h, self.up), FFN_IN)
         out = jnp.zeros_like(h).at[order].set(grouped(hidden, self.down))
         out = out.reshape(batch, length, k, d)
         return jnp.einsum("btkd,btk->btd", out, weights.astype(x.dtype))

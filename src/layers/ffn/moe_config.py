@@ -1,4 +1,5 @@
-"""Schema of the `model/ffn=moe` option (layers/ffn/moe.py): routing and dispatch choices."""
+"""Schema of the `model/ffn=moe` option (layers/ffn/moe.py): routing and dispatch choices.
+Fields with `shape` metadata change parameter shapes (layers/registry.py)."""
 
 import dataclasses
 import enum
@@ -22,23 +23,31 @@ class TopKWeights(enum.Enum):
 @dataclasses.dataclass(kw_only=True)
 class MoEConfig:
     _target_: str = "hydralearn.layers.ffn.moe.MoE"
-    num_experts: int = 8
+    num_experts: int = dataclasses.field(default=8, metadata={"shape": True})
     top_k: int = 2
-    expert_dim: int | None = None  # None: the model's ffn_dim
+    # None: the model's ffn_dim
+    expert_dim: int | None = dataclasses.field(default=None, metadata={"shape": True})
     top_k_weights: TopKWeights = TopKWeights.renormalized
     dispatch: Dispatch = Dispatch.capacity
     # Slots per expert = ceil(capacity_factor * tokens * top_k / num_experts) (capacity only).
     capacity_factor: float = 1.25
     load_balance_weight: float = 0.01  # Switch load-balancing loss (1.0 when balanced) weight
     router_z_weight: float = 0.001  # ST-MoE router z-loss weight
-    shared_expert_dim: int = 0  # > 0: a dense SwiGLU of that size every token also takes
-    every: int = 1  # MoE on every n-th layer (layers n, 2n, ...); `dense` elsewhere
+    # > 0: a dense SwiGLU of that size every token also takes
+    shared_expert_dim: int = dataclasses.field(default=0, metadata={"shape": True})
+    # MoE on every n-th layer (layers n, 2n, ...); `dense` elsewhere
+    every: int = dataclasses.field(default=1, metadata={"shape": True})
     dense: Any = dataclasses.field(default_factory=SwiGLUConfig)
 
     @property
     def active_expert_share(self) -> float:
         """Share of the expert weights one token touches (for active-parameter FLOPs)."""
         return self.top_k / self.num_experts
+
+    @property
+    def experts_per_token(self) -> int:
+        """Experts whose hidden activations one token makes (for the memory estimate)."""
+        return self.top_k
 
     def layer_pattern(self) -> tuple[Any, ...]:
         """The ffn configs of one repeating group of layers: every-1 dense, then this."""

@@ -4,6 +4,7 @@ import jax
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
+from hydralearn.layers.checkpoint_names import FFN_IN, FFN_OUT
 from hydralearn.layers.ffn.swiglu_config import SwiGLUConfig
 from hydralearn.layers.params import Numerics, param, use
 
@@ -19,6 +20,6 @@ class SwiGLU(nnx.Module):
 
     def __call__(self, x: jax.Array) -> tuple[jax.Array, dict]:
         """x: (B, T, d_model) -> ((B, T, d_model), no auxiliary outputs)."""
-        gate = checkpoint_name(x @ use(self.gate, self.dtype), "ffn_in")
-        up = checkpoint_name(x @ use(self.up, self.dtype), "ffn_in")
-        return checkpoint_name((jax.nn.silu(gate) * up) @ use(self.down, self.dtype), "ffn_out"), {}
+        gate = checkpoint_name(x @ use(self.gate, self.dtype), FFN_IN)
+        up = checkpoint_name(x @ use(self.up, self.dtype), FFN_IN)
+        return checkpoint_name((jax.nn.silu(gate) * up) @ use(self.down, self.dtype), FFN_OUT), {}
