@@ -302,7 +302,7 @@ def main() -> None:
 
 def start(overrides: tuple[str, ...]) -> None:
     """The profile's XLA flags applied before JAX starts its backend, as hydralearn-train does."""
-    from hydralearn.cli.run import start_processes
+    from hydralearn.runtime.run import start_processes
     from hydralearn.config import compose as compose_config
 
     start_processes(compose_config.load(list(overrides)))

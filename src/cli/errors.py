@@ -1,7 +1,7 @@
 """User errors end the process with one clear message and exit code 2, never a traceback.
 
 Run failures (runtime.errors.RunError: storage, a held run directory, a non-finite loss) end
-it with one line and their own exit code (cli/run.py failure_line); HYDRA_FULL_ERROR=1 shows
+it with one line and their own exit code (runtime/run.py failure_line); HYDRA_FULL_ERROR=1 shows
 their traceback instead.
 """
 

@@ -6,13 +6,11 @@ Every setting the architecture cannot express is refused by name before a weight
 """
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 from hydralearn.cli.errors import exit_with
 from hydralearn.config.run_dir import split_step
-from hydralearn.config.schema import MeshConfig, MeshMode
 from hydralearn.errors import ConfigError
 from hydralearn.interop import export_rules
 
@@ -32,9 +30,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def export(run: str, out: Path, *, adapter_only: bool = False) -> Path:
-    run_dir, step = split_step(run)
     from hydralearn.runtime import restore
 
+    run_dir, step = split_step(run)
     checkpoint = restore.find(run_dir, step)
     config = checkpoint.config
     export_rules.check(config.model, adapter_only=adapter_only)
@@ -42,35 +40,12 @@ def export(run: str, out: Path, *, adapter_only: bool = False) -> Path:
         "config.json", "model.safetensors")
     if existing := [n for n in names if (out / n).exists()]:
         raise ConfigError([f"{out}: {', '.join(existing)} exist already; choose an empty directory"])
-    params = params_on_one_device(checkpoint)
+    params = restore.params_on_one_device(checkpoint)
     from hydralearn.interop import hf
 
     if adapter_only:
         return hf.export_adapter(params, config, out)
-    return hf.export(*merged(params, config), out)
-
-
-def params_on_one_device(checkpoint):
-    """The checkpoint's parameters, the whole model on one device (resharded onto it)."""
-    import jax
-
-    from hydralearn.compose.mesh import make_mesh
-    from hydralearn.runtime import restore
-
-    config = dataclasses.replace(checkpoint.config, mesh=MeshConfig(
-        mode=MeshMode.fixed, axes={k: 1 for k in checkpoint.config.mesh.axes}))
-    return restore.params(checkpoint, config, make_mesh(config.mesh.axes, jax.devices()[:1]))
-
-
-def merged(params, config):
-    """(parameters, config) of the model without adapter, adapters folded into the weights."""
-    from flax import nnx
-
-    from hydralearn.compose.build import abstract_params, make_adapter, plain_config
-
-    graphdef, _ = abstract_params(config)
-    model = make_adapter(config).merged(nnx.merge(graphdef, params))
-    return nnx.state(model, nnx.Param), plain_config(config)
+    return hf.export(*restore.merged(params, config), out)
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def failures(sweep_dir: Path, *, since: float) -> list[str]:
 
 
 # A point's own status (runtime.trainer.RunStatus) where it wrote one; "failed" from
-# cli/run.record_failure.
+# runtime/run.record_failure.
 SUCCEEDED = ("completed", "already_complete", "preempted")
 
 

@@ -29,9 +29,7 @@ from hydralearn.config import compose as compose_config
 from hydralearn.config.store import register_schemas
 from hydralearn.config.validate import validate, validate_hydra
 from hydralearn.errors import ConfigError
-from hydralearn.exit_codes import FAILURE_EXIT, SUCCESS_EXIT
-
-logger = logging.getLogger(__name__)
+from hydralearn.exit_codes import FAILURE_EXIT
 
 
 def main() -> None:
@@ -60,8 +58,8 @@ def main() -> None:
 
 
 def run_once(overrides: list[str], where: compose_config.Location) -> int:
-    """Compose, check, claim, resolve, then run; the exit code (user failures in one line)."""
-    from hydralearn.cli import run
+    """Compose and check, then the run (runtime/run.py); the exit code (user failures in one line)."""
+    from hydralearn.runtime import run
 
     run_dir = None
     try:
@@ -70,17 +68,11 @@ def run_once(overrides: list[str], where: compose_config.Location) -> int:
             config = validate(cfg)
             run.check_name(config)
             run_dir = Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute()
-            run.start_processes(config)
-            with run.claimed(run_dir, hosts=config.hardware.hosts) as claim:
-                prepared = run.prepare(config, run_dir=run_dir)
-                if prepared.complete:  # nothing to do, so nothing in the run directory is touched
-                    print(f"{run_dir} is already complete; set name=<new name> for a new run")
-                    return SUCCESS_EXIT
-                claim.started = True
+
+            def in_hydra_job(task):
                 hydra_job.quiet_unless_primary(cfg)
-                summary = hydra_job.run(cfg, lambda _: run.train_run(prepared, run_dir=run_dir),
-                                        config_name=where.config_name)
-                return run.exit_code(summary)
+                return hydra_job.run(cfg, lambda _: task(), config_name=where.config_name)
+            return run.execute(config, run_dir=run_dir, job=in_hydra_job)
     except ConfigError:
         raise
     except BaseException as e:  # noqa: BLE001 - user-facing failures end in one line
@@ -114,7 +106,7 @@ def run_sweep(overrides: list[str], where: compose_config.Location) -> None:
 
 def check_points(overrides: list[str], where: compose_config.Location) -> None:
     """Every point of the sweep composed and validated before Hydra launches any."""
-    from hydralearn.cli.run import check_name
+    from hydralearn.runtime.run import check_name
 
     points = hydra_args.sweep_points(overrides, where)
     errors = []
@@ -158,24 +150,11 @@ def show_config(args, where: compose_config.Location) -> None:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    """One point of a multirun (checked before launch), in its own claimed directory. A failing
-    point is recorded there and the sweep goes on; the sweep summary reports it."""
-    from hydralearn.cli import run
+    """One point of a multirun (checked before launch), in its own claimed directory
+    (runtime/run.py execute_point); the sweep summary reports a failed one."""
+    from hydralearn.runtime import run
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        config = validate(cfg)
-        run.start_processes(config)
-        with run.claimed(run_dir, hosts=config.hardware.hosts) as claim:
-            claim.started = True  # Hydra has written its record here already: keep the directory
-            prepared = run.prepare(config, run_dir=run_dir)
-            if not prepared.complete:
-                run.train_run(prepared, run_dir=run_dir)
-    except Exception as e:  # noqa: BLE001 - a failed point must not end the sweep
-        found = run.failure_line(e, run_dir)
-        message = found[0] if found else f"{type(e).__name__}: {e}"
-        logger.error("sweep point failed: %s", message)
-        run.record_failure(run_dir, message)
+    run.execute_point(lambda: validate(cfg), run_dir=Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":

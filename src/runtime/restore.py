@@ -16,11 +16,12 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh
 
-from hydralearn.compose.build import abstract_params, param_shardings
+from hydralearn.compose.build import abstract_params, make_adapter, param_shardings, plain_config
+from hydralearn.compose.mesh import make_mesh
 from hydralearn.config.compose import from_container
 from hydralearn.config.files import read_mapping
 from hydralearn.config.run_dir import RunDir
-from hydralearn.config.schema import TrainConfig
+from hydralearn.config.schema import MeshConfig, MeshMode, TrainConfig
 from hydralearn.errors import ConfigError
 from hydralearn.runtime import integrity
 from hydralearn.runtime.checkpoint import committed_steps
@@ -102,3 +103,17 @@ def full_state(checkpoint: Checkpoint, program):
         return reader.restore(checkpoint.step, target).state
     finally:
         reader.close()
+
+
+def params_on_one_device(checkpoint: Checkpoint) -> nnx.State:
+    """The checkpoint's parameters, the whole model on one device (resharded onto it)."""
+    config = dataclasses.replace(checkpoint.config, mesh=MeshConfig(
+        mode=MeshMode.fixed, axes={k: 1 for k in checkpoint.config.mesh.axes}))
+    return params(checkpoint, config, make_mesh(config.mesh.axes, jax.devices()[:1]))
+
+
+def merged(params: nnx.State, config: TrainConfig) -> tuple[nnx.State, TrainConfig]:
+    """(parameters, config) of the model without adapter, adapters folded into the weights."""
+    graphdef, _ = abstract_params(config)
+    model = make_adapter(config).merged(nnx.merge(graphdef, params))
+    return nnx.state(model, nnx.Param), plain_config(config)

@@ -18,7 +18,7 @@ from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, M
 
 from hydralearn.cli import export as export_cli
 from hydralearn.cli import init_hf
-from hydralearn.cli.run import initial_start
+from hydralearn.runtime.run import initial_start
 from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import build
 from hydralearn.config.compose import to_container

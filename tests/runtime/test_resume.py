@@ -243,4 +243,4 @@ def test_runs_use_the_cached_cpu_peak(changed_reruns, killed_mid_write, peak_cac
 
 def test_a_run_logs_to_its_file(baseline):
     log = (baseline / "train.log").read_text()
-    assert "[hydralearn.cli.run][INFO] - done in" in log and log.count("done in") == 1
+    assert "[hydralearn.runtime.run][INFO] - done in" in log and log.count("done in") == 1

@@ -1,6 +1,9 @@
-"""One training run from a validated config. Everything that can refuse it is checked before
-the run directory is written (`claim` creates and locks it, `prepare` resolves and checks),
-then the run (`train_run`) writes it; a refused run leaves no directory it created."""
+"""One training run from a validated config, orchestrated: `execute` (a run) and `execute_point`
+(a point of a sweep) start the processes, claim the run directory, resolve and check, then
+train. Everything that can refuse a run is checked before the run directory is written
+(`claimed` creates and locks it, `prepare` resolves and checks), then the run (`train_run`)
+writes it; a refused run leaves no directory it created. cli/train.py parses, calls these and
+prints."""
 
 import contextlib
 import dataclasses
@@ -8,7 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from omegaconf import OmegaConf
 
@@ -30,6 +33,38 @@ class Prepared:
     complete: bool  # the run directory already holds the final checkpoint, intact
     notes: tuple[str, ...] = ()  # logged once the run's logging is set up
     inputs: Any = None  # the data's opened sources (data/inputs.py); None for data=synthetic
+
+
+def execute(config: TrainConfig, *, run_dir: Path, job: Callable | None = None) -> int:
+    """Train `config` in `run_dir`; the exit code. `job(task)` runs `task()` inside Hydra's job
+    runner (it writes `.hydra/` there) once the run is sure to go on; None runs it bare."""
+    start_processes(config)
+    with claimed(run_dir, hosts=config.hardware.hosts) as claim:
+        prepared = prepare(config, run_dir=run_dir)
+        if prepared.complete:  # nothing to do, so nothing in the run directory is touched
+            print(f"{run_dir} is already complete; set name=<new name> for a new run")
+            return SUCCESS_EXIT
+        claim.started = True
+        task = lambda: train_run(prepared, run_dir=run_dir)  # noqa: E731
+        return exit_code(job(task) if job else task())
+
+
+def execute_point(make_config: Callable[[], TrainConfig], *, run_dir: Path) -> None:
+    """One point of a multirun (checked before launch) in the directory Hydra made for it; a
+    failing point is recorded there (summary.json) and logged, so the sweep goes on."""
+    try:
+        config = make_config()
+        start_processes(config)
+        with claimed(run_dir, hosts=config.hardware.hosts) as claim:
+            claim.started = True  # Hydra has written its record here already: keep the directory
+            prepared = prepare(config, run_dir=run_dir)
+            if not prepared.complete:
+                train_run(prepared, run_dir=run_dir)
+    except Exception as e:  # noqa: BLE001 - a failed point must not end the sweep
+        found = failure_line(e, run_dir)
+        message = found[0] if found else f"{type(e).__name__}: {e}"
+        logger.error("sweep point failed: %s", message)
+        record_failure(run_dir, message)
 
 
 def check_name(config: TrainConfig) -> None:
@@ -216,12 +251,11 @@ def from_checkpoint(where: str, program, *, optimizer: bool):
     import jax
     import jax.numpy as jnp
 
-    from hydralearn.cli.export import merged, params_on_one_device
     from hydralearn.runtime import restore
 
     checkpoint = restore.find(*split_step(where))
     if not optimizer:
-        params, _ = merged(params_on_one_device(checkpoint), checkpoint.config)
+        params, _ = restore.merged(restore.params_on_one_device(checkpoint), checkpoint.config)
         return program.start_from(jax.device_put(params, program.plain_shardings))
     state = restore.full_state(checkpoint, program)
     return dataclasses.replace(state, step=jnp.zeros_like(state.step))
