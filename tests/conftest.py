@@ -7,6 +7,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import dataclasses  # noqa: E402
+import tempfile  # noqa: E402
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -22,6 +23,17 @@ def tiny_config(*overrides: str, device_count: int = 1):
     """The default config shrunk to test size, validated and resolved for `device_count`."""
     config = compose_config.load([*TINY, *overrides])
     return resolve(config, device_count=device_count)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache():
+    """JAX's compilation cache of every process the suite starts (they inherit the environment,
+    and `trainer.compile_cache: auto` takes JAX's own variable): this session's directory, never
+    the user's. This process read its environment at `import jax` above: it compiles uncached."""
+    with tempfile.TemporaryDirectory(prefix="hydralearn-test-jax-cache-") as directory, \
+            pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_COMPILATION_CACHE_DIR", directory)
+        yield directory
 
 
 @pytest.fixture(scope="session")

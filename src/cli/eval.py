@@ -14,6 +14,7 @@ from pathlib import Path
 from hydralearn.cli.args import ArgumentParser
 from hydralearn.cli.errors import exit_with
 from hydralearn.cli.target import load
+from hydralearn.compose import cache
 from hydralearn.errors import ConfigError
 
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _evaluate(args) -> None:
     model = load(args.target)  # a missing directory is reported before jax is imported
+    cache.use(model.config.trainer.compile_cache)
     from hydralearn.runtime import evaluate
     from hydralearn.runtime.load import with_data
 

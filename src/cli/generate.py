@@ -12,6 +12,7 @@ from pathlib import Path
 from hydralearn.cli.args import ArgumentParser
 from hydralearn.cli.errors import exit_with
 from hydralearn.cli.target import load
+from hydralearn.compose import cache
 from hydralearn.errors import ConfigError
 from hydralearn.runtime.sampling import Sampling
 
@@ -60,6 +61,7 @@ def _read_prompts(path: Path) -> list[str]:
 
 def _generate(args, prompts: list[str], sampling: Sampling) -> None:
     model = load(args.target)  # a missing directory is reported before jax is imported
+    cache.use(model.config.trainer.compile_cache)
     from hydralearn.runtime.generate import Generator, complete
 
     if any(not model.codec.encode(p) for p in prompts):

@@ -11,6 +11,7 @@ from hydra.core.override_parser.types import ValueType
 from hydra.errors import OverrideParseException
 
 from hydralearn.config import compose as compose_config
+from hydralearn.config.store import is_schema
 from hydralearn.errors import ConfigError
 
 INFO_CHOICES = ["all", "config", "defaults", "defaults-tree", "plugins", "searchpath"]
@@ -110,7 +111,7 @@ def sweep_points(overrides: list[str], where: compose_config.Location) -> list[l
 def _check_glob(override, expanded: list[str]) -> None:
     """A group's schemas are options too (`base_<name>`, so YAML options can extend them);
     `glob(*)` would run them as points."""
-    schemas = [v.partition("=")[2] for v in expanded if v.partition("=")[2].startswith("base_")]
+    schemas = [v.partition("=")[2] for v in expanded if is_schema(v.partition("=")[2])]
     if override.value_type is ValueType.GLOB_CHOICE_SWEEP and schemas:
         key = override.get_key_element()
         raise ConfigError([f"{override.input_line}: the glob also matches the schemas "

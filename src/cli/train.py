@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn import CONF_DIR
-from hydralearn.cli import hydra_args, hydra_job, init_hf, sweep
+from hydralearn.cli import app_help, hydra_args, hydra_job, init_hf, sweep
 from hydralearn.cli.errors import exit_with
 from hydralearn.config import compose as compose_config
 from hydralearn.config.store import register_schemas
@@ -43,10 +43,12 @@ def main() -> None:
         compose_config.register_locations()
         hydra_args.check_modes(args)
         where = hydra_args.location(args)
-        if hydra_args.hands_over(args):
-            if args.help or args.hydra_help:  # Hydra's help configures logging from the config
+        if args.help:
+            show_help(args, where)
+        elif hydra_args.hands_over(args):
+            if args.hydra_help:  # Hydra's help configures logging from the config
                 validate_hydra(compose_config.compose(args.overrides, where))
-            _hydra_main()  # help, info, completion: Hydra's own, no job runs
+            _hydra_main()  # info, completion, Hydra's own help: no job runs
         elif args.cfg:
             show_config(args, where)
         elif args.multirun:
@@ -120,6 +122,18 @@ def check_points(overrides: list[str], where: compose_config.Location) -> None:
             errors += [f"[{' '.join(swept or point)}] {line}" for line in e.errors]
     if errors:
         raise ConfigError(errors)
+
+
+def show_help(args, where: compose_config.Location) -> None:
+    """`--help` from Hydra's help config, composed once; Hydra's own where the template names
+    what only Hydra fills. Its group listing would take seconds (config/groups.py)."""
+    cfg = compose_config.compose(args.overrides, where)
+    validate_hydra(cfg)  # a template or a handler named there must be allowlisted all the same
+    text = app_help.render(cfg, resolve=args.resolve)
+    if text is None:
+        _hydra_main()
+    else:
+        print(text)
 
 
 def show_config(args, where: compose_config.Location) -> None:

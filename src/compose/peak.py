@@ -16,6 +16,8 @@ import platform
 import time
 from pathlib import Path
 
+from hydralearn.compose.cache import user_cache_dir
+
 logger = logging.getLogger(__name__)
 
 SIZE = 2048  # large enough to saturate the cores, ~0.1 s a matmul on 2 cores
@@ -41,8 +43,7 @@ class Measurement:
 
 
 def cache_path() -> Path:
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "hydralearn" / "cpu_peak.json"
+    return user_cache_dir() / "cpu_peak.json"
 
 
 def machine_key() -> str:

@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from hydralearn.compose import cache
 from hydralearn.compose.hardware import Host, resolve_hardware
 from hydralearn.compose.kernels import AttentionShape, kernel_errors, resolve_kernel
 from hydralearn.compose.mesh import MeshFacts, auto_axes, resolve_axes
@@ -27,7 +28,8 @@ def resolve(config: TrainConfig, *, device_count: int | None = None,
 
     `host` is what the run really has (the CLI passes Host.current()); without it the
     hardware profile is assumed present with `device_count` devices (planning, tests), and a
-    CPU's measured peak stays `auto` so plans and goldens do not depend on the machine.
+    CPU's measured peak and the compilation cache's directory stay `auto` so plans and goldens
+    do not depend on the machine.
     """
     host = host or Host.assumed(config.hardware, device_count=device_count)
     hardware, errors = resolve_hardware(config.hardware, host)
@@ -46,10 +48,14 @@ def resolve(config: TrainConfig, *, device_count: int | None = None,
     kernel = resolve_kernel(config.kernel, preferred=hardware.preferred_kernel, host=host, shape=shape)
     remat = resolve_remat(config.remat, preferred=hardware.preferred_remat)
     errors += kernel_errors(kernel, host=host, shape=shape)
-    if host.actual:  # packages matter only where the run starts, not where it is planned
+    trainer = config.trainer
+    # Packages and the compilation cache's directory matter only where the run starts.
+    if host.actual:
         errors += missing_packages(config.logger)
+        trainer = dataclasses.replace(trainer, compile_cache=cache.resolved(trainer.compile_cache))
     errors += remat_errors(remat, memory_kinds=host.memory_kinds, host=host.describe())
-    config = dataclasses.replace(config, model=model, hardware=hardware, kernel=kernel, remat=remat)
+    config = dataclasses.replace(config, model=model, hardware=hardware, kernel=kernel, remat=remat,
+                                 trainer=trainer)
     from hydralearn.compose.build import abstract_params  # flax; only once validation passed
 
     _, params = abstract_params(config)

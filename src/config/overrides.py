@@ -17,6 +17,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from hydralearn.config.store import is_schema
 from hydralearn.config.validate import describe, unknown_keys
 from hydralearn.errors import ConfigError, closest
 
@@ -76,7 +77,7 @@ def composition_cause(e: Exception) -> BaseException | None:
 
 def missing_option(e: MissingConfigException) -> str:
     group, _, option = (e.missing_cfg_file or "").rpartition("/")
-    options = sorted(o for o in (e.options or []) if not o.startswith("base_"))
+    options = sorted(o for o in (e.options or []) if not is_schema(o))
     if group and options:
         return (f"{group}={option}: no such option{closest(option, options)} "
                 f"(valid options: {', '.join(options)})")

@@ -46,7 +46,7 @@ RULES: tuple[tuple[str, Effect], ...] = (
         "logger", "trainer.grad_accum", "trainer.profile", "trainer.log_every",
         "trainer.eval_every", "trainer.eval_batches", "trainer.sample_tokens",
         "trainer.sample_prompt", "trainer.sample_temperature", "trainer.nonfinite",
-        "trainer.watchdog_s", "trainer.skip_memory_check",
+        "trainer.watchdog_s", "trainer.skip_memory_check", "trainer.compile_cache",
         "data.read_threads", "data.prefetch_batches")),
     ("model.compute_dtype", Effect.TRAINING),
     ("optim._target_", Effect.SHAPE),  # another optimizer keeps other state

@@ -20,7 +20,13 @@ from hydralearn.errors import ConfigError
 from hydralearn.layers import registry
 
 PLUGIN_GROUP = "hydralearn.plugins"
+SCHEMA_PREFIX = "base_"  # a group's schemas are stored as its options `base_<name>`
 _stored: set[type] = set()
+
+
+def is_schema(option: str) -> bool:
+    """A group option that is a stored schema for YAML options to extend, not one to pick."""
+    return option.startswith(SCHEMA_PREFIX)
 
 
 def register_schemas() -> None:
@@ -30,16 +36,16 @@ def register_schemas() -> None:
         load_entry_point_plugins()
         store.store(name="base_train", node=schema.TrainConfig)
         for group, (name, node) in schema.GROUPS.items():
-            store.store(group=group, name=f"base_{name}", node=node)
+            store.store(group=group, name=f"{SCHEMA_PREFIX}{name}", node=node)
         for group, options in schema.OPTION_SCHEMAS.items():
             for name, node in options.items():
-                store.store(group=group, name=f"base_{name}", node=node)
+                store.store(group=group, name=f"{SCHEMA_PREFIX}{name}", node=node)
         _stored.add(schema.TrainConfig)
         # conf/hydra/launcher/slurm.yaml sizes SLURM jobs with it.
         OmegaConf.register_new_resolver("hydralearn.gpus_per_node", _gpus_per_node, replace=True)
     for config_cls, (group, name) in registry.places().items():
         if config_cls not in _stored:
-            store.store(group=group, name=f"base_{name}", node=config_cls)
+            store.store(group=group, name=f"{SCHEMA_PREFIX}{name}", node=config_cls)
             _stored.add(config_cls)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 from omegaconf import OmegaConf
 
-from hydralearn.compose import xla
+from hydralearn.compose import cache, xla
 from hydralearn.config.compose import to_container
 from hydralearn.config.files import read_mapping
 from hydralearn.config.run_dir import RunDir, split_step
@@ -75,10 +75,11 @@ def check_name(config: TrainConfig) -> None:
 
 
 def start_processes(config: TrainConfig) -> None:
-    """XLA flags applied and, for a multi-host job, this process joined to the others (which
-    must have composed the same config). Before anything asks JAX for devices: the backend
-    reads its flags once, and the distributed runtime must start before it."""
+    """XLA flags and the compilation cache applied and, for a multi-host job, this process joined
+    to the others (which must have composed the same config). Before anything asks JAX for
+    devices: the backend reads its flags once, and the distributed runtime must start before it."""
     xla.apply(config.hardware.xla_flags, platform=config.hardware.platform)
+    cache.use(config.trainer.compile_cache)
     # JAX's probing of absent backends (TPU, GPU) is noise to users.
     logging.getLogger("jax").setLevel(logging.WARNING)  # the public parent of its modules' loggers
     if config.hardware.hosts > 1:

@@ -37,6 +37,8 @@ def commands(user: Path) -> dict[str, list[str]]:
     return {
         "hydra_help": [train, "--hydra-help"],
         "help": [train, "--help"],
+        "help_config_dir": [train, "--config-dir", str(user), "--help"],
+        "help_flags": [train, "--help", "hydra.help.template=$FLAGS_HELP"],
         "info": [train, "--info"],
         "typo": [train, "model.d_modle=3"],
         "cfg_config_dir": [train, "--config-dir", str(user), "model=my_tiny", "--cfg", "job"],
@@ -121,6 +123,17 @@ def test_flags_are_exactly_hydras(results):
         (hydra_choices,) = re.findall(rf"{flag},-\w+ : .*\[([a-z|-]+)\]", hydra_help)
         (our_choices,) = set(re.findall(rf"{flag} \[?\{{([a-z,-]+)\}}", ours_help))
         assert our_choices.split(",") == hydra_choices.split("|")
+
+
+def test_help_lists_the_users_options_and_leaves_hydras_placeholders_to_hydra(results):
+    listed = results["help_config_dir"]
+    assert listed.code == 0, listed.err
+    (model,) = [line for line in listed.out.splitlines() if line.startswith("model: ")]
+    assert "my_tiny" in model.split(": ")[1].split(", ") and "base_" not in listed.out
+    assert "experiment: " in listed.out and "lr_sweep" in listed.out
+    flags = results["help_flags"]  # $FLAGS_HELP comes from Hydra's own parser: Hydra's help
+    assert flags.code == 0, flags.err
+    assert "--cfg,-c : Show config instead of running [job|hydra|all]" in flags.out
 
 
 def test_hydra_prints_its_own_output_once(results):

@@ -10,11 +10,12 @@ from tests.conftest import TINY
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_cli(run_dir: Path, *overrides: str, devices: int | None = None,
-            steps: int = 2) -> subprocess.CompletedProcess:
+def run_cli(run_dir: Path, *overrides: str, devices: int | None = None, steps: int = 2,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Tiny model, `steps` steps, run dir `run_dir`; `devices` simulated CPU devices (None:
-    the XLA_FLAGS of this process are dropped, so the subprocess starts with one device)."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    the XLA_FLAGS of this process are dropped, so the subprocess starts with one device);
+    `env`: more environment variables."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | (env or {})
     env["JAX_PLATFORMS"] = "cpu"
     if devices:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"

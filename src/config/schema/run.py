@@ -3,6 +3,8 @@
 import dataclasses
 import enum
 
+from hydralearn.config.schema.hardware import AUTO
+
 
 class NonFinite(enum.Enum):
     """What a step with a non-finite loss or gradient norm does."""
@@ -44,6 +46,11 @@ class TrainerConfig:
     # Start even if the planned memory per device exceeds the device's (runtime/memory_check.py).
     skip_memory_check: bool = False
     profile: ProfileConfig = dataclasses.field(default_factory=ProfileConfig)
+    # JAX's persistent compilation cache (compose/cache.py), so a rerun, resume or sweep point
+    # with an unchanged step starts in seconds: `auto` (JAX_COMPILATION_CACHE_DIR if set, else
+    # ~/.cache/hydralearn/jax, under $XDG_CACHE_HOME if set), a directory, or null/'' for none.
+    # A run records the directory, absolute; plans and goldens keep `auto`.
+    compile_cache: str | None = AUTO
 
     def errors(self) -> list[str]:
         out = [f"trainer.{n}={getattr(self, n)} must be positive"
