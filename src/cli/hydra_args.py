@@ -9,6 +9,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import OverrideParseException
+from omegaconf import DictConfig
 
 from hydralearn.config import compose as compose_config
 from hydralearn.config.store import is_schema
@@ -77,12 +78,13 @@ def shared_overrides(overrides: list[str]) -> list[str]:
     return [o for o in overrides if not _is_sweep(o)]
 
 
-def sweep_points(overrides: list[str], where: compose_config.Location) -> list[list[str]]:
+def sweep_points(overrides: list[str], where: compose_config.Location, *,
+                 shared: DictConfig) -> list[list[str]]:
     """The overrides of every job of a multirun, as Hydra's basic sweeper expands them:
     `hydra.sweeper.params` then the command line, each comma list, range or glob one axis of a
-    cartesian product."""
+    cartesian product. `shared`: the config the points share (`shared_overrides` composed)."""
     plain = shared_overrides(overrides)
-    sweeper = compose_config.compose(plain, where).hydra.sweeper
+    sweeper = shared.hydra.sweeper
     if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
         return [plain]  # another sweeper chooses its points itself: check what they share
     params = sweeper.get("params") or {}

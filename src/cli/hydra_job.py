@@ -2,13 +2,17 @@
 callbacks), from a config composed once by hydralearn and checked before anything is
 written: a refused run leaves no run directory behind and overwrites nothing."""
 
+import dataclasses
+from pathlib import Path
 from typing import Any, Callable
 
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import configure_log, run_job
 from hydra.types import HydraContext, RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
+
+from hydralearn.config.compose import to_container
 
 
 class Callbacks:
@@ -28,36 +32,52 @@ class Callbacks:
         return call
 
 
-def run(cfg: DictConfig, task: Callable[[DictConfig], Any], *, config_name: str) -> Any:
-    """Run `task` as Hydra's single-run mode does; returns its value, re-raises its exception.
-    Call inside the Hydra session that composed `cfg` (compose_config.hydra_session)."""
-    configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
-    with open_dict(cfg.hydra):
-        OmegaConf.set_readonly(cfg.hydra, False)
+@dataclasses.dataclass
+class Record:
+    """What Hydra's job runner needs of a composed config once it is validated: Hydra's own
+    settings (run directory, logging, callbacks, the overrides it records). The job's part of
+    `.hydra/config.yaml` is written from the validated TrainConfig, so the composed DictConfig
+    is dropped after validation."""
+    hydra: DictConfig  # the `hydra` node, its interpolations (e.g. runs/${name}) unresolved
+    run_dir: Path
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> "Record":
+        # A copy that keeps Hydra's schema (HydraConf), which its job runner checks for;
+        # Hydra composes its node read-only, and the runner sets the mode.
+        hydra = OmegaConf.masked_copy(cfg, ["hydra"]).hydra
+        OmegaConf.set_readonly(hydra, False)
+        return cls(hydra=hydra, run_dir=Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute())
+
+    def run(self, config, task: Callable[[], Any], *, config_name: str) -> Any:
+        """Run `task` as Hydra's single-run mode does; returns its value, re-raises its
+        exception. Call inside the Hydra session that composed the config
+        (compose_config.hydra_session)."""
+        cfg = OmegaConf.create(to_container(config))
+        cfg.hydra = self.hydra  # ${name} and the like resolve against the validated config
+        configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
         cfg.hydra.mode = RunMode.RUN
-    callbacks = Callbacks(cfg)
-    callbacks.on_run_start(config=cfg, config_name=config_name)
-    ret = run_job(task_function=task, config=cfg, job_dir_key="hydra.run.dir", job_subdir_key=None,
-                  hydra_context=HydraContext(config_loader=GlobalHydra.instance().config_loader(),
-                                             callbacks=callbacks))
-    callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
-    return ret.return_value  # re-raises the task's exception, as Hydra does
+        callbacks = Callbacks(cfg)
+        callbacks.on_run_start(config=cfg, config_name=config_name)
+        ret = run_job(task_function=lambda _: task(), config=cfg, job_dir_key="hydra.run.dir",
+                      job_subdir_key=None,
+                      hydra_context=HydraContext(config_loader=GlobalHydra.instance().config_loader(),
+                                                 callbacks=callbacks))
+        callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
+        return ret.return_value  # re-raises the task's exception, as Hydra does
 
+    def quiet_unless_primary(self) -> None:
+        """A process other than 0 of a multi-host job prints only warnings and logs to its own
+        file (`train.process<N>.log`); process 0 writes the run's console, `train.log` and
+        `.hydra/` record. Call once JAX's distributed runtime has started."""
+        import jax
 
-def quiet_unless_primary(cfg: DictConfig) -> None:
-    """A process other than 0 of a multi-host job prints only warnings and logs to its own
-    file (`train.process<N>.log`); process 0 writes the run's console, `train.log` and
-    `.hydra/` record. Call once JAX's distributed runtime has started."""
-    import jax
-
-    if jax.process_index() == 0:
-        return
-    logging = cfg.hydra.job_logging
-    with open_dict(cfg.hydra):
-        OmegaConf.set_readonly(cfg.hydra, False)
-        cfg.hydra.output_subdir = None
+        if jax.process_index() == 0:
+            return
+        self.hydra.output_subdir = None
+        logging = self.hydra.job_logging
         if "console" in logging.get("handlers", {}):
             logging.handlers.console.level = "WARNING"
         if "file" in logging.get("handlers", {}):
-            logging.handlers.file.filename = (f"{cfg.hydra.run.dir}/{cfg.hydra.job.name}"
+            logging.handlers.file.filename = (f"{self.run_dir}/{self.hydra.job.name}"
                                               f".process{jax.process_index()}.log")

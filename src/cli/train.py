@@ -26,6 +26,7 @@ from hydralearn import CONF_DIR
 from hydralearn.cli import app_help, hydra_args, hydra_job, init_hf, sweep
 from hydralearn.cli.errors import exit_with
 from hydralearn.config import compose as compose_config
+from hydralearn.config.schema import TrainConfig
 from hydralearn.config.store import register_schemas
 from hydralearn.config.validate import validate, validate_hydra
 from hydralearn.errors import ConfigError
@@ -69,11 +70,14 @@ def run_once(overrides: list[str], where: compose_config.Location) -> int:
             cfg = init_hf.composed(overrides, lambda o: compose_config.compose_in_session(o, where))
             config = validate(cfg)
             run.check_name(config)
-            run_dir = Path(OmegaConf.select(cfg, "hydra.run.dir")).absolute()
+            # From here the TrainConfig is the config; Hydra keeps only its own settings.
+            record = hydra_job.Record.of(cfg)
+            del cfg
+            run_dir = record.run_dir
 
             def in_hydra_job(task):
-                hydra_job.quiet_unless_primary(cfg)
-                return hydra_job.run(cfg, lambda _: task(), config_name=where.config_name)
+                record.quiet_unless_primary()
+                return record.run(config, lambda: task(), config_name=where.config_name)
             return run.execute(config, run_dir=run_dir, job=in_hydra_job)
     except ConfigError:
         raise
@@ -95,8 +99,9 @@ def run_sweep(overrides: list[str], where: compose_config.Location) -> None:
     """Every point checked, then Hydra's sweeper and launcher run them (`_hydra_main`); exit
     status 1 if a point failed. Points report through their run directories' summary.json,
     which any launcher leaves where this process can read it."""
-    check_points(overrides, where)
-    sweep_dir = Path(str(compose_config.compose(hydra_args.shared_overrides(overrides), where).hydra.sweep.dir))
+    shared = compose_config.compose(hydra_args.shared_overrides(overrides), where)
+    CHECKED.update(check_points(overrides, where, shared=shared))
+    sweep_dir = Path(str(shared.hydra.sweep.dir))
     started = time.time()
     _hydra_main()
     failed = sweep.failures(sweep_dir, since=started)
@@ -106,22 +111,36 @@ def run_sweep(overrides: list[str], where: compose_config.Location) -> None:
         sys.exit(FAILURE_EXIT)
 
 
-def check_points(overrides: list[str], where: compose_config.Location) -> None:
+# The points this process checked, by their overrides: a point Hydra's launcher runs here is
+# not validated again (a launcher in another process or machine validates its own).
+CHECKED: dict[frozenset[str], TrainConfig] = {}
+
+
+def _job_key(overrides) -> frozenset[str]:
+    """A point by its overrides as Hydra records a job's (`hydra.overrides.task`: none of Hydra's own)."""
+    return frozenset(o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/")))
+
+
+def check_points(overrides: list[str], where: compose_config.Location, *,
+                 shared: DictConfig) -> dict[frozenset[str], TrainConfig]:
     """Every point of the sweep composed and validated before Hydra launches any."""
     from hydralearn.runtime.run import check_name
 
-    points = hydra_args.sweep_points(overrides, where)
-    errors = []
+    points = hydra_args.sweep_points(overrides, where, shared=shared)
+    errors, checked = [], {}
     for point in points:
         try:
-            check_name(validate(init_hf.composed(point, lambda o: compose_config.compose(o, where),
-                                                 adopt=False)))
+            config = validate(init_hf.composed(point, lambda o: compose_config.compose(o, where),
+                                               adopt=False))
+            check_name(config)
+            checked[_job_key(point)] = config
         except ConfigError as e:
             # Name a point by the overrides that vary across points, not the shared ones.
             swept = [o for o in point if any(o not in other for other in points)]
             errors += [f"[{' '.join(swept or point)}] {line}" for line in e.errors]
     if errors:
         raise ConfigError(errors)
+    return checked
 
 
 def show_help(args, where: compose_config.Location) -> None:
@@ -168,7 +187,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     (runtime/run.py execute_point); the sweep summary reports a failed one."""
     from hydralearn.runtime import run
 
-    run.execute_point(lambda: validate(cfg), run_dir=Path(HydraConfig.get().runtime.output_dir))
+    checked = CHECKED.get(_job_key(HydraConfig.get().overrides.task))
+    run.execute_point(lambda: checked or validate(cfg),
+                      run_dir=Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":

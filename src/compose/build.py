@@ -26,6 +26,7 @@ from hydralearn.config.schema import Kernel, NonFinite, TrainConfig
 from hydralearn.compose.sharding import (activation_sharding, bytes_per_device, named_shardings,
                                          param_specs)
 from hydralearn.compose.step import Step, TrainState
+from hydralearn.layers.adapter.none_config import NoAdapterConfig
 from hydralearn.layers.registry import layer_class
 
 
@@ -120,7 +121,9 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=tx.init(nnx.split_state(params, trainable, ...)[0]))
 
-    plain_shardings = param_shardings(abstract_params(plain_config(config), mesh=mesh)[1], config, mesh)
+    plain = plain_config(config)  # the model itself, where it has no adapter
+    plain_shardings = p_shardings if plain is config else \
+        param_shardings(abstract_params(plain, mesh=mesh)[1], config, mesh)
 
     def start_from(plain: nnx.State) -> TrainState:
         params = nnx.state(create(), nnx.Param)
@@ -153,8 +156,9 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
 
 
 def plain_config(config: TrainConfig) -> TrainConfig:
-    """The config without its model's adapter: the layout checkpoints of the base model use."""
-    if getattr(config.model, "adapter", None) is None:
+    """The config without its model's adapter: the layout checkpoints of the base model use
+    (the config itself where the adapter is none)."""
+    if isinstance(getattr(config.model, "adapter", None), (type(None), NoAdapterConfig)):
         return config
     return dataclasses.replace(config, model=dataclasses.replace(config.model, adapter=None))
 

@@ -3,6 +3,7 @@ planning, the hardware the profile states); the result is what runs and what is 
 the run's resolved_config.yaml."""
 
 import dataclasses
+from typing import Any
 
 import jax
 import numpy as np
@@ -22,8 +23,23 @@ from hydralearn.data.tokenizer import padded_vocab_size
 from hydralearn.errors import ConfigError
 
 
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """A run's config with every auto concrete, and its model's abstract parameters (shapes,
+    dtypes, logical axes; no allocation), built once: the plan, the memory check and the
+    program's shardings read them instead of building the model again."""
+    config: TrainConfig
+    params: Any  # nnx.State of jax.ShapeDtypeStruct
+
+
 def resolve(config: TrainConfig, *, device_count: int | None = None,
             host: Host | None = None) -> TrainConfig:
+    """`resolved(...).config`: the config alone."""
+    return resolved(config, device_count=device_count, host=host).config
+
+
+def resolved(config: TrainConfig, *, device_count: int | None = None,
+             host: Host | None = None) -> Resolved:
     """Every auto made concrete; ConfigError (all problems at once) if the run is impossible.
 
     `host` is what the run really has (the CLI passes Host.current()); without it the
@@ -66,7 +82,9 @@ def resolve(config: TrainConfig, *, device_count: int | None = None,
     errors += sharding_errors(config, axes=axes, params=params)
     if errors:
         raise ConfigError(errors)
-    return dataclasses.replace(config, mesh=MeshConfig(mode=MeshMode.fixed, axes=axes))
+    # The mesh's axes change no parameter's shape: the abstract parameters stay valid.
+    return Resolved(config=dataclasses.replace(config, mesh=MeshConfig(mode=MeshMode.fixed, axes=axes)),
+                    params=params)
 
 
 def _mesh_axes(config: TrainConfig, *, host: Host, params) -> dict[str, int]:

@@ -91,9 +91,11 @@ def peak_flops(config: TrainConfig) -> float:
     return measured_cpu_peak() / max(config.hardware.devices_per_host, 1) if peak == AUTO else peak
 
 
-def make_plan(config: TrainConfig) -> Plan:
-    """The plan of a resolved config."""
-    _, params = abstract_params(config)
+def make_plan(config: TrainConfig, *, params: nnx.State | None = None) -> Plan:
+    """The plan of a resolved config; `params`: its abstract parameters if already built
+    (compose/resolve.Resolved), else they are built here."""
+    if params is None:
+        _, params = abstract_params(config)
     mesh = config.mesh.axes
     table = param_table(params, config)
     total = sum(math.prod(row.shape) for row in table)

@@ -137,16 +137,17 @@ def prepare(config: TrainConfig, *, run_dir: Path) -> Prepared:
     import jax
 
     from hydralearn.compose.hardware import Host
-    from hydralearn.compose.resolve import resolve
+    from hydralearn.compose.resolve import resolved
     from hydralearn.review.plan import make_plan
     from hydralearn.runtime import integrity, memory_check
     from hydralearn.runtime.checkpoint import committed_steps
 
-    config = resolve(config, host=Host.current())
+    found = resolved(config, host=Host.current())
+    config = found.config
     run = RunDir(run_dir)
     steps = committed_steps(run.checkpoints)
     allowed = _check_resume(run_dir, to_container(config)) if steps else []
-    memory_check.check_fits(make_plan(config).memory.as_dict(),
+    memory_check.check_fits(make_plan(config, params=found.params).memory.as_dict(),
                             memory_check.device_memory(jax.local_devices()),
                             skip=config.trainer.skip_memory_check)
     # Finished only if the final checkpoint verifies; a damaged one is the trainer's to handle.

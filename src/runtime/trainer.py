@@ -314,6 +314,6 @@ def _sample(program: Program, state, loader: Loader, trainer: TrainerConfig) -> 
     codec = codec_of(loader.tokenizer)
     prompt = trainer.sample_prompt
     num_tokens = min(trainer.sample_tokens, program.config.data.seq_len - len(codec.encode(prompt)))
-    generator = Generator(program.config, state.params, mesh=program.mesh)
+    generator = Generator(program.config, state.params, mesh=program.mesh, graphdef=program.graphdef)
     return prompt + complete(generator, codec, [prompt], max_new_tokens=num_tokens,
                              sampling=Sampling(temperature=trainer.sample_temperature))[0]
