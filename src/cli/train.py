@@ -69,7 +69,6 @@ def run_once(overrides: list[str], where: compose_config.Location) -> int:
         with compose_config.hydra_session(where):
             cfg = init_hf.composed(overrides, lambda o: compose_config.compose_in_session(o, where))
             config = validate(cfg)
-            run.check_name(config)
             # From here the TrainConfig is the config; Hydra keeps only its own settings.
             record = hydra_job.Record.of(cfg)
             del cfg
@@ -124,15 +123,12 @@ def _job_key(overrides) -> frozenset[str]:
 def check_points(overrides: list[str], where: compose_config.Location, *,
                  shared: DictConfig) -> dict[frozenset[str], TrainConfig]:
     """Every point of the sweep composed and validated before Hydra launches any."""
-    from hydralearn.runtime.run import check_name
-
     points = hydra_args.sweep_points(overrides, where, shared=shared)
     errors, checked = [], {}
     for point in points:
         try:
             config = validate(init_hf.composed(point, lambda o: compose_config.compose(o, where),
                                                adopt=False))
-            check_name(config)
             checked[_job_key(point)] = config
         except ConfigError as e:
             # Name a point by the overrides that vary across points, not the shared ones.

@@ -19,6 +19,21 @@ from hydralearn.errors import ConfigError
 EVAL_RESULTS = "eval.json"  # beside what was evaluated: a checkpoint or a Hugging Face directory
 
 
+def name_errors(name: str) -> list[str]:
+    """Why `name` cannot name a run directory (empty if it can): it must be one plain path
+    component, so that runs/<name> stays under runs/. hydra.run.dir is the escape hatch."""
+    fix = "use a plain name such as name=my_run, or set hydra.run.dir=<dir> to choose a directory"
+    if not name or not name.strip():
+        return [f"name={name!r} is empty; {fix}"]
+    if "/" in name or "\\" in name:
+        return [f"name={name!r} contains a path separator; {fix}"]
+    if name in (".", ".."):
+        return [f"name={name!r} is not a plain name; {fix}"]
+    if any(ord(c) < 32 for c in name):
+        return [f"name={name!r} contains a control character; {fix}"]
+    return []
+
+
 @dataclasses.dataclass(frozen=True)
 class RunDir:
     path: Path

@@ -20,6 +20,7 @@ from omegaconf.errors import (ConfigKeyError, InterpolationResolutionError, Omeg
 
 from hydralearn.config import allowlist
 from hydralearn.config.schema import TrainConfig
+from hydralearn.config.run_dir import name_errors
 from hydralearn.config.store import load_config_plugins
 from hydralearn.data.check import check as check_data
 from hydralearn.data.tokenizer import vocab_size
@@ -105,7 +106,7 @@ def unknown_keys(cfg: DictConfig) -> list[str]:
 
 def rule_errors(config: TrainConfig) -> list[str]:
     """Each group's own rules (`errors()`), then the rules across groups."""
-    errors = []
+    errors = name_errors(config.name)
     for group in dataclasses.fields(config):
         check = getattr(getattr(config, group.name), "errors", None)
         if callable(check):

@@ -67,13 +67,6 @@ def execute_point(make_config: Callable[[], TrainConfig], *, run_dir: Path) -> N
         record_failure(run_dir, message)
 
 
-def check_name(config: TrainConfig) -> None:
-    from hydralearn.runtime.rundir import name_errors
-
-    if problems := name_errors(config.name):
-        raise ConfigError(problems)
-
-
 def start_processes(config: TrainConfig) -> None:
     """XLA flags and the compilation cache applied and, for a multi-host job, this process joined
     to the others (which must have composed the same config). Before anything asks JAX for

@@ -15,21 +15,6 @@ from hydralearn.config.run_dir import RunDir
 from hydralearn.runtime import lock, storage
 
 
-def name_errors(name: str) -> list[str]:
-    """Why `name` cannot name a run directory (empty if it can): it must be one plain path
-    component, so that runs/<name> stays under runs/. hydra.run.dir is the escape hatch."""
-    fix = "use a plain name such as name=my_run, or set hydra.run.dir=<dir> to choose a directory"
-    if not name or not name.strip():
-        return [f"name={name!r} is empty; {fix}"]
-    if "/" in name or "\\" in name:
-        return [f"name={name!r} contains a path separator; {fix}"]
-    if name in (".", ".."):
-        return [f"name={name!r} is not a plain name; {fix}"]
-    if any(ord(c) < 32 for c in name):
-        return [f"name={name!r} contains a control character; {fix}"]
-    return []
-
-
 def within(root: Path, path: Path) -> bool:
     """Whether `path` lies inside `root` once both are resolved (symlinks and `..` followed)."""
     return Path(path).resolve().is_relative_to(Path(root).resolve())

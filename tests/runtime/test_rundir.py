@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from hydralearn.config.run_dir import RunDir
+from hydralearn.config.run_dir import RunDir, name_errors
 from hydralearn.runtime import lock, rundir, storage
 from hydralearn.runtime.errors import StorageError
 
@@ -22,7 +22,7 @@ from hydralearn.runtime.errors import StorageError
     ("a\nb", "control character"),
 ])
 def test_name_must_be_one_plain_path_component(name, problem):
-    errors = rundir.name_errors(name)
+    errors = name_errors(name)
     assert (errors == []) if problem is None else (len(errors) == 1 and problem in errors[0])
 
 
