@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hydralearn import CONF_DIR
-from hydralearn.cli import app_help, hydra_args, hydra_job, init_hf, sweep
+from hydralearn.cli import app_help, hydra_args, init_hf, sweep
 from hydralearn.cli.errors import exit_with
 from hydralearn.config import compose as compose_config
 from hydralearn.config.schema import TrainConfig
@@ -63,6 +63,7 @@ def main() -> None:
 def run_once(overrides: list[str], where: compose_config.Location) -> int:
     """Compose and check, then the run (runtime/run.py); the exit code (user failures in one line)."""
     from hydralearn.runtime import run
+    from hydralearn.runtime.hydra_job import Record
 
     run_dir = None
     try:
@@ -70,14 +71,10 @@ def run_once(overrides: list[str], where: compose_config.Location) -> int:
             cfg = init_hf.composed(overrides, lambda o: compose_config.compose_in_session(o, where))
             config = validate(cfg)
             # From here the TrainConfig is the config; Hydra keeps only its own settings.
-            record = hydra_job.Record.of(cfg)
+            record = Record.of(cfg)
             del cfg
             run_dir = record.run_dir
-
-            def in_hydra_job(task):
-                record.quiet_unless_primary()
-                return record.run(config, lambda: task(), config_name=where.config_name)
-            return run.execute(config, run_dir=run_dir, job=in_hydra_job)
+            return run.execute(config, record=record, config_name=where.config_name)
     except ConfigError:
         raise
     except BaseException as e:  # noqa: BLE001 - user-facing failures end in one line

@@ -23,6 +23,7 @@ from hydralearn.config.resume_rule import compare
 from hydralearn.config.schema import TrainConfig
 from hydralearn.errors import ConfigError
 from hydralearn.exit_codes import INTERRUPTED_EXIT, SUCCESS_EXIT, USER_ERROR_EXIT
+from hydralearn.runtime.hydra_job import Record
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,10 @@ class Prepared:
     inputs: Any = None  # the data's opened sources (data/inputs.py); None for data=synthetic
 
 
-def execute(config: TrainConfig, *, run_dir: Path, job: Callable | None = None) -> int:
-    """Train `config` in `run_dir`; the exit code. `job(task)` runs `task()` inside Hydra's job
-    runner (it writes `.hydra/` there) once the run is sure to go on; None runs it bare."""
+def execute(config: TrainConfig, *, record: Record, config_name: str) -> int:
+    """Train `config` in the run directory of Hydra's `record`; the exit code. The run goes
+    through Hydra's job runner (which writes `.hydra/` there) once it is sure to go on."""
+    run_dir = record.run_dir
     start_processes(config)
     with claimed(run_dir, hosts=config.hardware.hosts) as claim:
         prepared = prepare(config, run_dir=run_dir)
@@ -45,8 +47,9 @@ def execute(config: TrainConfig, *, run_dir: Path, job: Callable | None = None) 
             print(f"{run_dir} is already complete; set name=<new name> for a new run")
             return SUCCESS_EXIT
         claim.started = True
-        task = lambda: train_run(prepared, run_dir=run_dir)  # noqa: E731
-        return exit_code(job(task) if job else task())
+        record.quiet_unless_primary()
+        return exit_code(record.run(config, lambda: train_run(prepared, run_dir=run_dir),
+                                    config_name=config_name))
 
 
 def execute_point(make_config: Callable[[], TrainConfig], *, run_dir: Path) -> None:
