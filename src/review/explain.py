@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from hydralearn.config import compose as compose_config
 from hydralearn.config.compose import DEFAULT, Location, to_container
+from hydralearn.config.validate import validate
 from hydralearn.config.overrides import is_group, parse
 from hydralearn.errors import ConfigError
 
@@ -39,12 +40,15 @@ class Explanation:
 
 def explain(key: str, overrides: list[str] = (), location: Location = DEFAULT) -> Explanation:
     overrides = list(overrides)
-    from hydralearn.review.plan import load_resolved
+    from hydralearn.compose.resolve import resolve
+    from hydralearn.review.plan import planned_device_count
 
-    resolved = _select(to_container(load_resolved(overrides, location)), key)  # ConfigError if bad
+    composed_cfg = compose_config.compose(overrides, location)  # once: checked, then explained
+    config = validate(composed_cfg)
+    resolved = _select(to_container(resolve(config, device_count=planned_device_count(config))),
+                       key)  # ConfigError if bad
     if resolved is _UNSET:
         raise ConfigError([f"--explain {key}: no such key in the config"])
-    composed_cfg = compose_config.compose(overrides, location)
     files = _Files(composed_cfg.hydra.runtime.config_sources)
     with compose_config.hydra_session(location):
         loader = GlobalHydra.instance().config_loader()
