@@ -6,6 +6,7 @@ layout, so each name is spelled here once:
                                         eval.json of hydralearn-eval on it
               metrics.jsonl, tensorboard/, profile/   metric sinks and traces
               summary.json              how the run ended
+              goodput.json              where each attempt's wall time went (runtime/goodput.py)
               run.lock                  the live holder (runtime/lock.py)
               .hydra/                   Hydra's record of the job (overrides.yaml, ...)
 """
@@ -76,6 +77,10 @@ class RunDir:
     @property
     def summary(self) -> Path:
         return self.path / "summary.json"
+
+    @property
+    def goodput(self) -> Path:
+        return self.path / "goodput.json"
 
     @property
     def lock(self) -> Path:

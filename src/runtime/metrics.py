@@ -48,7 +48,7 @@ class MetricsLog:
             sink.close()
 
 
-_SHOWN = ("loss", "eval_loss", "tokens_per_s", "mfu")
+_SHOWN = ("loss", "eval_loss", "tokens_per_s", "mfu", "goodput")
 
 
 def _short(value) -> str:

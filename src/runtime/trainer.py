@@ -27,6 +27,7 @@ from hydralearn.exit_codes import NONFINITE_EXIT
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
 from hydralearn.runtime.errors import RunError, RunRefused
 from hydralearn.runtime.generate import Generator, complete
+from hydralearn.runtime.goodput import Goodput
 from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
 from hydralearn.runtime.profile import Profiler
@@ -64,6 +65,7 @@ class RunSummary:
     mfu: float = float("nan")
     wall_s: float = float("nan")
     sample: str = ""
+    goodput: dict = dataclasses.field(default_factory=dict)  # runtime/goodput.py's report
 
 
 @dataclasses.dataclass
@@ -151,6 +153,7 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
                         f"{initial.source} not used)" if initial else "")
         elif initial:
             logger.info("starting from %s", initial.source)
+        goodput = Goodput(RunDir(run_dir).goodput, start_step=start, started=started, primary=primary)
         log = MetricsLog(run_dir, total_steps=trainer.steps, initial_step=start, sinks=sinks,
                          name=program.config.name, run_config=config_record,
                          primary=primary)
@@ -158,7 +161,7 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
         try:
             loop = _Loop(program, loader=loader, trainer=trainer, checkpoint=checkpoint,
                          checkpointer=checkpointer, throughput=throughput, skipped=skipped, log=log,
-                         profiler=profiler)
+                         profiler=profiler, goodput=goodput)
             state = restored.state if restored else (initial.make() if initial else program.init_state())
             preemption = Preemption(multi_process=jax.process_count() > 1)
             with preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
@@ -166,6 +169,7 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
         finally:
             profiler.stop()
             log.close()
+            goodput.write()
     finally:
         checkpointer.close()  # waits for writes in flight: a started checkpoint is completed
         loader.close()
@@ -179,8 +183,9 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
 class _Loop:
     def __init__(self, program: Program, *, loader: Loader, trainer: TrainerConfig,
                  checkpoint: CheckpointConfig, checkpointer: Checkpointer,
-                 throughput: Throughput, skipped: int, log: MetricsLog, profiler: Profiler):
-        self.program, self.loader, self.trainer = program, loader, trainer
+                 throughput: Throughput, skipped: int, log: MetricsLog, profiler: Profiler,
+                 goodput: Goodput):
+        self.program, self.loader, self.trainer, self.goodput = program, loader, trainer, goodput
         self.checkpoint, self.checkpointer, self.throughput = checkpoint, checkpointer, throughput
         self.skipped, self.log, self.profiler = skipped, log, profiler
         self.heldout = loader.heldout(trainer.eval_batches)
@@ -192,10 +197,15 @@ class _Loop:
         self.final: dict[str, float] = {}
 
     def run(self, state, *, start: int, preemption: Preemption, watchdog: Watchdog):
+        goodput = self.goodput
+        goodput.add("startup", goodput.wall_s())
         for step in range(start, self.trainer.steps):
-            batch = next(self.loader)
-            with self.profiler.step(step + 1):
+            with goodput.span("data_wait"):
+                batch = next(self.loader)
+            with self.profiler.step(step + 1), goodput.span("compile" if step == start else "productive"):
                 state, metrics = self.program.train_step(state, *self.put(batch))
+                if step == start:  # the attempt's first step is its compilation: wait for it
+                    jax.block_until_ready(metrics)
             self.profiler.finished(step + 1, state)
             self.data_stats.append(self.loader.stats(batch))
             self._flush()
@@ -204,11 +214,13 @@ class _Loop:
             done = step + 1
             evaluated = {}
             if self.trainer.eval_every and done % self.trainer.eval_every == 0 and done < self.trainer.steps:
-                evaluated = {"eval_loss": self.evaluate(state)}
+                with goodput.span("eval"):
+                    evaluated = {"eval_loss": self.evaluate(state)}
                 self.log.write(done, evaluated)
             if preemption.stop_after(done - start) and done < self.trainer.steps:
                 self._save(done, state, evaluated)
-                self.checkpointer.wait()  # the save is what the stop was for: see it committed
+                with goodput.span("checkpoint"):
+                    self.checkpointer.wait()  # the save is what the stop was for: see it committed
                 logger.warning("stopped: checkpoint saved at step %d; run the same command to resume", done)
                 return state, RunStatus.INTERRUPTED if preemption.interrupted else RunStatus.PREEMPTED
             if self.checkpoint.every_steps and done % self.checkpoint.every_steps == 0 \
@@ -216,7 +228,8 @@ class _Loop:
                 self._save(done, state, evaluated)
             watchdog.beat()
         self._flush()
-        self.final = {"eval_loss": self.evaluate(state), **self._overall_rates()}
+        with goodput.span("eval"):
+            self.final = {"eval_loss": self.evaluate(state), **self._overall_rates()}
         self.log.write(self.trainer.steps, self.final)
         self._save(self.trainer.steps, state, self.final)
         return state, RunStatus.COMPLETED
@@ -230,6 +243,8 @@ class _Loop:
         metrics = {name: values[name]} if self.checkpoint.keep_best and name in values else None
         if self.checkpointer.save(step, state, meta=meta, data_state=self.loader.get_state(),
                                   metrics=metrics):
+            self.goodput.add("checkpoint", self.checkpointer.blocking_s)
+            self.goodput.write()  # the reach at each save, for the accounting of a later resume
             self.log.write(step, {"checkpoint_blocking_s": self.checkpointer.blocking_s})
 
     def _flush(self) -> None:
@@ -250,9 +265,11 @@ class _Loop:
         elif (step + 1) % self.trainer.log_every == 0 or step + 1 == self.trainer.steps or values["nonfinite"]:
             values |= self.throughput.rates(step - self.window[1], now - self.window[0])
             values |= self._data_window()
+            values["goodput"] = self.goodput.report()["goodput"]
             self.log.write(step + 1, values)
             self.window = (now, step)
         self.last, self.newest = values, (now, step)
+        self.goodput.steps(step + 1, productive_steps=step - self.first[1])
 
     def put(self, batch: HostBatch) -> tuple:
         """(inputs, targets[, segments]) as global arrays from this process's rows."""
@@ -296,15 +313,18 @@ class _Loop:
         base = dict(status=status, steps=int(jax.device_get(state.step)), resumed_from=start,
                     skipped_steps=self.skipped, train_loss=self.last.get("loss", float("nan")))
         if status is not RunStatus.COMPLETED:
-            return RunSummary(**base, wall_s=wall_s)
+            return RunSummary(**base, wall_s=wall_s, goodput=self.goodput.report())
         rates = {k: self.final[k] for k in ("tokens_per_s", "mfu") if k in self.final}
         eval_loss = self.final["eval_loss"]
+        with self.goodput.span("sample"):
+            sample = _sample(self.program, state, self.loader, self.trainer)
+        self.goodput.write()
         return RunSummary(
             **base, **rates, eval_loss=eval_loss,
             bits_per_byte=eval_loss / math.log(2) * self.loader.tokens_per_byte(),
             unigram_loss=self.loader.unigram_loss(self.heldout),
             steps_per_s=rates.get("tokens_per_s", float("nan")) / self.throughput.tokens_per_step,
-            wall_s=wall_s, sample=_sample(self.program, state, self.loader, self.trainer))
+            wall_s=wall_s, sample=sample, goodput=self.goodput.report())
 
 
 def _sample(program: Program, state, loader: Loader, trainer: TrainerConfig) -> str:
