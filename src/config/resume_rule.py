@@ -8,6 +8,9 @@
 - PERFORMANCE: restorable and the same maths; only how it runs changes (hardware, mesh,
   sharding, remat, kernel, logging, profiling, and trainer.grad_accum: the same global batch
   in more or fewer microbatches); a checkpoint is resharded on restore.
+- CONTINUATION: restorable; changes only the steps not taken yet: `trainer.steps` (a finished
+  run trained further, or a running one ended sooner). The learning-rate schedule is laid out
+  over it, so the rate of the remaining steps may change: the resume says how (runtime/run.py).
 
 Keys are matched by their dotted prefix (first match wins, most specific first); a key under
 `model` that is not listed is TRAINING unless its leaf name is a shape field: `_target_`
@@ -16,8 +19,8 @@ Keys are matched by their dotted prefix (first match wins, most specific first);
 Where both configs are at hand, `hydralearn.review.diff` also compares the abstract parameter
 and optimizer-state trees, which is exact; this rule labels each key.
 
-A resumed run may make PERFORMANCE changes only (`compare`); anything else would silently
-make a different run, so `hydralearn-train` refuses it. Unknown keys are never PERFORMANCE:
+A resumed run may make PERFORMANCE and CONTINUATION changes only (`compare`); anything else
+would silently make a different run, so `hydralearn-train` refuses it. Unknown keys are never PERFORMANCE:
 new options are safe until listed here.
 """
 
@@ -34,6 +37,7 @@ class Effect(enum.Enum):
     SHAPE = "shape"
     TRAINING = "training"
     PERFORMANCE = "performance"
+    CONTINUATION = "continuation"
 
 
 # (key or dotted prefix, effect); a rule matches the key itself and every key below it.
@@ -48,6 +52,7 @@ RULES: tuple[tuple[str, Effect], ...] = (
         "trainer.sample_prompt", "trainer.sample_temperature", "trainer.nonfinite",
         "trainer.watchdog_s", "trainer.skip_memory_check", "trainer.compile_cache",
         "data.read_threads", "data.prefetch_batches")),
+    ("trainer.steps", Effect.CONTINUATION),
     ("model.compute_dtype", Effect.TRAINING),
     ("optim._target_", Effect.SHAPE),  # another optimizer keeps other state
     ("optim", Effect.TRAINING),
@@ -76,7 +81,7 @@ def _shape_fields() -> frozenset[str]:
 
 @dataclasses.dataclass(frozen=True)
 class ConfigChanges:
-    allowed: list[str]  # "key: old -> new", PERFORMANCE only
+    allowed: list[str]  # "key: old -> new", PERFORMANCE and CONTINUATION
     refused: list[str]  # "key: old -> new", changes what the run computes
 
 
@@ -92,5 +97,6 @@ def compare(*, saved: dict, current: dict) -> ConfigChanges:
         if before == after:
             continue
         line = f"{key}: {before!r} -> {after!r}"
-        (allowed if classify(key) is Effect.PERFORMANCE else refused).append(line)
+        resumable = classify(key) in (Effect.PERFORMANCE, Effect.CONTINUATION)
+        (allowed if resumable else refused).append(line)
     return ConfigChanges(allowed=allowed, refused=refused)

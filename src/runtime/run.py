@@ -142,7 +142,7 @@ def prepare(config: TrainConfig, *, run_dir: Path) -> Prepared:
     config = found.config
     run = RunDir(run_dir)
     steps = committed_steps(run.checkpoints)
-    allowed = _check_resume(run_dir, to_container(config)) if steps else []
+    allowed = _check_resume(run_dir, config, step=steps[-1]) if steps else []
     memory_check.check_fits(make_plan(config, params=found.params).memory.as_dict(),
                             memory_check.device_memory(jax.local_devices()),
                             skip=config.trainer.skip_memory_check)
@@ -153,10 +153,13 @@ def prepare(config: TrainConfig, *, run_dir: Path) -> Prepared:
                     notes=tuple(f"resuming with a changed setting: {line}" for line in allowed))
 
 
-def _check_resume(run_dir: Path, container: dict) -> list[str]:
+def _check_resume(run_dir: Path, config: TrainConfig, *, step: int) -> list[str]:
     """Refuse (exit 2) to resume checkpoints written by a config that computes something else;
-    returns the changes that only affect how it runs. The config a checkpoint was written with
-    is stored in it; resolved_config.yaml is read only for checkpoints that hold none."""
+    returns the changes that only affect how it runs or the steps not taken yet (with what a
+    new length does to the learning rate from `step`, the newest checkpoint's). The config a
+    checkpoint was written with is stored in it; resolved_config.yaml is read only for
+    checkpoints that hold none."""
+    container = to_container(config)
     from hydralearn.runtime.checkpoint import saved_config
 
     saved = saved_config(RunDir(run_dir).checkpoints)
@@ -170,7 +173,34 @@ def _check_resume(run_dir: Path, container: dict) -> list[str]:
         raise ConfigError(
             [f"{line} (cannot change when resuming {run_dir})" for line in changes.refused]
             + ["to train a new experiment, set name=<new name> or hydra.run.dir=<new dir>"])
-    return changes.allowed
+    return [_with_schedule_effect(line, saved, config, step) for line in changes.allowed]
+
+
+def _with_schedule_effect(line: str, saved: dict, config: TrainConfig, step: int) -> str:
+    """A change of trainer.steps, with what it does to the learning rate from `step` on."""
+    if not line.startswith("trainer.steps:"):
+        return line
+    from hydralearn.compose.optim import build_optimizer
+    from hydralearn.config.compose import from_container
+
+    old_config = from_container(saved)
+    if config.trainer.steps <= step:
+        return f"{line}: the run ends at its newest checkpoint, step {step}"
+
+    def rate(c: TrainConfig, at: int) -> float:
+        return float(build_optimizer(c.optim, schedule=c.schedule, total_steps=c.trainer.steps).schedule(at))
+    old, new = rate(old_config, min(step, old_config.trainer.steps)), rate(config, step)
+    kind = type(config.schedule).__name__.removesuffix("Config").lower()  # as conf/schedule names it
+    if abs(new - old) <= 1e-6 * max(abs(old), 1e-12):
+        return (f"{line}: continues from step {step} at the same learning rate ({new:.3g}); "
+                f"the {kind} schedule now ends at step {config.trainer.steps}")
+    advice = ("the rate had begun its decay: a continuation belongs before the decay phase (start "
+              "a new run from an earlier checkpoint with init.checkpoint=<run dir>@<step>)"
+              if kind == "wsd" else "a run meant to be continued is best trained with schedule=wsd, "
+              "whose rate stays constant until its decay phase")
+    return (f"{line}: the {kind} schedule is laid out over trainer.steps, so from step {step} the "
+            f"learning rate goes from {old:.3g} (the old schedule) to {new:.3g} (the new one), then "
+            f"follows the new schedule to step {config.trainer.steps}; {advice}")
 
 
 def train_run(prepared: Prepared, *, run_dir: Path):
@@ -220,7 +250,7 @@ def train_run(prepared: Prepared, *, run_dir: Path):
                 f"{summary.eval_loss:.3f} ({summary.bits_per_byte:.3f} bits/byte; unigram baseline "
                 f"{summary.unigram_loss:.3f}), "
                 f"{summary.steps_per_s:.2f} steps/s, {summary.tokens_per_s:,.0f} tokens/s, "
-                f"MFU {summary.mfu:.1%}")
+                f"MFU {summary.mfu:.1%}, goodput {summary.goodput.get('goodput', float('nan')):.0%}")
     if summary.sample:
         logger.info(f"--- sample ---\n{summary.sample}\n--------------")
     return summary

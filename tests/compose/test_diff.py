@@ -92,7 +92,7 @@ def test_usage_error_exits_two(capsys):
     ("model.d_model", Effect.SHAPE), ("model.ffn._target_", Effect.SHAPE),
     ("model.ffn.num_experts", Effect.SHAPE), ("model.ffn.top_k", Effect.TRAINING),
     ("model.rope_theta", Effect.TRAINING), ("model.compute_dtype", Effect.TRAINING),
-    ("optim.lr", Effect.TRAINING), ("seed", Effect.TRAINING), ("trainer.steps", Effect.TRAINING),
+    ("optim.lr", Effect.TRAINING), ("seed", Effect.TRAINING), ("trainer.steps", Effect.CONTINUATION),
     ("mesh.axes.fsdp", Effect.PERFORMANCE), ("remat.policy", Effect.PERFORMANCE),
     ("trainer.log_every", Effect.PERFORMANCE), ("name", Effect.PERFORMANCE)])
 def test_resume_rule(key, effect):

@@ -77,6 +77,15 @@ def test_resumed_run_is_bit_identical_to_uninterrupted(baseline, killed_mid_writ
     assert got == expected  # every step's loss, grad norm, lr and eval loss, exactly
     summary = json.loads((killed_mid_write["run_dir"] / "summary.json").read_text())
     assert summary["resumed_from"] == 4 and summary["steps"] == 12
+    # The killed attempt left its reach in goodput.json (at step 4's save, or later): what it
+    # computed past step 4 is counted lost, and every second of this attempt is in a bucket.
+    goodput = summary["goodput"]
+    assert goodput["attempts"] == 2 and 0 <= goodput["steps_recomputed"] <= 8 - 4
+    buckets = sum(v for k, v in goodput.items() if k.endswith("_s") and k not in (
+        "wall_s_all_attempts", "lost_to_restarts_s"))
+    attempts = json.loads((killed_mid_write["run_dir"] / "goodput.json").read_text())["attempts"]
+    assert buckets == pytest.approx(attempts[-1]["wall_s"], abs=0.01)
+    assert 0 < goodput["goodput"] < 1
 
 
 def test_final_state_equals_uninterrupted(baseline, killed_mid_write):
@@ -165,11 +174,12 @@ def test_requeued_job_resumes_with_a_remat_change(preempted):  # runs after the 
 
 
 # One key of every class of the resume rule (config/resume_rule.py), tried on a finished run.
-# A change hydralearn-train accepts finds the run complete and exits 0; one it refuses exits 2.
+# A change hydralearn-train accepts finds the run complete (or, for trainer.steps, trains the
+# steps added) and exits 0; one it refuses exits 2.
 CHANGES = {
     "model.d_model=48": "shape",
     "optim.lr=1e-3": "training",
-    "trainer.steps=13": "training",
+    "trainer.steps=13": "continuation",
     "remat=full": "performance",
     "+hardware.xla_flags.xla_force_host_platform_device_count=1": "performance",
 }
@@ -219,7 +229,7 @@ def test_train_and_diff_apply_one_resume_rule(changed_reruns, capsys):
     for change, effect in CHANGES.items():
         stdout, stderr, code = changed_reruns["done"][change]
         assert code in (0, 2), stderr[-3000:]
-        assert (code == 0) == (effect == "performance"), (change, stderr[-2000:])
+        assert (code == 0) == (effect in ("performance", "continuation")), (change, stderr[-2000:])
         assert ("cannot change when resuming" in stderr) == (code == 2), (change, stderr[-2000:])
         with pytest.raises(SystemExit):
             diff_cli.main([str(changed_reruns["run_dir"]), "--", *SHORT, change])
@@ -228,6 +238,13 @@ def test_train_and_diff_apply_one_resume_rule(changed_reruns, capsys):
         assert f" {key}: " in out and f"[{effect}]" in out, (change, out)
         verdict = "can" if code == 0 else "cannot"
         assert f"resume: a checkpoint of A {verdict} be resumed as B" in out, (change, out)
+    # A longer cosine run resumes at step 12, where the old schedule ended at its floor
+    # (optim.lr * min_lr_ratio), and says what the new length does to the rate.
+    stdout, stderr, _ = changed_reruns["done"]["trainer.steps=13"]
+    config = yaml.safe_load((changed_reruns["run_dir"] / "resolved_config.yaml").read_text())
+    floor = config["optim"]["lr"] * config["schedule"]["min_lr_ratio"]
+    assert (f"trainer.steps: 12 -> 13: the cosine schedule is laid out over trainer.steps, so from "
+            f"step 12 the learning rate goes from {floor:.3g} (the old schedule)") in stdout + stderr
 
 
 def test_runs_use_the_cached_cpu_peak(changed_reruns, killed_mid_write, peak_cache):
