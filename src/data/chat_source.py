@@ -61,6 +61,10 @@ def open_chat(spec: ChatData, *, key: str, tokenizer: Tokenizer, bad_records) ->
     if dropped:
         logger.warning("%s: left out %d conversations longer than data.seq_len + 1 = %d tokens "
                        "(data.overlong=%s)", key, dropped, spec.seq_len + 1, spec.overlong.value)
+    if not kept:
+        raise ConfigError([f"{key}: no record to train on: {dropped} of them longer than "
+                           f"data.seq_len + 1 = {spec.seq_len + 1} tokens (raise data.seq_len), "
+                           f"{len(bad.lines)} bad"])
     index = np.array(kept, np.int64).reshape(-1, 3)
 
     def read(i: int):

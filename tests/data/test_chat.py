@@ -178,5 +178,5 @@ def test_overlong_conversations_lose_old_turns_or_are_dropped(tmp_path):
     text = bytes(example.tokens.astype(np.uint8)).decode()
     assert len(example.tokens) <= 301 and text.startswith("<|im_start|>system\nS<|im_end|>\n<|im_start|>user")
     assert text.count("<|im_start|>assistant") == 2 and example.targets.any()  # the two newest exchanges
-    with pytest.raises(ConfigError, match="no training documents"):
+    with pytest.raises(ConfigError, match="no record to train on: 40 of them longer"):
         open_inputs(ChatData(paths=[path], template="chatml", seq_len=300, overlong=Overlong.drop))
