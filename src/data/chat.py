@@ -21,6 +21,7 @@ import numpy as np
 from hydralearn.data.chat_template import BUILTINS, ChatTemplate, TemplateError, load_template
 from hydralearn.data.config import ChatData, ChatFormat, LossMask, Overlong
 from hydralearn.data.tokenizer import Tokenizer
+from hydralearn.data.tokenizer_config import TokenizerKind
 from hydralearn.errors import ConfigError
 
 ROLES = ("system", "user", "assistant")
@@ -125,7 +126,7 @@ def token_mask(offsets: list[tuple[int, int]], spans) -> np.ndarray:
 def missing_tokens(template: ChatTemplate, tokenizer: Tokenizer) -> None:
     """ConfigError (one line) naming the template's special tokens the tokenizer lacks. The byte
     tokenizer has no special tokens: it spells them as bytes."""
-    if tokenizer.bos_id is None and tokenizer.kind.value == "byte":
+    if tokenizer.kind is TokenizerKind.byte:
         return
     missing = [t for t in template.special_tokens if tokenizer.token_id(t) is None]
     if missing:

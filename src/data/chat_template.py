@@ -28,6 +28,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 # from the text afterwards, their places are the spans.
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _GENERATION = re.compile(r"\{%-?\s*generation\s*-?%\}")
+# Special tokens a template spells literally, in the common `<|name|>` form: each must be one
+# token of the tokenizer, or the model would see it as a run of text pieces.
+_SPECIAL = re.compile(r"<\|[A-Za-z0-9_.-]+\|>")
 
 
 class _Generation(jinja2.ext.Extension):
@@ -103,7 +106,8 @@ class ChatTemplate:
                  special_tokens: tuple[str, ...] = (), end_of_turn: str | None = None):
         self.source, self.name = source, name
         self.variables = dict(variables or {})
-        self.special_tokens, self.end_of_turn = special_tokens, end_of_turn
+        self.special_tokens = special_tokens or tuple(sorted(set(_SPECIAL.findall(source))))
+        self.end_of_turn = end_of_turn
         self.has_generation_blocks = bool(_GENERATION.search(source))
         try:
             self._template = _environment().from_string(source)
