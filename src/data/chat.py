@@ -103,6 +103,20 @@ class ChatEncoder:
             spans = ((0, len(rendered.text)),)
         return Example(tokens=np.asarray(ids, np.int32), targets=token_mask(offsets, spans))
 
+    def prompt(self, messages: list[dict]) -> list[int]:
+        """Token ids of a conversation to be answered: rendered with the generation prompt,
+        tokenized as in training (what the model sees before the assistant's first token)."""
+        if self.template is None:  # prompt/completion data: the prompt as trained on
+            return self.tokenizer.wrap(self.tokenizer.encode(messages[-1]["content"]))[:-1]
+        return self.tokenizer.encode_rendered(self.template.render(messages, add_generation_prompt=True))[0]
+
+    @property
+    def end_of_turn(self) -> str | None:
+        """What ends an assistant turn: a built-in's end token, else the tokenizer's EOS name."""
+        if self.template is None:
+            return None
+        return self.template.end_of_turn or self.tokenizer.special_names.get("eos_token")
+
     def _pair(self, messages: list[dict]) -> Example:
         # Prompt and completion tokenized apart, so the boundary between them is exact.
         prompt = self.tokenizer.wrap(self.tokenizer.encode(messages[0]["content"]))[:-1]

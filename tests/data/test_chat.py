@@ -76,6 +76,21 @@ def test_rendering_and_tokens_equal_transformers(chat_tokenizer):
         assert encoder.example(conversation).tokens.tolist() == list(expected)
 
 
+def test_served_prompt_is_the_trained_prefix(chat_tokenizer):
+    """What generation feeds the model (--chat) is token for token what training put before the
+    assistant's turn, and equals transformers' prompt with add_generation_prompt."""
+    _, hf, directory = chat_tokenizer
+    encoder = _encoder(directory)
+    for conversation in CONVERSATIONS:
+        last = max(i for i, m in enumerate(conversation) if m["role"] == "assistant")
+        served = encoder.prompt(conversation[:last])
+        assert served == list(hf.apply_chat_template(conversation[:last], tokenize=True, return_dict=True,
+                                                     add_generation_prompt=True)["input_ids"])
+        trained = encoder.example(conversation[:last + 1])
+        assert trained.tokens[:len(served)].tolist() == served and not trained.targets[len(served) - 1]
+        assert trained.targets[len(served)]  # the answer's first token is the first target after it
+
+
 def _spans_by_search(text: str) -> list[tuple[int, int]]:
     """Each assistant turn: from after its header to the end of its <|im_end|>."""
     spans, head, end = [], "<|im_start|>assistant\n", "<|im_end|>"

@@ -1,6 +1,7 @@
 """It learns: SFT on a tiny synthetic chat task (a word -> its fixed answer, in ChatML), a short
 real run of hydralearn-train, then greedy hydralearn-generate on the rendered prompt answers in
-the assistant format: the right word, then the end-of-turn token."""
+the assistant format: the right word, then the end-of-turn token; `--chat` renders the same
+prompt with the run's template and stops there."""
 
 import json
 import os
@@ -35,9 +36,15 @@ def test_sft_answers_in_the_assistant_format(tmp_path):
                   "trainer.steps=150", "optim.lr=3e-3", "schedule.warmup_steps=10", "name=sft",
                   "hydra.run.dir=run", cwd=tmp_path)
     assert train.returncode == 0, train.stderr[-2000:]
-    for word, answer in ANSWERS.items():
-        prompt = (f"<|im_start|>system\nName the fruit.<|im_end|>\n<|im_start|>user\n{word}<|im_end|>\n"
-                  "<|im_start|>assistant\n")
-        out = _tool("hydralearn-generate", "run", "--prompt", prompt, "--max-new-tokens", "20", cwd=tmp_path)
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert f"{answer}<|im_end|>" in out.stdout, (word, out.stdout[-300:])
+    word, answer = "red", ANSWERS["red"]
+    prompt = (f"<|im_start|>system\nName the fruit.<|im_end|>\n<|im_start|>user\n{word}<|im_end|>\n"
+              "<|im_start|>assistant\n")
+    out = _tool("hydralearn-generate", "run", "--prompt", prompt, "--max-new-tokens", "20", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(prompt + f"{answer}<|im_end|>"), out.stdout[-300:]
+    (tmp_path / "words.txt").write_text("\n".join(ANSWERS) + "\n")
+    out = _tool("hydralearn-generate", "run", "--chat", "--system", "Name the fruit.", "--prompts-file",
+                "words.txt", "--max-new-tokens", "20", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for i, (word, answer) in enumerate(ANSWERS.items()):  # each answer ends at <|im_end|>
+        assert f"--- {i + 1} ---\n{word}{answer}\n" in out.stdout + "\n", out.stdout
