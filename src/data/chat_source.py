@@ -19,7 +19,7 @@ from hydralearn.data.chat import BadRecord, ChatEncoder, conversation
 from hydralearn.data.chat_template import TemplateError
 from hydralearn.data.check import expand
 from hydralearn.data.config import ChatData
-from hydralearn.data.sources import Documents, _BadRecords, _file_bytes, record_keys
+from hydralearn.data.sources import Documents, BadRecordLog, file_bytes, record_keys
 from hydralearn.data.tokenizer import Tokenizer
 from hydralearn.errors import ConfigError
 
@@ -36,7 +36,7 @@ class _Table:
 def open_chat(spec: ChatData, *, key: str, tokenizer: Tokenizer, bad_records) -> Documents:
     encoder = ChatEncoder(spec, tokenizer, where=getattr(spec.tokenizer, "path", "byte"))
     tables = _tables(spec, key)
-    bad = _BadRecords(bad_records, key)
+    bad = BadRecordLog(bad_records, key)
     kept, keys, dropped = [], [], 0
     for number, table in enumerate(tables):
         ok = np.zeros(table.count, bool)
@@ -89,7 +89,7 @@ def _tables(spec: ChatData, key: str) -> list[_Table]:
 
 
 def _jsonl(path: Path, name: str) -> _Table:
-    data = _file_bytes(path)
+    data = file_bytes(path)
     view = np.frombuffer(data, np.uint8)
     ends = np.append(np.flatnonzero(view == 10), len(view))
     starts = np.concatenate([[0], ends[:-1] + 1])
