@@ -195,3 +195,24 @@ def test_overlong_conversations_lose_old_turns_or_are_dropped(tmp_path):
     assert text.count("<|im_start|>assistant") == 2 and example.targets.any()  # the two newest exchanges
     with pytest.raises(ConfigError, match="no record to train on: 40 of them longer"):
         open_inputs(ChatData(paths=[path], template="chatml", seq_len=300, overlong=Overlong.drop))
+
+
+def test_chat_batches_resume_exactly(tmp_path):
+    rng = np.random.default_rng(0)
+    records = [{"messages": [{"role": "user", "content": "q" * int(rng.integers(1, 20))},
+                             {"role": "assistant", "content": "a" * int(rng.integers(1, 20))}]} for _ in range(80)]
+    config = ChatData(paths=[_write(tmp_path / "c.jsonl", records)], template="chatml", seq_len=128,
+                      batch_size=2, read_threads=0)
+    from hydralearn.data.loader import open_loader
+    loader = open_loader(config)
+    for _ in range(3):
+        next(loader)
+    state = loader.get_state()
+    expected = [next(loader) for _ in range(2)]
+    loader.close()
+    resumed = open_loader(config)
+    resumed.set_state(state)
+    for want in expected:
+        got = next(resumed)
+        assert np.array_equal(got.inputs, want.inputs) and np.array_equal(got.targets, want.targets)
+    resumed.close()
