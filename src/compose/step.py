@@ -7,7 +7,7 @@ Batches are (inputs, targets[, segments]): (B, T) int32 arrays, and for packed d
 (data.packing=segments) a dict of `positions` and `segment_ids` (B, T), segment 0 being
 padding, which the loss leaves out. With objective=sft, targets below 0 are context (the
 user's turns, the template) or padding: the loss is the mean over the other targets of the
-whole batch, all microbatches together (`targets` below).
+whole batch, all microbatches together (`_gradients`).
 """
 
 import dataclasses
