@@ -216,3 +216,25 @@ def test_chat_batches_resume_exactly(tmp_path):
         got = next(resumed)
         assert np.array_equal(got.inputs, want.inputs) and np.array_equal(got.targets, want.targets)
     resumed.close()
+
+
+def test_parquet_and_saved_dataset_read_as_json_lines(tmp_path):
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = [{"messages": c} for c in CONVERSATIONS * 20]
+    pq.write_table(pa.Table.from_pylist(records), tmp_path / "c.parquet")
+    datasets.Dataset.from_list(records).save_to_disk(str(tmp_path / "ds"))
+    opened = {name: open_inputs(ChatData(template="chatml", heldout_percent=50, **where)).splits[0]
+              for name, where in {"jsonl": {"paths": [_write(tmp_path / "c.jsonl", records)]},
+                                  "parquet": {"paths": [str(tmp_path / "c.parquet")]},
+                                  "hf_disk": {"path": str(tmp_path / "ds")}}.items()}
+    reference = opened["jsonl"].documents
+    assert len(reference) == len(records)
+    for name in ("parquet", "hf_disk"):
+        documents = opened[name].documents
+        assert len(documents) == len(records)
+        for i in (0, 1, 2, 59):
+            assert np.array_equal(documents[i].tokens, reference[i].tokens)
+            assert np.array_equal(documents[i].targets, reference[i].targets)
