@@ -16,13 +16,10 @@ rendered with the generation prompt, its trailing whitespace left out.
 
 import dataclasses
 import datetime
+import functools
 import json
 import re
 from pathlib import Path
-
-import jinja2
-import jinja2.ext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # Private-use characters that bracket a generation block's output while rendering; removed
 # from the text afterwards, their places are the spans.
@@ -33,34 +30,37 @@ _GENERATION = re.compile(r"\{%-?\s*generation\s*-?%\}")
 _SPECIAL = re.compile(r"<\|[A-Za-z0-9_.-]+\|>")
 
 
-class _Generation(jinja2.ext.Extension):
-    """`{% generation %}...{% endgeneration %}`: its output, bracketed by the markers."""
+@functools.cache
+def _environment():
+    """The Jinja environment, made once (jinja2 is imported only by runs that render chats)."""
+    import jinja2
+    import jinja2.ext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    tags = {"generation"}
+    class Generation(jinja2.ext.Extension):
+        """`{% generation %}...{% endgeneration %}`: its output, bracketed by the markers."""
 
-    def parse(self, parser):
-        lineno = next(parser.stream).lineno
-        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-        return jinja2.nodes.CallBlock(self.call_method("_mark"), [], [], body).set_lineno(lineno)
+        tags = {"generation"}
 
-    def _mark(self, caller) -> str:
-        return _OPEN + caller() + _CLOSE
+        def parse(self, parser):
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return jinja2.nodes.CallBlock(self.call_method("_mark"), [], [], body).set_lineno(lineno)
 
+        def _mark(self, caller) -> str:
+            return _OPEN + caller() + _CLOSE
 
-def _raise_exception(message):
-    raise jinja2.exceptions.TemplateError(message)
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
 
+    def tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                          sort_keys=sort_keys)
 
-def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                      sort_keys=sort_keys)
-
-
-def _environment() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[_Generation, jinja2.ext.loopcontrols])
-    env.filters["tojson"] = _tojson
-    env.globals["raise_exception"] = _raise_exception
+                                        extensions=[Generation, jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
     return env
 
@@ -109,19 +109,23 @@ class ChatTemplate:
         self.special_tokens = special_tokens or tuple(sorted(set(_SPECIAL.findall(source))))
         self.end_of_turn = end_of_turn
         self.has_generation_blocks = bool(_GENERATION.search(source))
+        from jinja2.exceptions import TemplateSyntaxError
+
         try:
             self._template = _environment().from_string(source)
-        except jinja2.exceptions.TemplateSyntaxError as e:
+        except TemplateSyntaxError as e:
             raise TemplateError(f"chat template {name} is not valid Jinja (line {e.lineno}: {e.message})") from None
 
     def render(self, messages: list[dict], *, add_generation_prompt: bool = False) -> str:
         return self._render(messages, add_generation_prompt).replace(_OPEN, "").replace(_CLOSE, "")
 
     def _render(self, messages: list[dict], add_generation_prompt: bool) -> str:
+        from jinja2.exceptions import TemplateError as JinjaError
+
         try:
             return self._template.render(messages=messages, add_generation_prompt=add_generation_prompt,
                                          **self.variables)
-        except jinja2.exceptions.TemplateError as e:
+        except JinjaError as e:
             raise TemplateError(f"chat template {self.name} does not render it ({e})") from None
         except Exception as e:  # noqa: BLE001 - a template may fail in any way a user's code can
             raise TemplateError(f"chat template {self.name} does not render it "
