@@ -3,6 +3,7 @@
     hydralearn-generate runs/my_run --prompt "def fib(n):"        # streams to the console
     hydralearn-generate runs/my_run@500 --prompts-file prompts.txt # one prompt per line, batched
     hydralearn-generate /ckpt/Llama-3.2-1B --prompt "Once" --temperature 0.7 --top-p 0.9 --seed 1
+    hydralearn-generate runs/my_sft --chat --prompt "Hello"     # the run's chat template
 """
 
 import sys
@@ -32,6 +33,10 @@ def parse(argv: list[str]):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
                         help="end a completion before this text (repeatable); eos always ends it")
+    parser.add_argument("--chat", action="store_true",
+                        help="each prompt is a user's message, rendered with the run's chat template "
+                        "(data=chat); generation stops at the template's end-of-turn token")
+    parser.add_argument("--system", metavar="TEXT", help="with --chat: a system turn before each prompt")
     return parser.parse_args(argv)
 
 
@@ -64,15 +69,21 @@ def _generate(args, prompts: list[str], sampling: Sampling) -> None:
     cache.use(model.config.trainer.compile_cache)
     from hydralearn.runtime.generate import Generator, complete
 
-    if any(not model.codec.encode(p) for p in prompts):
+    codec, stop = model.codec, tuple(args.stop)
+    if args.chat:
+        from hydralearn.runtime.text import chat_codec
+
+        codec = chat_codec(model.config, system=args.system)
+        stop += codec.stop
+    if any(not codec.encode(p) for p in prompts):
         raise ConfigError(["a prompt encodes to no tokens; give some text"])
     generator = Generator(model.config, model.params, mesh=model.mesh)
     stream = len(prompts) == 1
-    if stream:
+    if stream and not args.chat:  # a chat prints the answer only
         print(prompts[0], end="", flush=True)
     started = time.perf_counter()
-    texts = complete(generator, model.codec, prompts, max_new_tokens=args.max_new_tokens,
-                     sampling=sampling, stop=tuple(args.stop),
+    texts = complete(generator, codec, prompts, max_new_tokens=args.max_new_tokens,
+                     sampling=sampling, stop=stop,
                      on_text=(lambda text: print(text, end="", flush=True)) if stream else None)
     elapsed = time.perf_counter() - started
     if stream:

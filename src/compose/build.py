@@ -22,7 +22,7 @@ from hydralearn.compose.kernels import attention_function, per_shard
 from hydralearn.compose.mesh import batch_sharding, make_mesh
 from hydralearn.compose.optim import build_optimizer
 from hydralearn.compose.remat import block_transform
-from hydralearn.config.schema import Kernel, NonFinite, TrainConfig
+from hydralearn.config.schema import Kernel, NonFinite, Objective, TrainConfig
 from hydralearn.compose.sharding import (activation_sharding, bytes_per_device, named_shardings,
                                          param_specs)
 from hydralearn.compose.step import Step, TrainState
@@ -136,7 +136,8 @@ def build(config: TrainConfig, *, devices: list | None = None) -> Program:
     step = Step(graphdef=graphdef, trainable=trainable, optimizer=optimizer,
                 microbatches=config.trainer.grad_accum,
                 skip_nonfinite=config.trainer.nonfinite is NonFinite.skip,
-                batch_sharding=b_sharding, trained_shardings=trained_shardings)
+                batch_sharding=b_sharding, trained_shardings=trained_shardings,
+                masked_targets=config.objective.kind is Objective.sft)
 
     num_params = count_params(abstract)
     return Program(

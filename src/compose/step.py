@@ -5,7 +5,9 @@ donated, with the shardings it placed.
 
 Batches are (inputs, targets[, segments]): (B, T) int32 arrays, and for packed documents
 (data.packing=segments) a dict of `positions` and `segment_ids` (B, T), segment 0 being
-padding, which the loss leaves out.
+padding, which the loss leaves out. With objective=sft, targets below 0 are context (the
+user's turns, the template) or padding: the loss is the mean over the other targets of the
+whole batch, all microbatches together (`_gradients`).
 """
 
 import dataclasses
@@ -19,7 +21,7 @@ from jax.sharding import NamedSharding
 
 from hydralearn.compose.accumulate import accumulate, microbatch_sharding
 from hydralearn.compose.optim import Optimizer
-from hydralearn.layers.loss import cross_entropy
+from hydralearn.layers.loss import cross_entropy, masked_cross_entropy
 
 
 @jax.tree_util.register_dataclass
@@ -39,20 +41,24 @@ class Step:
     skip_nonfinite: bool  # trainer.nonfinite=skip: a non-finite step keeps the old state
     batch_sharding: NamedSharding
     trained_shardings: nnx.State  # of the trainable parameters (the gradient accumulator's)
+    masked_targets: bool = False  # objective=sft: targets < 0 are no targets
 
     def apply(self, params: nnx.State, tokens, positions=None, segment_ids=None):
         """The model on (B, T) tokens -> DecoderOutput (float32 logits, auxiliary scalars)."""
         return nnx.merge(self.graphdef, params)(tokens, positions=positions, segment_ids=segment_ids)
 
-    def token_loss(self, params: nnx.State, inputs, targets, segments=None):
-        """(mean cross-entropy per target token, the model's output)."""
+    def token_loss(self, params: nnx.State, inputs, targets, segments=None, count=None):
+        """(mean cross-entropy per target token, the model's output); with masked targets the
+        sum is divided by `count` (default: this batch's target count)."""
         out = self.apply(params, inputs, **(segments or {}))
+        if self.masked_targets:
+            return masked_cross_entropy(out.logits, targets, count), out
         mask = None if segments is None else segments["segment_ids"] != 0
         return cross_entropy(out.logits, targets, mask), out
 
-    def objective(self, params: nnx.State, inputs, targets, segments=None):
+    def objective(self, params: nnx.State, inputs, targets, segments=None, count=None):
         """(what the gradient minimises: cross-entropy + the layers' `*_loss` terms, metrics)."""
-        loss, out = self.token_loss(params, inputs, targets, segments)
+        loss, out = self.token_loss(params, inputs, targets, segments, count)
         extra = sum(v for k, v in out.aux.items() if k.endswith("_loss"))
         return loss + extra, {"loss": loss, **out.aux}
 
@@ -76,8 +82,13 @@ class Step:
 
     def _gradients(self, trained: nnx.State, frozen: nnx.State, batch: tuple):
         """(gradients of the trainable parameters, metrics), over `microbatches` parts."""
+        # Masked targets: each microbatch's sum over the batch's mean count per microbatch, so
+        # the mean of the parts is the whole batch's mean per target, however they are spread.
+        count = (jnp.sum(batch[1] >= 0) / self.microbatches) if self.masked_targets else None
+
         def grad_fn(params, *part):  # d objective / d trainable; the frozen weights are constants
-            return jax.grad(lambda p: self.objective(nnx.merge_state(p, frozen), *part), has_aux=True)(params)
+            return jax.grad(lambda p: self.objective(nnx.merge_state(p, frozen), *part, count=count),
+                            has_aux=True)(params)
         return accumulate(grad_fn, trained, batch, microbatches=self.microbatches,
                           sharding=microbatch_sharding(self.batch_sharding),
                           param_shardings=self.trained_shardings)

@@ -19,8 +19,8 @@ from omegaconf.errors import (ConfigKeyError, InterpolationResolutionError, Omeg
                               ValidationError)
 
 from hydralearn.config import allowlist
-from hydralearn.config.schema import TrainConfig
 from hydralearn.config.run_dir import name_errors
+from hydralearn.config.schema import Objective, Source, TrainConfig
 from hydralearn.config.store import load_config_plugins
 from hydralearn.data.check import check as check_data
 from hydralearn.data.tokenizer import vocab_size
@@ -114,6 +114,10 @@ def rule_errors(config: TrainConfig) -> list[str]:
     if not errors:
         errors += data_errors(config)
     ckpt, trainer = config.checkpoint, config.trainer
+    sft, chat = config.objective.kind is Objective.sft, config.data.source is Source.chat
+    if sft != chat:
+        errors.append("objective=sft trains on chat data: set data=chat" if sft else
+                      "data=chat marks which tokens are targets: train it with objective=sft")
     if ckpt.keep_best and not (trainer.eval_every and ckpt.every_steps
                                and ckpt.every_steps % trainer.eval_every == 0):
         errors.append(f"checkpoint.keep_best={ckpt.keep_best} ranks checkpoints by the eval at "

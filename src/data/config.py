@@ -25,6 +25,7 @@ class Source(enum.Enum):
     hf_disk = "hf_disk"  # a Hugging Face `datasets` dataset saved with save_to_disk
     tokens = "tokens"  # token shards written by hydralearn-tokenize, memory-mapped
     mixture = "mixture"  # named components, each one of the document sources, with weights
+    chat = "chat"  # conversations or prompt/completion pairs (jsonl, parquet, hf_disk), templated
 
 
 DOCUMENT_SOURCES = (Source.stdlib, Source.text, Source.jsonl, Source.parquet, Source.hf_disk,
@@ -35,6 +36,23 @@ FILE_SOURCES = (Source.text, Source.jsonl, Source.parquet, Source.tokens)
 class Packing(enum.Enum):
     concat = "concat"  # documents joined with EOS, cut into windows of seq_len + 1 tokens
     segments = "segments"  # documents packed whole into rows; attention stays in each document
+
+
+class ChatFormat(enum.Enum):
+    messages = "messages"  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
+    prompt_completion = "prompt_completion"  # {"prompt": str, "completion": str}: one exchange
+
+
+class LossMask(enum.Enum):
+    assistant = "assistant"  # every assistant turn's tokens (and its end-of-turn token)
+    last_turn = "last_turn"  # the last assistant turn's tokens only
+    all = "all"  # every token of the rendered conversation
+
+
+class Overlong(enum.Enum):
+    """A conversation of more than seq_len + 1 tokens (one row's inputs and targets)."""
+    truncate_left = "truncate_left"  # drop its oldest turns (a system turn stays) until it fits
+    drop = "drop"  # leave it out; the count is logged when the data is opened
 
 
 class BadRecords(enum.Enum):
@@ -186,10 +204,44 @@ class MixtureData(DataConfig):
         return out
 
 
+@dataclasses.dataclass(kw_only=True)
+class ChatData(DataConfig):
+    """Chat or instruction data for objective=sft: each record a conversation (`messages`) or a
+    prompt/completion pair, from JSON lines or Parquet (`paths`) or a saved `datasets` dataset
+    (`path`). A conversation is rendered with the chat template, and its targets are the tokens
+    `loss_mask` names; the rest of the row is context (docs/posttrain.md)."""
+
+    source: Source = Source.chat
+    packing: Packing = Packing.segments  # each conversation in its own segment of a row
+    paths: list[str] = dataclasses.field(default_factory=list)  # .jsonl[.gz|.zst] or .parquet
+    path: str | None = None  # instead of paths: a directory given to datasets' save_to_disk
+    split: str | None = None  # of that dataset (None: it must hold just one)
+    format: ChatFormat = ChatFormat.messages
+    messages_key: str = "messages"
+    prompt_key: str = "prompt"
+    completion_key: str = "completion"
+    # "tokenizer": the tokenizer's own chat_template; or chatml, llama3; or a Jinja file.
+    # Prompt/completion pairs are joined as they are: no template.
+    template: str = "tokenizer"
+    loss_mask: LossMask = LossMask.assistant  # prompt/completion pairs: the completion always
+    overlong: Overlong = Overlong.truncate_left
+
+    def source_errors(self) -> list[str]:
+        out = []
+        if bool(self.paths) == bool(self.path):
+            out.append("data=chat reads data.paths (JSON lines or Parquet files) or data.path "
+                       "(a saved datasets directory): give exactly one")
+        if self.tokenizer.kind is TokenizerKind.sentencepiece:
+            out.append("data=chat takes data/tokenizer=hf or byte: chat templates are rendered to "
+                       "text and tokenized with character offsets, which sentencepiece lacks")
+        return out
+
+
 # Option name -> schema, stored as data/base_<name> (config/store.py).
 DATA_SCHEMAS: dict[str, type] = {
     "stdlib": StdlibData, "synthetic": SyntheticData, "text": TextData, "jsonl": JsonlData,
-    "parquet": ParquetData, "hf_disk": HfDiskData, "tokens": TokensData, "mixture": MixtureData}
+    "parquet": ParquetData, "hf_disk": HfDiskData, "tokens": TokensData, "mixture": MixtureData,
+    "chat": ChatData}
 
 
 def schema_for(node: Any) -> tuple[type, type]:

@@ -10,8 +10,9 @@ import dataclasses
 
 import numpy as np
 
+from hydralearn.data.chat_source import open_chat
 from hydralearn.data.check import components
-from hydralearn.data.config import DataConfig
+from hydralearn.data.config import DataConfig, Source
 from hydralearn.data.sources import Documents, open_source
 from hydralearn.data.tokenizer import Tokenizer, load
 from hydralearn.errors import ConfigError
@@ -69,7 +70,7 @@ def open_inputs(config: DataConfig) -> Inputs:
 
 def _split(config: DataConfig, spec, *, key: str, tokenizer: Tokenizer) -> Split:
     opened = dict(key=key, tokenizer=tokenizer, bad_records=config.bad_records)
-    documents = open_source(spec, **opened)
+    documents = (open_chat if spec.source is Source.chat else open_source)(spec, **opened)
     if config.eval_paths:
         evaluated = open_source(spec, paths=config.eval_paths, **opened)
         split = Split(documents=documents, train=np.arange(len(documents)),

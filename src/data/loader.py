@@ -34,6 +34,7 @@ from grain.experimental import (FirstFitPackIterDataset, FlatMapIterDataset, Fla
                                 ThreadPrefetchIterDataset)
 
 from hydralearn.data import pipeline
+from hydralearn.data.chat import Example
 from hydralearn.data.config import DataConfig, Packing, Source, SyntheticData
 from hydralearn.data.corpus import Corpus, unigram_cross_entropy
 from hydralearn.data.inputs import Inputs, open_inputs
@@ -59,14 +60,23 @@ class HostBatch:
         return self.component > 0
 
 
+# Target id of a token that is context, not a target (data=chat): the loss leaves it out
+# (layers/loss.py), as it does padding.
+IGNORED = -1
+
+
 class _Tokenize:
-    """Document (text or token array) -> {"tokens", "component"}; runs in reader threads."""
+    """Document (text, token array, or a chat Example) -> {"tokens", "component"}, component
+    being 0 for tokens that are no target; runs in reader threads."""
 
     def __init__(self, inputs: Inputs, component: int):
         self.tokenizer, self.component = inputs.tokenizer, component
         self.bytes = inputs.tokenizer.kind is TokenizerKind.byte and inputs.tokenizer.bos_id is None
 
     def __call__(self, document) -> dict[str, np.ndarray]:
+        if isinstance(document, Example):
+            return {"tokens": document.tokens,
+                    "component": np.where(document.targets, self.component + 1, 0).astype(np.int8)}
         return self.element(self.tokens(document))
 
     def element(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
@@ -110,11 +120,18 @@ def _pack(ds: grain.IterDataset, config: DataConfig, *, local_batch: int, seed: 
     length = config.seq_len
     if config.packing is Packing.concat:
         ds = ConcatWindows(ds, length=length + 1)
-        return ds.batch(local_batch, drop_remainder=True).map(_concat_batch)
-    ds = FlatMapIterDataset(ds, _Pieces(length))
-    ds = FirstFitPackIterDataset(ds, length_struct={k: length for k in ("inputs", "targets", "component")},
-                                 num_packing_bins=local_batch, seed=seed)
-    return ds.batch(local_batch, drop_remainder=True).map(_segments_batch)
+        ds = ds.batch(local_batch, drop_remainder=True).map(_concat_batch)
+    else:
+        ds = FlatMapIterDataset(ds, _Pieces(length))
+        ds = FirstFitPackIterDataset(ds, length_struct={k: length for k in ("inputs", "targets", "component")},
+                                     num_packing_bins=local_batch, seed=seed)
+        ds = ds.batch(local_batch, drop_remainder=True).map(_segments_batch)
+    return ds.map(_ignore_context) if config.source is Source.chat else ds
+
+
+def _ignore_context(batch: HostBatch) -> HostBatch:
+    """Targets that are context or padding -> IGNORED: the mask goes to the loss with the targets."""
+    return dataclasses.replace(batch, targets=np.where(batch.mask, batch.targets, IGNORED).astype(np.int32))
 
 
 def _concat_batch(batch: dict) -> HostBatch:
@@ -147,8 +164,8 @@ def token_counts(inputs: Inputs, config: DataConfig, *, processes: int = 1) -> l
     """Every split's counts when all are known without tokenizing and packing is concat (the
     windows order); None for the documents order, also taken when a split is too short for
     that (fewer training windows than processes, or no held-out window): it repeats documents."""
-    if config.packing is not Packing.concat:
-        return None
+    if config.packing is not Packing.concat or config.source is Source.chat:
+        return None  # a conversation's length is known once it is rendered
     out, window = [], config.seq_len + 1
     for split in inputs.splits:
         train = _counts(split.documents, split.train, inputs.tokenizer)
@@ -252,8 +269,12 @@ def tokens_per_byte(inputs: Inputs, *, max_documents: int = 256) -> float:
             nbytes += weight * source.recorded_bytes_per_token
             continue
         texts = [source[i] for i in split.heldout[:max_documents]]
-        count = sum(len(inputs.tokenizer.document(t)) for t in texts)
-        size = sum(len(t.encode("utf-8")) for t in texts)
+        if texts and isinstance(texts[0], Example):  # chat: per target token, of the targets' text
+            count = sum(int(t.targets.sum()) for t in texts)
+            size = sum(len(inputs.tokenizer.decode(t.tokens[t.targets]).encode("utf-8")) for t in texts)
+        else:
+            count = sum(len(inputs.tokenizer.document(t)) for t in texts)
+            size = sum(len(t.encode("utf-8")) for t in texts)
         tokens += weight
         nbytes += weight * size / max(count, 1)
     return tokens / nbytes if nbytes else math.nan

@@ -107,7 +107,7 @@ def _text(files: list[tuple[Path, str]], description: str) -> Documents:
                      read=lambda i: paths[i].read_bytes().decode("utf-8", errors="replace"))
 
 
-def _file_bytes(path: Path):
+def file_bytes(path: Path):
     """The file's bytes: memory-mapped, or decompressed into memory for .gz and .zst."""
     if path.suffix == ".gz":
         return gzip.decompress(path.read_bytes())
@@ -120,7 +120,7 @@ def _file_bytes(path: Path):
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-class _BadRecords:
+class BadRecordLog:
     """Bad records: the first stops the run (bad_records=error) or all are counted (skip)."""
 
     def __init__(self, policy: BadRecords, key: str):
@@ -140,10 +140,10 @@ class _BadRecords:
 
 
 def _jsonl(files, *, text_key: str, key: str, bad_records: BadRecords) -> Documents:
-    bad = _BadRecords(bad_records, key)
+    bad = BadRecordLog(bad_records, key)
     buffers, index, keys = [], [], []
     for number, (path, name) in enumerate(files):
-        data = _file_bytes(path)
+        data = file_bytes(path)
         buffers.append(data)
         view = np.frombuffer(data, np.uint8)
         ends = np.append(np.flatnonzero(view == 10), len(view))
@@ -167,7 +167,7 @@ def _jsonl(files, *, text_key: str, key: str, bad_records: BadRecords) -> Docume
                      bad_records=bad.warn())
 
 
-def _jsonl_text(raw: bytes, text_key: str, where: str, bad: _BadRecords) -> str | None:
+def _jsonl_text(raw: bytes, text_key: str, where: str, bad: BadRecordLog) -> str | None:
     try:
         record = json.loads(raw)
     except ValueError as e:
@@ -201,7 +201,7 @@ def _arrow_documents(columns: list, names: list[str], *, what: str, key: str,
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    bad = _BadRecords(bad_records, key)
+    bad = BadRecordLog(bad_records, key)
     kept, keys = [], []
     for column, name in zip(columns, names):
         valid = np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), bool)

@@ -48,6 +48,9 @@ def _encode(task: tuple[int, int, int]) -> list[tuple[np.ndarray, int]]:
 
 def open_for_tokenizing(config: DataConfig, out: Path) -> Inputs:
     """The sources to tokenize, opened and checked; ConfigError if they or `out` cannot be used."""
+    if config.source is Source.chat:
+        raise ConfigError(["data=chat is rendered, tokenized and masked when a run opens it; "
+                           "there are no token shards of it to write"])
     if config.source in (Source.synthetic, Source.tokens):
         raise ConfigError([f"data={config.source.value} has no text to tokenize"])
     if Path(out).is_dir() and any(Path(out).glob("*.bin")):

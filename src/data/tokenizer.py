@@ -29,6 +29,10 @@ class Tokenizer:
     bos_id: int | None
     fingerprint: str  # sha256 of the tokenizer file ("byte" for the byte tokenizer)
     _impl: object = dataclasses.field(repr=False, compare=False)
+    # tokenizer_config.json's chat_template (or chat_template.jinja beside it), and the
+    # special-token names a chat template is rendered with (bos_token, eos_token, ...)
+    chat_template: str | None = dataclasses.field(default=None, repr=False, compare=False)
+    special_names: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def identity(self) -> dict:
@@ -52,6 +56,16 @@ class Tokenizer:
     def decode(self, ids) -> str:
         return self._impl.decode([int(i) for i in ids if 0 <= int(i) < self.vocab_size])
 
+    def encode_rendered(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """A rendered chat: (token ids, each token's [start, end) characters in `text`). Unlike
+        `encode`, the special tokens it spells are special tokens, as transformers'
+        apply_chat_template has them."""
+        return self._impl.encode_rendered(text)
+
+    def token_id(self, name: str) -> int | None:
+        """The id of the single token `name`, None if the tokenizer has no such token."""
+        return self._impl.token_id(name)
+
 
 class _Bytes:
     def encode_batch(self, texts, threads):
@@ -60,10 +74,36 @@ class _Bytes:
     def decode(self, ids):
         return bytes(ids).decode("utf-8", errors="replace")
 
+    def encode_rendered(self, text):
+        ids, offsets = [], []
+        for i, char in enumerate(text):
+            raw = char.encode("utf-8")
+            ids += raw
+            offsets += [(i, i + 1)] * len(raw)
+        return ids, offsets
+
+    def token_id(self, name):
+        return None
+
 
 class _HuggingFace:
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
+    def __init__(self, tokenizer, path: Path):
+        self.tokenizer, self.path = tokenizer, path
+
+    @functools.cached_property
+    def chat(self):
+        """A second instance that reads special tokens in text (`encode_special_tokens` is a
+        setting of the instance, shared by every thread using it)."""
+        from tokenizers import Tokenizer as HfTokenizer
+
+        return HfTokenizer.from_file(str(self.path))
+
+    def encode_rendered(self, text):
+        encoding = self.chat.encode(text, add_special_tokens=False)
+        return encoding.ids, encoding.offsets
+
+    def token_id(self, name):
+        return self.tokenizer.token_to_id(name)
 
     def encode_batch(self, texts, threads):  # the Rust library uses every core by itself
         return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
@@ -81,6 +121,13 @@ class _SentencePiece:
 
     def decode(self, ids):
         return self.processor.decode(ids)
+
+    def encode_rendered(self, text):
+        raise ValueError("chat data takes a byte or hf tokenizer, not sentencepiece")
+
+    def token_id(self, name):
+        piece = self.processor.piece_to_id(name)
+        return piece if self.processor.id_to_piece(piece) == name else None
 
 
 BYTE = Tokenizer(kind=TokenizerKind.byte, vocab_size=BYTE_VOCAB_SIZE, eos_id=0, bos_id=None,
@@ -129,7 +176,9 @@ def _load_hf(path: Path, eos_token: str | None, digest: str) -> Tokenizer:
                            "data.tokenizer.eos_token=<token>"])
     return Tokenizer(kind=TokenizerKind.hf, vocab_size=tokenizer.get_vocab_size(with_added_tokens=True),
                      eos_id=eos, bos_id=_hf_bos(tokenizer, saved), fingerprint=digest,
-                     _impl=_HuggingFace(tokenizer))
+                     _impl=_HuggingFace(tokenizer, path), chat_template=_chat_template(path.parent, saved),
+                     special_names={k: _token_name(v) for k, v in saved.items()
+                                    if k.endswith("_token") and _token_name(v)})
 
 
 def _transformers_config(directory: Path) -> dict:
@@ -139,6 +188,17 @@ def _transformers_config(directory: Path) -> dict:
         return json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
         return {}
+
+
+def _chat_template(directory: Path, saved: dict) -> str | None:
+    """chat_template.jinja (what newer transformers save), else tokenizer_config.json's."""
+    path = directory / "chat_template.jinja"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    value = saved.get("chat_template")
+    if isinstance(value, list):  # named templates: the default one
+        value = {t.get("name"): t.get("template") for t in value if isinstance(t, dict)}.get("default")
+    return value if isinstance(value, str) else None
 
 
 def _token_name(value) -> str | None:

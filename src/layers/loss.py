@@ -18,3 +18,13 @@ def cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array | None 
         return jnp.mean(losses)
     mask = mask.astype(jnp.float32)
     return jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def masked_cross_entropy(logits: jax.Array, targets: jax.Array, count: jax.Array | None = None) -> jax.Array:
+    """Cross-entropy summed over the targets >= 0 (a negative target is no target: context or
+    padding, whose logits get no gradient), divided by `count` (default: how many there are).
+    logits: (B, T, V); targets: (B, T)."""
+    mask = targets >= 0
+    losses = jnp.where(mask, token_losses(logits, jnp.maximum(targets, 0)), 0.0)
+    count = jnp.sum(mask) if count is None else count
+    return jnp.sum(losses) / jnp.maximum(count, 1.0)

@@ -51,6 +51,38 @@ class Codec:
         return len(self.decode([int(i) for i in ids]).encode("utf-8"))
 
 
+@dataclasses.dataclass(frozen=True)
+class ChatCodec(Codec):
+    """A prompt is a user's message, rendered with the run's chat template (data=chat) and an
+    optional system turn; the template's end-of-turn token ends generation (for the byte
+    tokenizer, which spells it as text, `stop` does)."""
+
+    encoder: Any = None  # data.chat.ChatEncoder
+    system: str | None = None
+    stop: tuple[str, ...] = ()
+
+    def encode(self, text: str) -> list[int]:
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return self.encoder.prompt(system + [{"role": "user", "content": text}])
+
+
+def chat_codec(config, *, system: str | None = None) -> ChatCodec:
+    """The chat codec of a run trained with data=chat (`config`: its TrainConfig)."""
+    from hydralearn.data.chat import ChatEncoder
+    from hydralearn.data.config import Source
+
+    if config.data.source is not Source.chat:
+        raise ConfigError([f"--chat renders prompts with the run's chat template; this run trained "
+                           f"on data={config.data.source.value}, which has none"])
+    tokenizer = data_tokenizer.load(config.data.tokenizer)
+    encoder = ChatEncoder(config.data, tokenizer, where=getattr(config.data.tokenizer, "path", "byte"))
+    end = encoder.end_of_turn
+    end_id = tokenizer.token_id(end) if end else None
+    return ChatCodec(name=f"chat ({config.data.template})", trained=tokenizer, encoder=encoder, system=system,
+                     eos_ids=(end_id,) if end_id is not None else (tokenizer.eos_id,) * (tokenizer.kind is not TokenizerKind.byte),
+                     stop=(end,) if end and end_id is None else ())
+
+
 # Byte models generate up to the token budget, as transformers does for a model whose config
 # names no eos_token_id (a byte model exported by hydralearn).
 BYTES = Codec(name="bytes", eos_ids=())

@@ -21,7 +21,7 @@ import numpy as np
 
 from hydralearn.compose.build import Program
 from hydralearn.config.run_dir import RunDir
-from hydralearn.config.schema import CheckpointConfig, LoggerConfig, NonFinite, TrainerConfig
+from hydralearn.config.schema import CheckpointConfig, LoggerConfig, NonFinite, Source, TrainerConfig
 from hydralearn.data.loader import HostBatch, Loader
 from hydralearn.exit_codes import NONFINITE_EXIT
 from hydralearn.runtime.checkpoint import Checkpointer, abstract_state
@@ -32,7 +32,7 @@ from hydralearn.runtime.metrics import MetricsLog
 from hydralearn.runtime.preemption import Preemption
 from hydralearn.runtime.profile import Profiler
 from hydralearn.runtime.sampling import Sampling
-from hydralearn.runtime.text import codec_of
+from hydralearn.runtime.text import chat_codec, codec_of
 from hydralearn.runtime.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
@@ -332,8 +332,10 @@ def _sample(program: Program, state, loader: Loader, trainer: TrainerConfig) -> 
     if not trainer.sample_tokens or jax.process_count() > 1:  # the sampler runs on one device
         return ""
     codec = codec_of(loader.tokenizer)
+    if program.config.data.source is Source.chat:  # the prompt as a user's message, answered
+        codec = chat_codec(program.config)
     prompt = trainer.sample_prompt
     num_tokens = min(trainer.sample_tokens, program.config.data.seq_len - len(codec.encode(prompt)))
     generator = Generator(program.config, state.params, mesh=program.mesh, graphdef=program.graphdef)
-    return prompt + complete(generator, codec, [prompt], max_new_tokens=num_tokens,
+    return prompt + complete(generator, codec, [prompt], max_new_tokens=num_tokens, stop=getattr(codec, "stop", ()),
                              sampling=Sampling(temperature=trainer.sample_temperature))[0]

@@ -17,6 +17,7 @@ from hydralearn.config.schema.init import HfConfigMode, InitConfig
 from hydralearn.config.schema.kernel import Kernel, KernelConfig
 from hydralearn.config.schema.mesh import MESH_AXES, MeshConfig, MeshMode, ShardingConfig
 from hydralearn.config.schema.logger import LoggerConfig
+from hydralearn.config.schema.objective import Objective, ObjectiveConfig
 from hydralearn.config.schema.optim import ROLES, OptimizerConfig
 from hydralearn.config.schema.remat import NameAction, RematConfig, RematPolicy
 from hydralearn.config.schema.run import (BestMode, CheckpointConfig, NonFinite, ProfileConfig,
@@ -28,6 +29,7 @@ from hydralearn.data.tokenizer_config import TOKENIZER_SCHEMAS
 __all__ = ["AUTO", "MESH_AXES", "ROLES", "BestMode", "CheckpointConfig",
            "DataConfig", "DistributedConfig", "HardwareConfig", "HfConfigMode", "InitConfig", "Kernel",
            "KernelConfig", "LoggerConfig", "MeshConfig", "MeshMode", "NameAction", "NonFinite",
+           "Objective", "ObjectiveConfig",
            "OptimizerConfig", "Platform", "ProfileConfig", "RematConfig", "RematPolicy", "SaveMode",
            "ScheduleConfig", "ShardingConfig", "Source", "TrainConfig", "TrainerConfig", "GROUPS",
            "OPTION_SCHEMAS"]
@@ -49,6 +51,7 @@ class TrainConfig:
     optim: Any = MISSING  # a registered optimizer config (config/schema/optim.py), by `_target_`
     schedule: Any = MISSING  # a registered schedule config (config/schema/schedule.py)
     data: DataConfig = MISSING
+    objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
     trainer: TrainerConfig = MISSING
     checkpoint: CheckpointConfig = MISSING
     logger: LoggerConfig = MISSING
@@ -65,6 +68,7 @@ GROUPS: dict[str, tuple[str, type]] = {
     "kernel": ("kernel", KernelConfig), "trainer": ("trainer", TrainerConfig),
     "checkpoint": ("checkpoint", CheckpointConfig), "logger": ("logger", LoggerConfig),
     "distributed": ("distributed", DistributedConfig), "init": ("init", InitConfig),
+    "objective": ("objective", ObjectiveConfig),
 }
 
 # Groups with one schema per option (group -> option name -> schema), each stored as
