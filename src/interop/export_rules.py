@@ -6,7 +6,7 @@ settings live with its layout (interop/hf_layouts.py).
 """
 
 from hydralearn.errors import ConfigError
-from hydralearn.interop.hf_layouts import FFN_LAYOUTS, POSITIONS, Rule, attention_layout, hf_family
+from hydralearn.interop.hf_layouts import FFN_LAYOUTS, POSITIONS, Rule, hf_family
 from hydralearn.layers.adapter.lora_config import LoRAConfig
 from hydralearn.layers.decoder_config import DecoderConfig
 from hydralearn.layers.norm_config import RMSNormConfig
@@ -21,13 +21,9 @@ MODEL_RULES = (
          "model/ffn: Llama and Mixtral use SwiGLU (dense or experts); this ffn has no equivalent"),
     Rule("model/position", lambda m: type(m.position) not in POSITIONS,
          "model/position: Llama's RoPE variants are default, linear, llama3 and yarn"),
-    Rule("model/attention", lambda m: attention_layout(m) is None,
-         "model/attention: only gqa (Llama, Mixtral), qkv_bias (Qwen2) and qk_norm (Qwen3) have a "
-         "Hugging Face layout"),
-    Rule("model/attention+ffn", lambda m: attention_layout(m) is not None and type(m.ffn) in FFN_LAYOUTS
-         and hf_family(m) is None,
-         "model/attention with model/ffn=moe: only gqa attention has an MoE family here (Mixtral); "
-         "Qwen2-MoE and Qwen3-MoE layouts are not modelled"),
+    Rule("model/attention", lambda m: type(m.ffn) in FFN_LAYOUTS and hf_family(m) is None,
+         "model/attention: Llama and Mixtral use gqa, Qwen2 qkv_bias and Qwen3 qk_norm (dense ffn "
+         "only: Qwen2-MoE and Qwen3-MoE layouts are not modelled); this attention has no equivalent"),
 )
 RULES = MODEL_RULES + tuple(rule for layout in FFN_LAYOUTS.values() for rule in layout.rules)
 

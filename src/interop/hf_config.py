@@ -123,7 +123,8 @@ def _refuse_unsupported(hf: dict, family: Family, seq_len: int | None) -> None:
               "it does not" for key in sorted(hf) if key not in known and not key.startswith("_")]
     errors += [f"config.json has no {key} (model_type {hf['model_type']!r} has no default for it)"
                for key in SIZES if hf.get(key) is None]
-    if "head_dim" in hf and hf["head_dim"] is None and family.fields & _QWEN:
+    qwen = "use_sliding_window" in family.fields
+    if "head_dim" in hf and hf["head_dim"] is None and qwen:
         errors.append("config.json head_dim=null: transformers cannot build this model; give a number")
     if hf.get("hidden_act", "silu") != "silu":
         errors.append(f"config.json hidden_act={hf['hidden_act']!r}: only silu (SwiGLU) is supported")
@@ -135,7 +136,7 @@ def _refuse_unsupported(hf: dict, family: Family, seq_len: int | None) -> None:
             errors.append(f"config.json {key}={hf[key]}: hydralearn trains without it; set it to 0")
     if (hf.get("pretraining_tp") or 1) != 1:
         errors.append(f"config.json pretraining_tp={hf['pretraining_tp']}: only 1 is supported")
-    if family.fields & _QWEN:
+    if qwen:
         errors += _qwen_window_errors(hf)
     else:
         window = hf.get("sliding_window")
@@ -229,7 +230,7 @@ def to_hf_config(model: Any, *, max_position_embeddings: int) -> dict:
         "rope_scaling": _rope_scaling(model.position), "torch_dtype": model.param_dtype,
     }
     out |= FFN_LAYOUTS[type(model.ffn)].config_json(model)  # keys already here keep their place
-    if FAMILIES[name].fields & _QWEN:
+    if "use_sliding_window" in FAMILIES[name].fields:
         out["use_sliding_window"] = False
     known = COMMON | FAMILIES[name].fields | FORWARD_NEUTRAL
     return {k: v for k, v in out.items() if k in known}  # e.g. no attention_bias for qwen2

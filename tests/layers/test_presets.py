@@ -55,8 +55,9 @@ PUBLISHED = {
                       qk_norm=True), 8_190_735_360),
 }
 
-# Published active parameters (embeddings included): Mixtral "12.9B", Qwen3 "3.3B".
-ACTIVE = {"mixtral_8x7b": (12_879_925_248, 32000 * 4096), "qwen3_moe_30b_a3b": (3_353_020_416, 151936 * 2048)}
+# Published active parameters (embeddings included): Mixtral "12.9B", Qwen3 "3.3B" (its
+# qk-norm's 48 x 2 x 128 scales included).
+ACTIVE = {"mixtral_8x7b": (12_879_925_248, 32000 * 4096), "qwen3_moe_30b_a3b": (3_353_032_704, 151936 * 2048)}
 
 
 def count(overrides):
