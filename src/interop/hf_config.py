@@ -153,8 +153,9 @@ def _qwen_window_errors(hf: dict) -> list[str]:
     on the layers `layer_types` names (default: those from max_window_layers on)."""
     layers = hf["num_hidden_layers"]
     window = hf["sliding_window"] if hf["use_sliding_window"] else None
-    types = hf.get("layer_types") or ["sliding_attention" if window is not None and i >= hf["max_window_layers"]
-                                      else "full_attention" for i in range(layers)]
+    first_sliding = layers if window is None else hf["max_window_layers"]
+    types = hf.get("layer_types") or ["sliding_attention" if i >= first_sliding else "full_attention"
+                                      for i in range(layers)]
     odd = sorted({t for t in types if t not in ("full_attention", "sliding_attention")})
     if odd or len(types) != layers:
         return [f"config.json layer_types: expected {layers} of full_attention/sliding_attention, "
@@ -186,8 +187,9 @@ def _position(hf: dict) -> list[str]:
         raise ConfigError([f"config.json rope_type={kind!r} is not supported; supported: "
                            f"{', '.join(ROPE_TYPES)}"])
     option, keys = ROPE_TYPES[kind]
+    known = ROPE_CHECKED | set(keys.values())
     errors = [f"config.json rope_scaling key {key!r} is not known to hydralearn's importer for "
-              f"rope_type {kind!r}" for key in sorted(scaling) if key not in ROPE_CHECKED | set(keys.values())]
+              f"rope_type {kind!r}" for key in sorted(scaling) if key not in known]
     if scaling.get("partial_rotary_factor", 1.0) != 1.0:
         errors.append(f"config.json partial_rotary_factor={scaling['partial_rotary_factor']}: "
                       "only rotation of the whole head is supported")

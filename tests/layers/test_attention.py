@@ -53,7 +53,8 @@ def plain_multi_head_attention(x, wq, wk, wv, wo, *, bias=None, qk_norm=None):
 
 def make_attention(num_heads, num_kv_heads, attention_fn=XLA, cls=Attention, config=AttentionConfig()):
     return cls(config, d_model=16, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=8,
-               norm=RMSNormConfig(eps=0.1), position=NoPosition(NoPositionConfig(), head_dim=8, rope_theta=1.0),
+               norm=RMSNormConfig(eps=0.1),  # a large eps, so that the qk-norm test sees it
+               position=NoPosition(NoPositionConfig(), head_dim=8, rope_theta=1.0),
                attention_fn=attention_fn, numerics=Numerics(init_std=0.5), rngs=nnx.Rngs(0))
 
 

@@ -6,15 +6,15 @@ from flax import nnx
 
 from hydralearn.layers.attention.gqa import Attention
 from hydralearn.layers.attention.qkv_bias_config import QKVBiasConfig
-from hydralearn.layers.params import constant, use
+from hydralearn.layers.params import Numerics, constant, use
 
 
 class QKVBiasAttention(Attention):
     def __init__(self, config: QKVBiasConfig, *, num_heads: int, num_kv_heads: int, head_dim: int,
-                 rngs: nnx.Rngs, **rest):
+                 numerics: Numerics, rngs: nnx.Rngs, **rest):
         super().__init__(config, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
-                         rngs=rngs, **rest)
-        p = rest["numerics"].param_dtype
+                         numerics=numerics, rngs=rngs, **rest)
+        p = numerics.param_dtype
         self.q_bias = constant(0.0, (num_heads, head_dim), ("heads", "head_dim"), dtype=p)
         self.k_bias = constant(0.0, (num_kv_heads, head_dim), ("kv_heads", "head_dim"), dtype=p)
         self.v_bias = constant(0.0, (num_kv_heads, head_dim), ("kv_heads", "head_dim"), dtype=p)
