@@ -112,7 +112,8 @@ def test_export_loads_in_transformers_with_the_same_logits(family, checkpoints, 
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("family", [pytest.param("qwen2", marks=pytest.mark.slow), "qwen3"])
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
 def test_greedy_generation_equals_transformers(family, checkpoints):
     """hydralearn-generate's generator, loading the directory as the CLI does."""
     from hydralearn.cli.target import load

@@ -38,8 +38,8 @@ def plain_multi_head_attention(x, wq, wk, wv, wo, *, bias=None, qk_norm=None):
 
     for h in range(wq.shape[1]):
         q, k, v = x @ wq[:, h], x @ wk[:, h], x @ wv[:, h]  # (B, T, D)
-        if bias is not None:
-            q, k, v = (y + np.asarray(b[h]) for y, b in zip((q, k, v), bias))
+        if bias is not None:  # numpy first: indexing a jax array compiles a gather
+            q, k, v = (y + np.asarray(b)[h] for y, b in zip((q, k, v), bias))
         if qk_norm is not None:
             eps, q_scale, k_scale = qk_norm
             q, k = rms(q, eps, q_scale), rms(k, eps, k_scale)
@@ -60,10 +60,11 @@ def make_attention(num_heads, num_kv_heads, attention_fn=XLA, cls=Attention, con
 
 def _randomised(attention, *names):
     """Biases start at 0 and norm scales at 1: give them values whose effect shows."""
-    for i, name in enumerate(names):
+    rng = np.random.default_rng(10)
+    for name in names:
         module, _, attr = name.rpartition(".")
         value = getattr(getattr(attention, module) if module else attention, attr)
-        value[...] = 1.0 + jax.random.normal(jax.random.key(10 + i), value.shape)
+        value[...] = jnp.asarray(1.0 + rng.standard_normal(value.shape), jnp.float32)
     return attention
 
 
