@@ -86,11 +86,12 @@ def test_tiny_presets_exist():
     assert set(PUBLISHED) <= set(PRESETS)
 
 
-FEATURES = {
-    "model/ffn=moe": ("MoE", None), "model/ffn=swiglu": ("SwiGLU", None),
-    "model/position=rope": (None, "RoPE"), "model/position=rope_llama3": (None, "Llama3RoPE"),
-    "model/position=yarn": (None, "YaRN"), "model/position=rope_linear": (None, "LinearRoPE"),
-    "model/position=none": (None, "NoPosition"),
+FEATURES = {  # override -> the class it must give (ffn, position or attention)
+    "model/ffn=moe": "MoE", "model/ffn=swiglu": "SwiGLU",
+    "model/position=rope": "RoPE", "model/position=rope_llama3": "Llama3RoPE",
+    "model/position=yarn": "YaRN", "model/position=rope_linear": "LinearRoPE",
+    "model/position=none": "NoPosition",
+    "model/attention=qkv_bias": "QKVBiasAttention", "model/attention=qk_norm": "QKNormAttention",
 }
 
 
@@ -115,13 +116,10 @@ def expected_count(model) -> int:
 def test_one_override_builds_on_every_preset(feature):
     """The promise: a feature is ONE override; it composes, validates and builds (abstractly)
     on every preset with nothing else changed, and gives the expected parameter count."""
-    ffn_class, position_class = FEATURES[feature.split()[0]]
+    group = feature.split("=")[0].split("/")[1]  # ffn, position or attention
     for name in PRESETS:
         config, params = count([f"model={name}", *feature.split()])
-        if ffn_class:
-            assert layer_class(config.model.ffn).__name__ == ffn_class, name
-        if position_class:
-            assert layer_class(config.model.position).__name__ == position_class, name
+        assert layer_class(getattr(config.model, group)).__name__ == FEATURES[feature.split()[0]], name
         assert count_params(params) == expected_count(config.model), (name, feature)
 
 
