@@ -1,6 +1,7 @@
 """LoC-complexity (AXLearn): what it costs, in lines, to switch a feature on for every preset.
 
-For each feature (a `model/position`, `model/ffn` or `model/adapter` option) this measures, from the files:
+For each feature (a `model/position`, `model/ffn`, `model/adapter` or `model/attention` option)
+this measures, from the files:
 - own lines: its layer module (its schema's `_target_`), its schema module (the `*_config.py`
   its YAML extends) and its YAML;
 - lines elsewhere: lines of the model-building code (src/layers, src/compose) outside its own
@@ -39,7 +40,7 @@ from hydralearn.layers import registry
 
 REPO = Path(__file__).resolve().parent.parent
 FEATURES = {"position": ["rope", "rope_llama3", "yarn", "rope_linear", "none"], "ffn": ["moe"],
-            "adapter": ["lora"]}
+            "adapter": ["lora"], "attention": ["qkv_bias", "qk_norm"]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,8 @@ def layer_module(config_cls: type) -> str:
 
 
 def _module_file(name: str) -> Path:
-    return Path(importlib.util.find_spec(name).origin)
+    # resolved: the same path as the repository's own files when the package is a symlink
+    return Path(importlib.util.find_spec(name).origin).resolve()
 
 
 def schema_class(options: Path, group: str, option: str) -> type:

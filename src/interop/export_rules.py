@@ -6,7 +6,7 @@ settings live with its layout (interop/hf_layouts.py).
 """
 
 from hydralearn.errors import ConfigError
-from hydralearn.interop.hf_layouts import FFN_LAYOUTS, POSITIONS, Rule
+from hydralearn.interop.hf_layouts import FFN_LAYOUTS, POSITIONS, Rule, hf_family
 from hydralearn.layers.adapter.lora_config import LoRAConfig
 from hydralearn.layers.decoder_config import DecoderConfig
 from hydralearn.layers.norm_config import RMSNormConfig
@@ -21,6 +21,9 @@ MODEL_RULES = (
          "model/ffn: Llama and Mixtral use SwiGLU (dense or experts); this ffn has no equivalent"),
     Rule("model/position", lambda m: type(m.position) not in POSITIONS,
          "model/position: Llama's RoPE variants are default, linear, llama3 and yarn"),
+    Rule("model/attention", lambda m: type(m.ffn) in FFN_LAYOUTS and hf_family(m) is None,
+         "model/attention: Llama and Mixtral use gqa, Qwen2 qkv_bias and Qwen3 qk_norm (dense ffn "
+         "only: Qwen2-MoE and Qwen3-MoE layouts are not modelled); this attention has no equivalent"),
 )
 RULES = MODEL_RULES + tuple(rule for layout in FFN_LAYOUTS.values() for rule in layout.rules)
 

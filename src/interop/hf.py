@@ -1,4 +1,4 @@
-"""Hugging Face checkpoints (Llama, Mistral, Mixtral): a local directory of config.json plus
+"""Hugging Face checkpoints (Llama, Mistral, Mixtral, Qwen2/2.5, Qwen3): a local directory of config.json plus
 *.safetensors in, a preset-shaped hydralearn config and parameters out, and back.
 
     loaded = hf.load("/ckpt/Llama-3.2-1B")             # config (TrainConfig) + params
@@ -32,7 +32,8 @@ from hydralearn.config.schema import TrainConfig
 from hydralearn.errors import ConfigError
 from hydralearn.interop.export_rules import peft_modules
 from hydralearn.interop.hf_config import from_hf_config, to_hf_config
-from hydralearn.interop.hf_layouts import FFN_LAYOUTS, Array, Tensor, identity, transpose
+from hydralearn.interop.hf_layouts import (FFN_LAYOUTS, Array, Tensor, attention_layout, identity,
+                                           transpose)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,10 @@ def block_tensors(model) -> list[Tensor]:
                to_ours=lambda w: w.T.reshape(model.num_heads, hd, d), to_hf=lambda w: w.reshape(-1, d).T),
         Tensor(("ffn_norm", "scale"), "post_attention_layernorm.weight", **identity()),
     ]
+    attention = attention_layout(model)
+    if attention is None:
+        raise ConfigError([f"model.attention: {model.attention._target_} has no Hugging Face layout"])
+    out += attention.tensors(model)
     layout = FFN_LAYOUTS.get(type(model.ffn))
     ffn = layout.tensors(model) if layout else None
     if ffn is not None:

@@ -11,6 +11,9 @@ option, and a subclass (YaRN of RoPE) has its own entry.
 import dataclasses
 from typing import Any, Callable
 
+from hydralearn.layers.attention.gqa_config import AttentionConfig
+from hydralearn.layers.attention.qk_norm_config import QKNormConfig
+from hydralearn.layers.attention.qkv_bias_config import QKVBiasConfig
 from hydralearn.layers.ffn.moe_config import MoEConfig
 from hydralearn.layers.ffn.swiglu_config import SwiGLUConfig
 from hydralearn.layers.position.rope_config import RoPEConfig
@@ -105,3 +108,46 @@ FFN_LAYOUTS: dict[type, FfnLayout] = {
 # `model/position` option -> HF rope_type (hf_config.ROPE_TYPES maps its fields)
 POSITIONS: dict[type, str] = {RoPEConfig: "default", LinearRoPEConfig: "linear",
                               Llama3RoPEConfig: "llama3", YaRNConfig: "yarn"}
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionLayout:
+    """How one `model/attention` option is written in a Hugging Face checkpoint."""
+
+    # The family of the ffn's layout -> the HF model_type with this attention (absent: none)
+    families: dict[str, str]
+    # Model config -> its tensors in one layer beyond q, k, v and o (HF names relative to
+    # `model.layers.{i}.`)
+    tensors: Callable[[Any], list[Tensor]]
+
+
+def _qkv_biases(model) -> list[Tensor]:
+    hd = model.resolved_head_dim
+
+    def heads(n: int) -> dict:  # (n * hd,) <-> (n, hd)
+        return dict(to_ours=lambda b: b.reshape(n, hd), to_hf=lambda b: b.reshape(-1))
+    return [Tensor(("attention", f"{w}_bias"), f"self_attn.{w}_proj.bias", **heads(n))
+            for w, n in (("q", model.num_heads), ("k", model.num_kv_heads), ("v", model.num_kv_heads))]
+
+
+def _qk_norms(model) -> list[Tensor]:
+    return [Tensor(("attention", f"{w}_norm", "scale"), f"self_attn.{w}_norm.weight", **identity())
+            for w in ("q", "k")]
+
+
+ATTENTION_LAYOUTS: dict[type, AttentionLayout] = {
+    AttentionConfig: AttentionLayout(families={"llama": "llama", "mixtral": "mixtral"}, tensors=lambda m: []),
+    QKVBiasConfig: AttentionLayout(families={"llama": "qwen2"}, tensors=_qkv_biases),
+    QKNormConfig: AttentionLayout(families={"llama": "qwen3"}, tensors=_qk_norms),
+}
+
+
+def attention_layout(model) -> AttentionLayout | None:
+    """The layout of the model's attention option (None in the config: `gqa`)."""
+    return ATTENTION_LAYOUTS.get(type(model.attention or AttentionConfig()))
+
+
+def hf_family(model) -> str | None:
+    """The HF model_type that computes what this model config computes, if there is one."""
+    attention, ffn = attention_layout(model), FFN_LAYOUTS.get(type(model.ffn))
+    return attention.families.get(ffn.family) if attention and ffn else None

@@ -6,7 +6,8 @@ from typing import Any
 import jax
 from flax import nnx
 
-from hydralearn.layers.attention import Attention, AttentionFn
+from hydralearn.layers.attention import AttentionFn
+from hydralearn.layers.attention.gqa_config import AttentionConfig
 from hydralearn.layers.kv_cache import KVCache, Step
 from hydralearn.layers.params import Numerics
 from hydralearn.layers.registry import instantiate
@@ -22,6 +23,7 @@ class BlockSpec:
     num_kv_heads: int
     head_dim: int
     rope_theta: float
+    attention: Any  # a registered attention layer's Config; None: plain (model/attention=gqa)
     position: Any  # a registered position layer's Config
     ffn: Any  # a registered feed-forward layer's Config
     norm: Any  # a registered norm layer's Config
@@ -34,9 +36,10 @@ class TransformerBlock(nnx.Module):
             return instantiate(spec.norm, dim=spec.d_model, param_dtype=spec.numerics.param_dtype, rngs=rngs)
 
         self.attn_norm = norm()
-        self.attention = Attention(
-            d_model=spec.d_model, num_heads=spec.num_heads, num_kv_heads=spec.num_kv_heads,
-            head_dim=spec.head_dim, attention_fn=attention_fn, numerics=spec.numerics, rngs=rngs,
+        self.attention = instantiate(
+            spec.attention or AttentionConfig(), d_model=spec.d_model, num_heads=spec.num_heads,
+            num_kv_heads=spec.num_kv_heads, head_dim=spec.head_dim, attention_fn=attention_fn,
+            numerics=spec.numerics, norm=spec.norm, rngs=rngs,
             position=instantiate(spec.position, head_dim=spec.head_dim, rope_theta=spec.rope_theta))
         self.ffn_norm = norm()
         self.ffn = instantiate(spec.ffn, d_model=spec.d_model, ffn_dim=spec.ffn_dim,

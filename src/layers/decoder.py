@@ -1,7 +1,7 @@
 """Decoder-only transformer LM: embedding, a scanned stack of blocks, final norm, LM head.
 
 Its schema is decoder_config.py: it owns the dimensions its children share and hands them
-down at build time; position, ffn and norm are child configs (group options).
+down at build time; attention, position, ffn and norm are child configs (group options).
 """
 
 import dataclasses
@@ -41,8 +41,8 @@ class Decoder(nnx.Module):
                             shard=shard)
         spec = BlockSpec(d_model=c.d_model, ffn_dim=c.ffn_dim, num_heads=c.num_heads,
                          num_kv_heads=c.num_kv_heads, head_dim=c.resolved_head_dim,
-                         rope_theta=c.rope_theta, position=c.position, ffn=c.ffn, norm=c.norm,
-                         numerics=numerics)
+                         rope_theta=c.rope_theta, attention=c.attention, position=c.position,
+                         ffn=c.ffn, norm=c.norm, numerics=numerics)
         self.dtype = c.compute_dtype
         self.remat = remat
         self.shard = shard

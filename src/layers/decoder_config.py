@@ -1,8 +1,8 @@
 """The `model` config group's schema: a decoder-only transformer (layers/decoder.py).
 
 The decoder owns the dimensions its children share and hands them down at build time;
-position, ffn and norm are child configs chosen by group options (model/position=...).
-Fields with `shape` metadata change parameter shapes or dtypes (layers/registry.py).
+attention, position, ffn and norm are child configs chosen by group options
+(model/position=...). Fields with `shape` metadata change parameter shapes or dtypes (layers/registry.py).
 """
 
 import dataclasses
@@ -36,6 +36,8 @@ class DecoderConfig:
     # auto: the hardware profile's preferred_compute_dtype (bfloat16 on accelerators)
     compute_dtype: str = "auto"
     init_std: float = 0.02
+    # model/attention=gqa (the default, conf/train.yaml), qkv_bias, qk_norm; None: gqa
+    attention: Any = None
     position: Any = MISSING
     ffn: Any = MISSING
     norm: Any = MISSING
@@ -70,7 +72,8 @@ class DecoderConfig:
         if self.compute_dtype not in (*DTYPES, "auto"):
             out.append(f"model.compute_dtype={self.compute_dtype!r} must be auto or one of "
                        f"{', '.join(DTYPES)}")
-        for child in (self.position, self.ffn, self.norm, self.adapter or object()):  # the children's own rules
+        children = (self.attention, self.position, self.ffn, self.norm, self.adapter)
+        for child in (c for c in children if c is not None):  # the children's own rules
             out += getattr(child, "errors", list)()
         if not out:  # the position option's rules on the head_dim it is handed
             rules = getattr(self.position, "head_dim_errors", lambda head_dim: [])

@@ -1,4 +1,8 @@
-"""Normalisation layers: RMSNorm and LayerNorm, each a `model/norm` option."""
+"""Normalisation layers: RMSNorm and LayerNorm, each a `model/norm` option.
+
+Every option is built as `cls(config, dim=..., param_dtype=..., rngs=...)` and normalises the
+last axis; `axis` names that axis's logical name for sharding (`embed` for the model's
+hidden states, `head_dim` where attention normalises each head: model/attention=qk_norm)."""
 
 import jax
 import jax.numpy as jnp
@@ -9,9 +13,10 @@ from hydralearn.layers.params import constant
 
 
 class RMSNorm(nnx.Module):
-    def __init__(self, config: RMSNormConfig, *, dim: int, param_dtype: str, rngs: nnx.Rngs):
+    def __init__(self, config: RMSNormConfig, *, dim: int, param_dtype: str, rngs: nnx.Rngs,
+                 axis: str = "embed"):
         self.eps = config.eps
-        self.scale = constant(1.0, (dim,), ("embed",), dtype=param_dtype)
+        self.scale = constant(1.0, (dim,), (axis,), dtype=param_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         # Statistics in float32 whatever the compute dtype.
@@ -21,10 +26,11 @@ class RMSNorm(nnx.Module):
 
 
 class LayerNorm(nnx.Module):
-    def __init__(self, config: LayerNormConfig, *, dim: int, param_dtype: str, rngs: nnx.Rngs):
+    def __init__(self, config: LayerNormConfig, *, dim: int, param_dtype: str, rngs: nnx.Rngs,
+                 axis: str = "embed"):
         self.eps = config.eps
-        self.scale = constant(1.0, (dim,), ("embed",), dtype=param_dtype)
-        self.bias = constant(0.0, (dim,), ("embed",), dtype=param_dtype)
+        self.scale = constant(1.0, (dim,), (axis,), dtype=param_dtype)
+        self.bias = constant(0.0, (dim,), (axis,), dtype=param_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x32 = x.astype(jnp.float32)

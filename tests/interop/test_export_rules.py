@@ -13,6 +13,7 @@ CASES = {
     "model/norm": (["model/norm=layer"], ["model/norm=rms"]),
     "model/ffn": (["model/ffn=gelu"], ["model/ffn=swiglu"]),
     "model/position": (["model/position=none"], ["model/position=yarn"]),
+    "model/attention": ([*MOE, "model/attention=qk_norm"], ["model/attention=qk_norm"]),
     "model.ffn.top_k_weights": ([*MOE, "model.ffn.top_k_weights=softmax"], MOE),
     "model.ffn.dispatch": (["model=mixtral_tiny"],  # capacity 1.25 < 8 experts / top-2
                            ["model=mixtral_tiny", "model.ffn.capacity_factor=4"]),

@@ -9,7 +9,13 @@ import pytest
 from flax import nnx
 
 from hydralearn.compose.build import model_factory
-from hydralearn.layers.attention import Attention
+from hydralearn.layers.attention.gqa import Attention
+from hydralearn.layers.attention.gqa_config import AttentionConfig
+from hydralearn.layers.attention.qk_norm import QKNormAttention
+from hydralearn.layers.attention.qk_norm_config import QKNormConfig
+from hydralearn.layers.attention.qkv_bias import QKVBiasAttention
+from hydralearn.layers.attention.qkv_bias_config import QKVBiasConfig
+from hydralearn.layers.norm_config import RMSNormConfig
 from hydralearn.layers.params import Numerics
 from hydralearn.layers.position.none import NoPosition
 from hydralearn.layers.position.none_config import NoPositionConfig
@@ -19,13 +25,24 @@ from tests.reference.attention import reference_attention
 XLA = functools.partial(jax.nn.dot_product_attention, is_causal=True, implementation="xla")
 
 
-def plain_multi_head_attention(x, wq, wk, wv, wo):
-    """Vaswani et al. multi-head attention with a causal mask, one head at a time, in numpy."""
+def plain_multi_head_attention(x, wq, wk, wv, wo, *, bias=None, qk_norm=None):
+    """Vaswani et al. multi-head attention with a causal mask, one head at a time, in numpy;
+    `bias`: (bq, bk, bv) added to each head's projections (Qwen2); `qk_norm`: (eps, q scale,
+    k scale) of an RMSNorm over each head's q and k (Qwen3)."""
     x, wq, wk, wv, wo = (np.asarray(a, np.float64) for a in (x, wq, wk, wv, wo))
     batch, length, _ = x.shape
     out = np.zeros((batch, length, wo.shape[-1]))
+
+    def rms(y, eps, scale):
+        return y / np.sqrt(np.mean(y * y, axis=-1, keepdims=True) + eps) * np.asarray(scale)
+
     for h in range(wq.shape[1]):
         q, k, v = x @ wq[:, h], x @ wk[:, h], x @ wv[:, h]  # (B, T, D)
+        if bias is not None:  # numpy first: indexing a jax array compiles a gather
+            q, k, v = (y + np.asarray(b)[h] for y, b in zip((q, k, v), bias))
+        if qk_norm is not None:
+            eps, q_scale, k_scale = qk_norm
+            q, k = rms(q, eps, q_scale), rms(k, eps, k_scale)
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
         scores = np.where(np.tril(np.ones((length, length))) > 0, scores, -np.inf)
         weights = np.exp(scores - scores.max(-1, keepdims=True))
@@ -34,10 +51,46 @@ def plain_multi_head_attention(x, wq, wk, wv, wo):
     return out
 
 
-def make_attention(num_heads, num_kv_heads, attention_fn=XLA):
-    return Attention(d_model=16, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=8,
-                     position=NoPosition(NoPositionConfig(), head_dim=8, rope_theta=1.0),
-                     attention_fn=attention_fn, numerics=Numerics(init_std=0.5), rngs=nnx.Rngs(0))
+def make_attention(num_heads, num_kv_heads, attention_fn=XLA, cls=Attention, config=AttentionConfig()):
+    return cls(config, d_model=16, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=8,
+               norm=RMSNormConfig(eps=0.1),  # a large eps, so that the qk-norm test sees it
+               position=NoPosition(NoPositionConfig(), head_dim=8, rope_theta=1.0),
+               attention_fn=attention_fn, numerics=Numerics(init_std=0.5), rngs=nnx.Rngs(0))
+
+
+def _randomised(attention, *names):
+    """Biases start at 0 and norm scales at 1: give them values whose effect shows."""
+    rng = np.random.default_rng(10)
+    for name in names:
+        module, _, attr = name.rpartition(".")
+        value = getattr(getattr(attention, module) if module else attention, attr)
+        value[...] = jnp.asarray(1.0 + rng.standard_normal(value.shape), jnp.float32)
+    return attention
+
+
+def test_qkv_bias_adds_a_bias_to_each_head_of_q_k_and_v():
+    attention = _randomised(make_attention(4, 4, cls=QKVBiasAttention, config=QKVBiasConfig()),
+                            "q_bias", "k_bias", "v_bias")
+    x = jax.random.normal(jax.random.key(3), (2, 7, 16))
+    positions = jnp.broadcast_to(jnp.arange(7), (2, 7))
+    a = attention
+    expected = plain_multi_head_attention(x, a.q[...], a.k[...], a.v[...], a.o[...],
+                                          bias=(a.q_bias[...], a.k_bias[...], a.v_bias[...]))
+    np.testing.assert_allclose(attention(x, positions), expected, atol=1e-5)
+    assert not np.allclose(expected, plain_multi_head_attention(x, a.q[...], a.k[...], a.v[...], a.o[...]),
+                           atol=1e-2)
+
+
+def test_qk_norm_normalises_each_head_of_q_and_k_with_the_models_norm():
+    attention = _randomised(make_attention(4, 4, cls=QKNormAttention, config=QKNormConfig()),
+                            "q_norm.scale", "k_norm.scale")
+    x = jax.random.normal(jax.random.key(4), (2, 7, 16))
+    positions = jnp.broadcast_to(jnp.arange(7), (2, 7))
+    a = attention
+    assert a.q_norm.scale.get_metadata()["out_sharding"] == ("head_dim",)
+    expected = plain_multi_head_attention(x, a.q[...], a.k[...], a.v[...], a.o[...],
+                                          qk_norm=(0.1, a.q_norm.scale[...], a.k_norm.scale[...]))
+    np.testing.assert_allclose(attention(x, positions), expected, atol=1e-5)
 
 
 def test_gqa_with_as_many_kv_heads_as_heads_is_plain_multi_head_attention():

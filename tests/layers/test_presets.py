@@ -17,11 +17,13 @@ PRESETS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
 
 def decoder_params(*, vocab, d, layers, heads, kv_heads, ffn, head_dim=None, tied=False,
-                   experts=0):
-    """Llama-family count: embeddings (+ untied head), per layer q/k/v/o, SwiGLU (or `experts`
-    SwiGLUs plus a d x experts router) and two RMSNorm scales, and the final norm."""
+                   experts=0, qkv_bias=False, qk_norm=False):
+    """Llama-family count: embeddings (+ untied head), per layer q/k/v/o (plus q/k/v biases:
+    Qwen2; plus a head_dim scale for q and one for k: Qwen3), SwiGLU (or `experts` SwiGLUs plus
+    a d x experts router) and two RMSNorm scales, and the final norm."""
     head_dim = head_dim or d // heads
     attention = d * heads * head_dim * 2 + d * kv_heads * head_dim * 2
+    attention += qkv_bias * (heads + 2 * kv_heads) * head_dim + qk_norm * 2 * head_dim
     mlp = 3 * d * ffn * max(experts, 1) + d * experts
     return vocab * d * (1 if tied else 2) + layers * (attention + mlp + 2 * d) + d
 
@@ -40,13 +42,22 @@ PUBLISHED = {
     "mistral_7b": (dict(vocab=32000, d=4096, layers=32, heads=32, kv_heads=8, ffn=14336), 7_241_732_096),
     "mixtral_8x7b": (dict(vocab=32000, d=4096, layers=32, heads=32, kv_heads=8, ffn=14336, experts=8),
                      46_702_792_704),
-    # Published 30,532,122,624 includes qk-norm (2 x 128 per layer), which is not modelled.
     "qwen3_moe_30b_a3b": (dict(vocab=151936, d=2048, layers=48, heads=32, kv_heads=4, ffn=768,
-                               head_dim=128, experts=128), 30_532_122_624 - 48 * 2 * 128),
+                               head_dim=128, experts=128, qk_norm=True), 30_532_122_624),
+    # Model cards: 0.49B (0.36B non-embedding), 7.61B (6.53B), 0.6B (0.44B), 8.2B (6.95B).
+    "qwen2_5_0_5b": (dict(vocab=151936, d=896, layers=24, heads=14, kv_heads=2, ffn=4864, tied=True,
+                          qkv_bias=True), 494_032_768),
+    "qwen2_5_7b": (dict(vocab=152064, d=3584, layers=28, heads=28, kv_heads=4, ffn=18944,
+                        qkv_bias=True), 7_615_616_512),
+    "qwen3_0_6b": (dict(vocab=151936, d=1024, layers=28, heads=16, kv_heads=8, ffn=3072, head_dim=128,
+                        tied=True, qk_norm=True), 596_049_920),
+    "qwen3_8b": (dict(vocab=151936, d=4096, layers=36, heads=32, kv_heads=8, ffn=12288, head_dim=128,
+                      qk_norm=True), 8_190_735_360),
 }
 
-# Published active parameters (embeddings included): Mixtral "12.9B", Qwen3 "3.3B".
-ACTIVE = {"mixtral_8x7b": (12_879_925_248, 32000 * 4096), "qwen3_moe_30b_a3b": (3_353_020_416, 151936 * 2048)}
+# Published active parameters (embeddings included): Mixtral "12.9B", Qwen3 "3.3B" (its
+# qk-norm's 48 x 2 x 128 scales included).
+ACTIVE = {"mixtral_8x7b": (12_879_925_248, 32000 * 4096), "qwen3_moe_30b_a3b": (3_353_032_704, 151936 * 2048)}
 
 
 def count(overrides):
@@ -71,22 +82,25 @@ def test_active_parameters_of_moe_presets(name):
 
 
 def test_tiny_presets_exist():
-    assert {"llama_tiny", "mixtral_tiny", "llama3_2_tiny"} <= set(PRESETS)
+    assert {"llama_tiny", "mixtral_tiny", "llama3_2_tiny", "qwen2_5_tiny", "qwen3_tiny"} <= set(PRESETS)
     assert set(PUBLISHED) <= set(PRESETS)
 
 
-FEATURES = {
-    "model/ffn=moe": ("MoE", None), "model/ffn=swiglu": ("SwiGLU", None),
-    "model/position=rope": (None, "RoPE"), "model/position=rope_llama3": (None, "Llama3RoPE"),
-    "model/position=yarn": (None, "YaRN"), "model/position=rope_linear": (None, "LinearRoPE"),
-    "model/position=none": (None, "NoPosition"),
+FEATURES = {  # override -> the class it must give (ffn, position or attention)
+    "model/ffn=moe": "MoE", "model/ffn=swiglu": "SwiGLU",
+    "model/position=rope": "RoPE", "model/position=rope_llama3": "Llama3RoPE",
+    "model/position=yarn": "YaRN", "model/position=rope_linear": "LinearRoPE",
+    "model/position=none": "NoPosition",
+    "model/attention=qkv_bias": "QKVBiasAttention", "model/attention=qk_norm": "QKNormAttention",
 }
 
 
 def expected_count(model) -> int:
     """The formula above on the composed dimensions; every-n-th-layer MoE mixes both counts."""
+    attention = layer_class(model.attention).__name__
     dims = dict(vocab=model.vocab_size, d=model.d_model, heads=model.num_heads,
-                kv_heads=model.num_kv_heads, head_dim=model.head_dim, tied=model.tie_embeddings)
+                kv_heads=model.num_kv_heads, head_dim=model.head_dim, tied=model.tie_embeddings,
+                qkv_bias=attention == "QKVBiasAttention", qk_norm=attention == "QKNormAttention")
     if layer_class(model.ffn).__name__ != "MoE":
         return decoder_params(**dims, layers=model.num_layers, ffn=model.ffn_dim)
     moe, every = model.ffn, model.ffn.every
@@ -102,13 +116,10 @@ def expected_count(model) -> int:
 def test_one_override_builds_on_every_preset(feature):
     """The promise: a feature is ONE override; it composes, validates and builds (abstractly)
     on every preset with nothing else changed, and gives the expected parameter count."""
-    ffn_class, position_class = FEATURES[feature.split()[0]]
+    group = feature.split("=")[0].split("/")[1]  # ffn, position or attention
     for name in PRESETS:
         config, params = count([f"model={name}", *feature.split()])
-        if ffn_class:
-            assert layer_class(config.model.ffn).__name__ == ffn_class, name
-        if position_class:
-            assert layer_class(config.model.position).__name__ == position_class, name
+        assert layer_class(getattr(config.model, group)).__name__ == FEATURES[feature.split()[0]], name
         assert count_params(params) == expected_count(config.model), (name, feature)
 
 
@@ -121,6 +132,7 @@ def _loc_complexity():
 
 NEW_PRESET = """
 defaults:
+  - attention: gqa
   - position: rope
   - ffn: swiglu
   - norm: rms
@@ -147,7 +159,7 @@ def test_loc_complexity_stays_zero_as_presets_are_added(tmp_path):
     (conf / "model" / "new_preset.yaml").write_text(NEW_PRESET)
     rows = loc.measure(conf=conf)
     assert {r.feature for r in rows} == {"rope", "rope_llama3", "yarn", "rope_linear", "none", "moe",
-                                        "lora"}
+                                        "lora", "qkv_bias", "qk_norm"}
     for r in rows:
         assert (r.lines_elsewhere, r.per_preset_lines, r.presets_ok) == (0, 0, len(PRESETS) + 1), r
 
