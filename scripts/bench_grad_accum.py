@@ -17,7 +17,7 @@ import jax
 from hydralearn.config import compose as compose_config
 from hydralearn.compose.build import build
 from hydralearn.compose.resolve import resolve
-from hydralearn.data.pipeline import load_corpus, train_batch
+from hydralearn.data.loader import HostBatch, first_batches
 
 MIB = 2**20
 
@@ -32,16 +32,14 @@ def main() -> None:
     programs = {k: build(resolve(compose_config.load([*args.overrides, f"trainer.grad_accum={k}"]),
                                  device_count=1), devices=jax.devices()[:1]) for k in variants}
     config = programs[1].config
-    corpus = load_corpus(config.data)
-    batches = [train_batch(config.data, corpus, s) for s in range(args.steps + 1)]
+    batches = [step_args(b) for b in first_batches(config.data, args.steps + 1)]
     states = {k: p.init_state() for k, p in programs.items()}
-    steps = {k: p.train_step.lower(states[k], batches[0].inputs, batches[0].targets).compile()
-             for k, p in programs.items()}
+    steps = {k: p.train_step.lower(states[k], *batches[0]).compile() for k, p in programs.items()}
     times = {k: [] for k in variants}
     for batch in batches:  # the first round warms up and is dropped
         for k in variants:
             start = time.perf_counter()
-            states[k], metrics = steps[k](states[k], batch.inputs, batch.targets)
+            states[k], metrics = steps[k](states[k], *batch)
             jax.block_until_ready(metrics["loss"])
             times[k].append(time.perf_counter() - start)
     median = {k: statistics.median(t[1:]) for k, t in times.items()}
@@ -55,6 +53,14 @@ def main() -> None:
         print(f"{k:>10} {median[k] * 1e3:9.1f} {mem.argument_size_in_bytes / MIB:9.1f} "
               f"{mem.temp_size_in_bytes / MIB:9.1f} {peak / MIB:9.1f}")
     print(f"step time ratio grad_accum={args.accum} / 1: {median[args.accum] / median[1]:.3f}")
+
+
+def step_args(batch: HostBatch) -> tuple:
+    """(inputs, targets, segments): the compiled step takes every positional argument, so
+    a batch without segments (packing=concat) passes None, as Program.train_step does."""
+    segments = None if batch.segment_ids is None else {"positions": batch.positions,
+                                                       "segment_ids": batch.segment_ids}
+    return batch.inputs, batch.targets, segments
 
 
 if __name__ == "__main__":
