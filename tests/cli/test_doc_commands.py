@@ -199,3 +199,18 @@ def test_each_unchecked_command_is_still_in_the_docs(where):
     starts = {c for p, c in UNCHECKED if p == where}
     present = {c for c in starts for p, _, text, _ in doc_commands() if p == where and text.startswith(c)}
     assert present == starts
+
+
+def test_the_documented_explain_output_is_what_the_tool_prints(capsys):
+    """docs/tooling.md shows `hydralearn-plan --explain` with its output: the tool's own."""
+    lines = (REPO / "docs" / "tooling.md").read_text().splitlines()
+    shown = [i for i, line in enumerate(lines) if line.strip().startswith("$ hydralearn-plan --explain")]
+    assert shown
+    for i in shown:
+        documented = []
+        for line in lines[i + 1:]:
+            if not line.startswith("    ") or line.strip().startswith("$ "):
+                break
+            documented.append(line[4:])
+        plan.main(words(lines[i].strip().removeprefix("$ "))[1])
+        assert capsys.readouterr().out.splitlines() == documented, lines[i]
