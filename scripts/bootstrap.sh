@@ -46,7 +46,7 @@ step() {  # a line per phase and per package downloaded; pip's whole output goes
   echo "bootstrap: $1" >&2
   shift
   # pipefail: the step fails when pip does, whatever grep finds.
-  "$@" 2>&1 | tee -a "$log" | { grep --line-buffered -E '^(Collecting|Downloading|Successfully|ERROR)' >&2 || true; }
+  "$@" 2>&1 | tee -a "$log" | { grep --line-buffered -E '^(Collecting|Processing|Downloading|Successfully|ERROR)' >&2 || true; }
 }
 if ! step "upgrading pip" .venv/bin/python -m pip install --upgrade -c constraints.txt pip \
     || ! step "installing hydralearn and its dependencies" \
