@@ -5,7 +5,7 @@ Both steps are compiled ahead of time (XLA's memory analysis of each: arguments,
 temporaries, donated bytes, peak) and then run on the same batches, interleaved K=1, K, K=1,
 K, ... so machine noise hits both alike. Prints median step times, their ratio and the memory.
 
-    .venv/bin/python scripts/bench_grad_accum.py [--accum 4] [--steps 12] [overrides...]
+    .venv/bin/python scripts/bench_grad_accum.py [--accum 4] [--steps 12] [--tiny] [overrides...]
 """
 
 import argparse
@@ -20,14 +20,20 @@ from hydralearn.compose.resolve import resolve
 from hydralearn.data.loader import HostBatch, first_batches
 
 MIB = 2**20
+# --tiny: a model and batch small enough to run the whole script in seconds (tests/test_scripts.py).
+TINY = ["model.d_model=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=1",
+        "model.ffn_dim=64", "data.seq_len=32", "data.batch_size=4"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accum", type=int, default=4)
     parser.add_argument("--steps", type=int, default=12, help="timed steps per variant")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model and batch, 2 steps (a smoke test)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.tiny:
+        args.steps, args.overrides = 2, [*TINY, *args.overrides]
     variants = (1, args.accum)
     programs = {k: build(resolve(compose_config.load([*args.overrides, f"trainer.grad_accum={k}"]),
                                  device_count=1), devices=jax.devices()[:1]) for k in variants}
