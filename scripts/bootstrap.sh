@@ -31,12 +31,12 @@ installed=""
 all=$(printf '%s\n' $installed "${extras[@]}" | sort -u | tr '\n' ' ' | sed 's/ *$//')
 spec="."
 [ -n "$all" ] && spec=".[$(echo "$all" | tr ' ' ',')]"
-# Measured on a 2-core machine from an empty pip cache: about 1 GB and 2-3 minutes without
-# extras' accelerator compilers; the test extra (torch, transformers, the TPU and CUDA
-# compilers, cuDNN) is about 5 GB to download and 3-15 minutes depending on the network.
+# Measured from scratch (empty pip cache, a busy 2-core machine, packages from a nearby index):
+# training only, 0.9 GB in 2.1 minutes; the test extra (torch, transformers, the TPU and CUDA
+# compilers, cuDNN), 5.6 GB in 3.5 minutes. A slow network adds to both.
 case " $all " in
-  *" test "*) size="about 5 GB, 3-15 minutes" ;;
-  *) size="about 1 GB, 1-3 minutes" ;;
+  *" test "*) size="about 5.6 GB, 3-4 minutes or more on a slow network" ;;
+  *) size="about 0.9 GB, about 2 minutes" ;;
 esac
 echo "bootstrap: setting up .venv with ${spec} at the versions in constraints.txt ($size on a first run; a line per package follows)" >&2
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv

@@ -77,3 +77,21 @@ def test_every_script_runs_at_a_tiny_size(tmp_path):
     # The goldens it wrote elsewhere are the committed ones, byte for byte.
     written = list((tmp_path / "golden").iterdir())
     assert written and all(p.read_bytes() == (REPO / "tests" / "golden" / p.name).read_bytes() for p in written)
+
+
+def test_bootstrap_refuses_an_untested_python_in_one_line(tmp_path):
+    """constraints.txt holds what CI tested on 3.11: another interpreter is named and refused
+    before anything is made."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "bootstrap.sh").write_bytes((SCRIPTS / "bootstrap.sh").read_bytes())
+    fake = tmp_path / "python3.12"
+    fake.write_text("#!/bin/sh\necho 3.12\n")  # answers the version question as Python 3.12 would
+    fake.chmod(0o755)
+    done = subprocess.run(["bash", "scripts/bootstrap.sh", "test"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHON=str(fake)))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"bootstrap: error: Python 3.11 is required (`{fake}` is 3.12); install it (e.g. `pyenv install "
+        "3.11`, `uv python install 3.11` or your distribution's python3.11) and run "
+        "PYTHON=python3.11 bash scripts/bootstrap.sh test"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["python3.12", "scripts"]  # no .venv
