@@ -149,7 +149,8 @@ def main() -> None:
     if args.tiny:
         PROMPT, NEW, args.reps, args.batches, args.models = 8, 4, 1, "1", "tiny"
         MODELS["tiny"] = TINY_MODEL
-    bandwidth, flops = (memory_bandwidth(2**20), matmul_flops(256)) if args.tiny else (memory_bandwidth(), matmul_flops())
+    bandwidth, flops = ((memory_bandwidth(2**20), matmul_flops(256)) if args.tiny
+                        else (memory_bandwidth(), matmul_flops()))
     print(f"host read bandwidth {bandwidth / 1e9:.1f} GB/s, XLA float32 matmul {flops / 1e9:.0f} "
           f"GFLOP/s; prompt {PROMPT}, {NEW} new tokens, float32, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), jax {jax.__version__}")

@@ -160,8 +160,8 @@ def test_every_documented_command_is_accepted(tmp_path, capsys, monkeypatch):
         except SystemExit as e:  # argparse's refusal
             got = [f"exit {e.code}: {capsys.readouterr().err.strip()}"]
         checked += 1
-        if len(got) != len(documented) or not all(
-                re.fullmatch(re.escape(d).replace(re.escape("..."), ".*"), g) for d, g in zip(documented, got)):
+        matches = [re.fullmatch(re.escape(d).replace(re.escape("..."), ".*"), g) for d, g in zip(documented, got)]
+        if len(got) != len(documented) or not all(matches):
             refused.append(f"{path}:{line}: {command}\n    documented: {documented}\n    got: {got}")
     assert not refused, "\n".join(refused)
     assert checked >= len(commands) - len(UNCHECKED) - 2
