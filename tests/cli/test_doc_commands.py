@@ -103,7 +103,7 @@ def check(tool: str, argv: list[str], capsys, monkeypatch) -> None:
                 compose_config.load(side)
     elif tool == "hydralearn-tokenize":
         args = tokenize.parse(argv)
-        compose_config.compose(args.overrides, hydra_args.location(args))
+        tokenize.data_config(args.overrides, hydra_args.location(args))
     elif tool == "hydralearn-k8s":
         monkeypatch.setattr(sys, "argv", [tool, *argv])
         k8s.main()
