@@ -8,7 +8,7 @@
    fly, in interleaved blocks of steps, each step as the trainer runs it (next batch, put,
    jitted step, fetch the previous step's metrics).
 
-    .venv/bin/python scripts/bench_data.py [--rounds 6] [--block 10] [--mb 8]
+    .venv/bin/python scripts/bench_data.py [--rounds 6] [--block 10] [--mb 8] [--tiny]
 """
 
 import argparse
@@ -29,14 +29,17 @@ from hydralearn.compose.resolve import resolve
 from hydralearn.data.loader import open_loader
 
 BIN = Path(sys.executable).parent
+# --tiny: a model and batch small enough to run the whole script in seconds (tests/test_scripts.py).
+TINY = ["model.d_model=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=1",
+        "model.ffn_dim=64", "data.seq_len=32", "data.batch_size=4"]
 
 
-def make_corpus(directory: Path, megabytes: int) -> Path:
+def make_corpus(directory: Path, megabytes: float) -> Path:
     """The stdlib's .py files as JSON lines (one document per file), up to `megabytes`."""
     root, total, lines = Path(sysconfig.get_paths()["stdlib"]), 0, []
     for path in sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts):
         text = path.read_text(encoding="utf-8", errors="replace")
-        if text and total < megabytes << 20:
+        if text and total < megabytes * 2**20:
             lines.append(json.dumps({"text": text}))
             total += len(text)
     (directory / "corpus").mkdir()
@@ -80,8 +83,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--block", type=int, default=10, help="steps per timed block")
-    parser.add_argument("--mb", type=int, default=8, help="megabytes of corpus text")
+    parser.add_argument("--mb", type=float, default=8, help="megabytes of corpus text")
+    parser.add_argument("--tiny", action="store_true", help="a tiny corpus, model and batch, one round (a smoke test)")
     args = parser.parse_args()
+    tiny = TINY if args.tiny else []
+    if args.tiny:
+        args.rounds, args.block, args.mb = 1, 1, 0.2
     work = Path(tempfile.mkdtemp(prefix="bench_data_"))
     corpus = make_corpus(work, args.mb)
     tokenizer = train_bpe(corpus, work / "tokenizer.json")
@@ -91,8 +98,9 @@ def main() -> None:
                 "stdlib": ["data=stdlib"],
                 "tokens": ["data=tokens", f"data.paths=['{work}/shards/*.bin']", *hf],
                 "jsonl+hf": ["data=jsonl", f"data.paths=['{corpus}']", *hf]}
-    configs = {k: resolve(compose_config.load(v), device_count=1) for k, v in variants.items()}
-    print(f"tokens source read rate: {read_rate(configs['tokens'].data):,.0f} tokens/s (host only)")
+    configs = {k: resolve(compose_config.load([*v, *tiny]), device_count=1) for k, v in variants.items()}
+    rate = read_rate(configs['tokens'].data, batches=20 if args.tiny else 3000)
+    print(f"tokens source read rate: {rate:,.0f} tokens/s (host only)")
     program = build(configs["synthetic"], devices=jax.devices()[:1])
     loaders = {k: open_loader(c.data) for k, c in configs.items()}
     states = {k: program.init_state() for k in variants}

@@ -7,7 +7,7 @@
 2. LoRA vs full fine-tuning: step time (interleaved, median) and optimizer-state bytes, from
    the state's shapes and from XLA's compiled memory analysis of the train step.
 
-    .venv/bin/python scripts/bench_finetune.py [--d-model 1024 --layers 16] [--rounds 3]
+    .venv/bin/python scripts/bench_finetune.py [--d-model 1024 --layers 16] [--rounds 3] [--tiny]
 """
 
 import argparse
@@ -132,7 +132,10 @@ def main() -> None:
     parser.add_argument("--step-layers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", default=None, help="where the files go (default: the system's temp dir)")
+    parser.add_argument("--tiny", action="store_true", help="tiny models, one round (a smoke test)")
     args = parser.parse_args()
+    if args.tiny:
+        args.d_model, args.layers, args.step_d_model, args.step_layers, args.rounds = 128, 1, 64, 1, 1
     result = {"io": io_bench(args), "step": step_bench(args), "devices": str(jax.devices()[0])}
     json.dump(result, sys.stdout, indent=2)
     print()

@@ -10,6 +10,7 @@ cache filled so far, against the host's read bandwidth) and the compute bound (t
 matmul FLOPs against XLA's float32 matmul rate on this host).
 
     .venv/bin/python scripts/bench_generate.py [--reps 5] [--models llama_tiny,llama_100m] [--batches 1,8]
+    .venv/bin/python scripts/bench_generate.py --tiny   # a tiny model, prompt and buffers (a smoke test)
 """
 
 import argparse
@@ -37,14 +38,16 @@ MODELS = {  # transformers LlamaConfig keys; llama_tiny is conf/model/llama_tiny
     "llama_100m": dict(vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=8,
                        num_attention_heads=12, num_key_value_heads=4),
 }
+TINY_MODEL = dict(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                  num_attention_heads=2, num_key_value_heads=1)
 
 
-def memory_bandwidth() -> float:
+def memory_bandwidth(elements: int = 2**28) -> float:
     """Host read bandwidth in bytes/s: the best of a jitted XLA sum and a torch sum over 1 GiB."""
-    x = jnp.ones((2**28,), jnp.float32)
+    x = jnp.ones((elements,), jnp.float32)
     total = jax.jit(jnp.sum)
     total(x).block_until_ready()
-    y = torch.ones(2**28)
+    y = torch.ones(elements)
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
@@ -55,9 +58,9 @@ def memory_bandwidth() -> float:
     return x.nbytes / best
 
 
-def matmul_flops() -> float:
-    """XLA's float32 matmul rate (FLOP/s) on 2048 x 2048 operands, best of 5."""
-    a = jnp.ones((2048, 2048), jnp.float32)
+def matmul_flops(n: int = 2048) -> float:
+    """XLA's float32 matmul rate (FLOP/s) on n x n operands (2048), best of 5."""
+    a = jnp.ones((n, n), jnp.float32)
     product = jax.jit(jnp.matmul)
     product(a, a).block_until_ready()
     best = float("inf")
@@ -65,7 +68,7 @@ def matmul_flops() -> float:
         start = time.perf_counter()
         product(a, a).block_until_ready()
         best = min(best, time.perf_counter() - start)
-    return 2 * 2048**3 / best
+    return 2 * n**3 / best
 
 
 class Systems:
@@ -140,8 +143,14 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model, prompt and buffers, one rep (a smoke test)")
     args = parser.parse_args()
-    bandwidth, flops = memory_bandwidth(), matmul_flops()
+    global PROMPT, NEW
+    if args.tiny:
+        PROMPT, NEW, args.reps, args.batches, args.models = 8, 4, 1, "1", "tiny"
+        MODELS["tiny"] = TINY_MODEL
+    bandwidth, flops = ((memory_bandwidth(2**20), matmul_flops(256)) if args.tiny
+                        else (memory_bandwidth(), matmul_flops()))
     print(f"host read bandwidth {bandwidth / 1e9:.1f} GB/s, XLA float32 matmul {flops / 1e9:.0f} "
           f"GFLOP/s; prompt {PROMPT}, {NEW} new tokens, float32, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), jax {jax.__version__}")

@@ -6,10 +6,11 @@ median step times (compile steps dropped), their ratio, and parameter counts.
 
     .venv/bin/python scripts/bench_moe.py [overrides...]      # default: model=llama_tiny
     .venv/bin/python scripts/bench_moe.py model=llama_tiny model.ffn.dispatch=dropless
+    .venv/bin/python scripts/bench_moe.py --tiny                # a tiny model, 3 steps (a smoke test)
 """
 
+import argparse
 import statistics
-import sys
 import time
 
 import jax
@@ -21,10 +22,18 @@ from hydralearn.data.loader import first_batches
 
 STEPS = 10
 SHAPE = ["data=synthetic", "data.seq_len=256", "data.batch_size=16"]  # the stdlib default shape
+# --tiny: a model and batch small enough to run the whole script in seconds (tests/test_scripts.py).
+TINY = ["model.d_model=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=1",
+        "model.ffn_dim=64", "data.seq_len=32", "data.batch_size=4"]
 
 
 def main() -> None:
-    user = sys.argv[1:] or ["model=llama_tiny"]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="a tiny model and batch, 3 steps (a smoke test)")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    steps = 3 if args.tiny else STEPS
+    user = [*(TINY if args.tiny else []), *args.overrides] or ["model=llama_tiny"]
     dense_overrides = [*SHAPE, *(o for o in user if not o.startswith("model.ffn."))]
     variants = {"dense": dense_overrides, "moe": [*SHAPE, "model/ffn=moe", *user]}
     programs, states = {}, {}
@@ -33,7 +42,7 @@ def main() -> None:
         programs[name] = build(config, devices=jax.devices()[:1])
         states[name] = programs[name].init_state()
     config = programs["dense"].config
-    batches = first_batches(config.data, STEPS)
+    batches = first_batches(config.data, steps)
     times = {name: [] for name in programs}
     for batch in batches:
         for name, program in programs.items():

@@ -4,8 +4,10 @@ Both use the same optax optimizer and the same batches; steps are interleaved so
 hits both alike. Prints median step times, their ratio, and tokens/s.
 
     .venv/bin/python scripts/bench_overhead.py [overrides...]   # e.g. model=llama_tiny
+    .venv/bin/python scripts/bench_overhead.py --tiny            # a tiny model, 3 steps (a smoke test)
 """
 
+import argparse
 import statistics
 import sys
 import time
@@ -24,6 +26,9 @@ from hydralearn.data.loader import first_batches  # noqa: E402
 from tests.reference import plain_llama  # noqa: E402
 
 STEPS = 12
+# --tiny: a model and batch small enough to run the whole script in seconds (tests/test_scripts.py).
+TINY = ["model.d_model=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=1",
+        "model.ffn_dim=64", "data.seq_len=32", "data.batch_size=4"]
 
 
 def plain_step_fn(config):
@@ -39,9 +44,13 @@ def plain_step_fn(config):
 
 
 def main() -> None:
-    config = resolve(compose_config.load(sys.argv[1:]), device_count=1)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="a tiny model and batch, 3 steps (a smoke test)")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    config = resolve(compose_config.load([*(TINY if args.tiny else []), *args.overrides]), device_count=1)
     program = build(config, devices=jax.devices()[:1])
-    batches = first_batches(config.data, STEPS)
+    batches = first_batches(config.data, 3 if args.tiny else STEPS)
     state = program.init_state()
     tx, plain_step = plain_step_fn(config)
     params = jax.tree.map(jax.numpy.copy, plain_llama.from_hydralearn(state.params))  # state is donated

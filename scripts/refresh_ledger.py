@@ -8,6 +8,7 @@ Then review `git diff tests/golden/`. An experiment that does not fit is reporte
 entry left as it was; the script exits 1 if any did not compile.
 """
 
+import argparse
 import os
 import sys
 import time
@@ -41,4 +42,6 @@ def main(names: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="experiments (default: every one in the ledger)")
+    sys.exit(main(parser.parse_args().names))

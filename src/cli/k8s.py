@@ -7,6 +7,10 @@ completion index. A failed pod fails its Job (backoffLimit 0) and the JobSet res
 pod (failurePolicy.maxRestarts); the restarted job resumes from its newest checkpoint, which
 is what makes restarting everything safe. Runs live on a shared volume (a
 PersistentVolumeClaim, ReadWriteMany) mounted at /runs. docs/scale-out.md.
+
+The pod's command is an argument list (no shell reads it): the user's overrides go in as
+given, and the overrides added here hold no user text (the run directory names `${name}`
+rather than its value), so no value needs quoting for Hydra's override grammar either.
 """
 
 import argparse
@@ -27,6 +31,13 @@ REPLICATED_JOB = "workers"
 RESOURCE = {"gpu": "nvidia.com/gpu", "tpu": "google.com/tpu", "neuron": "aws.amazon.com/neuron"}
 # Pod hostnames add "-workers-0-0" to the JobSet's name and must stay within 63 characters.
 _MAX_NAME = 40
+# An image reference, [host[:port]/]path[:tag][@digest], as the OCI distribution spec writes it.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+                    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,})?")
+# A PersistentVolumeClaim's name: a DNS subdomain (RFC 1123).
+_DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
 
 
 def main() -> None:
@@ -40,11 +51,28 @@ def main() -> None:
     args = parser.parse_args()
     try:
         config = compose_config.load(args.overrides)
+        check_usable(config, image=args.image, pvc=args.pvc)
     except ConfigError as e:
         exit_with(e)
     sys.stdout.write(yaml.safe_dump(jobset(config, overrides=args.overrides, image=args.image,
                                            pvc=args.pvc, max_restarts=args.max_restarts),
                                     sort_keys=False))
+
+
+def check_usable(config: TrainConfig, *, image: str, pvc: str) -> None:
+    """Refuse what Kubernetes or the pod's run directory cannot take, before any YAML is written."""
+    errors = []
+    if not _IMAGE.fullmatch(image):
+        errors.append(f"--image {image!r} is not a container image reference "
+                      "([registry[:port]/]name[:tag][@digest], lowercase name)")
+    if not (_SUBDOMAIN.fullmatch(pvc) and len(pvc) <= 253):
+        errors.append(f"--pvc {pvc!r} is not a Kubernetes object name "
+                      "(lowercase letters, digits, '-' and '.')")
+    if not config.name.isprintable():
+        errors.append(f"name {config.name!r} holds a control character (a newline, a tab): "
+                      "it cannot name the run directory on the pods")
+    if errors:
+        raise ConfigError(errors)
 
 
 def jobset_name(config: TrainConfig) -> str:
@@ -61,7 +89,8 @@ def command(config: TrainConfig, overrides: list[str]) -> list[str]:
             f"distributed.num_processes={hosts}",
             # Kubernetes sets JOB_COMPLETION_INDEX (0..hosts-1) in every pod of an Indexed Job.
             "distributed.process_id=${oc.env:JOB_COMPLETION_INDEX}",
-            f"hydra.run.dir={RUNS_MOUNT}/{config.name}"]
+            # Hydra resolves ${name} in each pod: the name's text never passes through the override parser.
+            f"hydra.run.dir={RUNS_MOUNT}/${{name}}"]
 
 
 def jobset(config: TrainConfig, *, overrides: list[str], image: str, pvc: str,

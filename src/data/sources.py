@@ -292,7 +292,9 @@ def _tokens(files, *, tokenizer: Tokenizer, key: str) -> Documents:
         return opened[n][0].tokens_of(i - starts[n], start, stop)
     tokens = sum(s.record["num_tokens"] for s, _ in opened)
     return Documents(description=f"{tokens:,} tokens in {len(opened)} shards", read=read,
-                     keys=np.concatenate([record_keys(name, len(s)) for s, name in opened]),
+                     # The keys of the documents the shards were made from: the same split as the source.
+                     keys=np.concatenate([np.asarray(s.keys, np.uint64) if s.keys is not None
+                                          else record_keys(name, len(s)) for s, name in opened]),
                      token_counts=np.concatenate([np.diff(s.offsets).astype(np.int64) for s, _ in opened]),
                      read_tokens=read_tokens,
                      recorded_bytes_per_token=sum(s.record["num_bytes"] for s, _ in opened) / max(tokens, 1))

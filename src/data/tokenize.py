@@ -37,13 +37,13 @@ class TokenizeResult:
         return self.tokens / max(self.seconds, 1e-9)
 
 
-def _encode(task: tuple[int, int, int]) -> list[tuple[np.ndarray, int]]:
-    """(tokens, UTF-8 bytes) of each document of one chunk; runs in a worker process."""
+def _encode(task: tuple[int, int, int]) -> list[tuple[np.ndarray, int, int]]:
+    """(tokens, UTF-8 bytes, split key) of each document of one chunk; runs in a worker process."""
     component, start, stop = task
     documents, tokenizer = _WORK["documents"][component], _WORK["tokenizer"]
     texts = [documents[i] for i in range(start, stop)]
-    return [(np.asarray(tokenizer.wrap(ids), np.int32), len(text.encode("utf-8")))
-            for ids, text in zip(tokenizer.encode_batch(texts), texts)]
+    return [(np.asarray(tokenizer.wrap(ids), np.int32), len(text.encode("utf-8")), int(key))
+            for ids, text, key in zip(tokenizer.encode_batch(texts), texts, documents.keys[start:stop])]
 
 
 def open_for_tokenizing(config: DataConfig, out: Path) -> Inputs:
@@ -76,10 +76,10 @@ def tokenize(inputs: Inputs, out: Path, *, workers: int | None = None, shard_tok
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         for chunk in pool.imap(_encode, tasks):
-            for tokens, num_bytes in chunk:
+            for tokens, num_bytes, key in chunk:
                 if writer is None:
                     writer = ShardWriter(out, f"shard_{len(writers):05d}", identity=inputs.tokenizer.identity)
-                writer.add(tokens, num_bytes)
+                writer.add(tokens, num_bytes, key)
                 if writer.offsets[-1] >= shard_tokens:
                     writers.append(writer.close())
                     writer = None

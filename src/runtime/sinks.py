@@ -90,6 +90,9 @@ class TensorBoardSink:
         from tensorboardX import SummaryWriter
 
         self.directory = directory
+        # A non-finite loss is recorded as it is and reported by the run in one line; the
+        # warning tensorboardX logs for each one ("NaN or Inf found in input tensor.") is noise.
+        logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
         self.writer = SummaryWriter(str(directory), flush_secs=10, purge_step=initial_step + 1,
                                     max_queue=100_000)
 

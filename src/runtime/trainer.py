@@ -299,9 +299,12 @@ class _Loop:
                            "skipped (%d so far)", step, values["loss"], values["grad_norm"], self.skipped)
             return
         self.log.write(step, values)
+        saved = self.checkpointer.latest_step()
+        where = ("no checkpoint was saved yet (a rerun starts from step 0)" if saved is None
+                 else f"the newest checkpoint is at step {saved}")
         raise NonFiniteLoss(
             f"step {step}: the loss ({values['loss']}) or gradient norm ({values['grad_norm']}) is "
-            f"not finite; the newest checkpoint is at step {self.checkpointer.latest_step()}. Lower "
+            f"not finite; {where}. Lower "
             "optim.lr or raise schedule.warmup_steps, or set trainer.nonfinite=skip to drop such steps")
 
     def evaluate(self, state) -> float:

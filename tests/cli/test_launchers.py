@@ -4,6 +4,7 @@ Kubernetes JobSet of `hydralearn-k8s` (checked structurally: no CRD schema ships
 Python package)."""
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -88,3 +89,53 @@ def test_hydralearn_k8s_refuses_a_bad_override_in_one_line():
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         "hydralearn: error: hardware.hosts: expected int, got 'zero' (str)"]
+
+
+HOSTILE_NAME = "a: b}{ #x"
+
+
+def _k8s(monkeypatch, capsys, *args: str):
+    """hydralearn-k8s in this process (its main, as the console script runs it)."""
+    from hydralearn.cli import k8s
+
+    monkeypatch.setattr(sys, "argv", ["hydralearn-k8s", *args])
+    try:
+        k8s.main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_the_pods_command_line_parses_back_into_the_same_overrides(monkeypatch, capsys):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [f"name='{HOSTILE_NAME}'", "hardware.hosts=2", "optim.lr=1e-3"]
+    code, out, err = _k8s(monkeypatch, capsys, "--image", "registry.io:5000/team/hl:1.2", *overrides)
+    assert code == 0, err
+    manifest = yaml.safe_load(out)  # a YAML parser reads the manifest back
+    (container,) = manifest["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]["containers"]
+    command = container["command"]
+    # The command as one shell line (kubectl describe, a copy into a terminal) splits back exactly.
+    assert shlex.split(shlex.join(command)) == command
+    assert command[0] == "hydralearn-train" and command[1:4] == overrides  # the user's, as given
+    parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(command[1:])}
+    assert parsed["name"] == HOSTILE_NAME
+    assert parsed["hydra.run.dir"] == "/runs/${name}"  # no user text in what k8s adds
+    assert parsed["distributed.coordinator"] == "a-b-x-workers-0-0.a-b-x:8476"
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
+    assert compose_config.load(command[1:]).name == HOSTILE_NAME
+
+
+def test_hydralearn_k8s_refuses_an_unusable_image_name_or_claim(monkeypatch, capsys):
+    for args, line in [
+        (["--image", "hl:1\nrm -rf /"], "--image 'hl:1\\nrm -rf /' is not a container image reference"),
+        (["--image", "Registry/Team/HL"], "--image 'Registry/Team/HL' is not a container image reference"),
+        (["--image", "hl", "--pvc", "runs_pvc"], "--pvc 'runs_pvc' is not a Kubernetes object name"),
+        (["--image", "hl", "name='a\nb'"], "name 'a\\nb' holds a control character"),
+    ]:
+        code, out, err = _k8s(monkeypatch, capsys, *args)
+        assert (code, out) == (2, ""), args
+        (printed,) = err.splitlines()
+        assert printed.startswith(f"hydralearn: error: {line}"), printed

@@ -76,6 +76,21 @@ def test_training_reads_the_shards(shards, corpus, bpe):
         load_data(*data[:2])
 
 
+def test_shards_hold_out_the_documents_their_source_holds_out(shards, corpus, bpe):
+    """The split follows the document: the JSONL files and the shards made from them (other
+    files, other boundaries: --shard-tokens 1000) hold out the same documents."""
+    tokenizer = ["data/tokenizer=hf", f"data.tokenizer.path={bpe}", "data.heldout_percent=30"]
+    as_jsonl = open_inputs(load_data("data=jsonl", f"data.paths=['{corpus['jsonl']}/*.jsonl']", *tokenizer)).splits[0]
+    as_tokens = open_inputs(load_data("data=tokens", f"data.paths=['{shards['out']}/*.bin']", *tokenizer)).splits[0]
+    encode = ref.bpe_encoder(bpe)
+
+    def held(split, tokens) -> list[tuple]:
+        return sorted(tuple(tokens(split.heldout_source[int(i)])) for i in split.heldout)
+    from_jsonl = held(as_jsonl, encode)
+    assert 5 <= len(from_jsonl) < len(as_jsonl.documents) // 2
+    assert held(as_tokens, lambda d: d.tolist()) == from_jsonl
+
+
 @pytest.fixture(scope="module")
 def jsonl_runs(tmp_path_factory, corpus) -> dict:
     """The uninterrupted run and one killed (-9) after its step-8 checkpoint, then rerun."""

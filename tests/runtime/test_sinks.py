@@ -110,3 +110,16 @@ def wandb_history(path: Path) -> list[dict]:
                 rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
                              for item in record.history.item})
     return rows
+
+
+def test_a_non_finite_value_reaches_tensorboard_without_a_library_warning(tmp_path, caplog):
+    import logging
+
+    from hydralearn.runtime.sinks import TensorBoardSink
+
+    sink = TensorBoardSink(tmp_path, initial_step=0)
+    with caplog.at_level(logging.WARNING):
+        sink.write(1, {"loss": float("nan"), "grad_norm": float("inf")})
+        sink.close()
+    assert [r.getMessage() for r in caplog.records] == []  # tensorboardX says "NaN or Inf found ..."
+    assert list(tmp_path.glob("events.out.tfevents.*"))

@@ -100,3 +100,20 @@ def test_watchdog_dumps_stacks_and_exits(mode):
     assert "watchdog: no training step completed" in result.stderr
     assert "stuck_in_collective" in result.stderr and "MainThread" in result.stderr
     assert "finished" not in result.stdout
+
+
+def test_a_stop_before_any_checkpoint_says_so():
+    """The stop's line names the newest checkpoint, or that there is none (not "step None")."""
+    from types import SimpleNamespace
+
+    from hydralearn.runtime.trainer import _Loop
+
+    loop = object.__new__(_Loop)  # only what the check reads
+    loop.trainer = tiny_config().trainer
+    loop.log = SimpleNamespace(write=lambda step, values: None)
+    for saved, said in [(None, "no checkpoint was saved yet (a rerun starts from step 0)"),
+                        (4, "the newest checkpoint is at step 4")]:
+        loop.checkpointer = SimpleNamespace(latest_step=lambda saved=saved: saved)
+        with pytest.raises(NonFiniteLoss) as error:
+            loop._check_finite(5, {"nonfinite": 1.0, "loss": float("nan"), "grad_norm": float("nan")})
+        assert f"not finite; {said}. Lower" in str(error.value)
