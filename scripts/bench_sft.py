@@ -6,7 +6,7 @@ same arrays with every target kept (context targets given back their real token 
 steps are compiled ahead of time, then run interleaved lm, sft, lm, sft, ... so machine noise
 hits both alike. Prints the median step times and their ratio.
 
-    .venv/bin/python scripts/bench_sft.py [--steps 20] [overrides...]
+    .venv/bin/python scripts/bench_sft.py [--steps 20] [--tiny] [overrides...]
 """
 
 import argparse
@@ -25,6 +25,8 @@ from hydralearn.compose.resolve import resolve
 from hydralearn.config import compose as compose_config
 from hydralearn.data.loader import first_batches
 
+TINY = ["data.seq_len=256", "data.batch_size=2", "model.d_model=32", "model.num_layers=2",
+        "model.num_heads=4", "model.num_kv_heads=2", "model.ffn_dim=64"]
 SHAPE = ["data.template=chatml", "data.seq_len=512", "data.batch_size=8", "model.d_model=256",
          "model.num_layers=4", "model.num_heads=8", "model.num_kv_heads=4", "model.ffn_dim=1024"]
 
@@ -43,8 +45,11 @@ def _chats(path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model, 2 steps: does it run")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.tiny:
+        args.steps, args.overrides = 2, [*TINY, *args.overrides]
     with tempfile.TemporaryDirectory() as tmp:
         _chats(Path(tmp) / "chats.jsonl")
         common = [*SHAPE, f"data.paths=[{tmp}/chats.jsonl]", *args.overrides]

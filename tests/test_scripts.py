@@ -30,6 +30,7 @@ TINY_RUNS = {
     "bench_grad_accum.py data=synthetic": ["--tiny", "--accum", "2", "data=synthetic"],
     "bench_moe.py": ["--tiny"],
     "bench_overhead.py": ["--tiny"],
+    "bench_sft.py": ["--tiny"],
     "bench_startup.py": ["--before", str(VENV), "--after", str(VENV), "--runs", "1", "--top", "1"],
     "checkpoint_benchmark.py": ["save", "llama_tiny", "--inflight-gb", "1"],
     "checkpoint_benchmark.py steps": ["steps", "llama_tiny", "--steps", "4", "--every", "2"],
