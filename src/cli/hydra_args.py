@@ -8,7 +8,7 @@ import itertools
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
-from hydra.errors import OverrideParseException
+from hydra.errors import HydraException, OverrideParseException
 
 from hydralearn.config import compose as compose_config
 from hydralearn.config.store import is_schema
@@ -121,5 +121,5 @@ def _check_glob(override, expanded: list[str]) -> None:
 def _is_sweep(override: str) -> bool:
     try:
         return OverridesParser.create().parse_override(override).is_sweep_override()
-    except OverrideParseException:
+    except HydraException:  # parse_override raises the base class; sweep_points names the error
         return False

@@ -5,7 +5,7 @@ written: a refused run leaves no run directory behind and overwrites nothing."""
 from typing import Any, Callable
 
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.utils import configure_log, run_job
+from hydra.core.utils import JobStatus, configure_log, run_job
 from hydra.types import HydraContext, RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -37,11 +37,28 @@ def run(cfg: DictConfig, task: Callable[[DictConfig], Any], *, config_name: str)
         cfg.hydra.mode = RunMode.RUN
     callbacks = Callbacks(cfg)
     callbacks.on_run_start(config=cfg, config_name=config_name)
-    ret = run_job(task_function=task, config=cfg, job_dir_key="hydra.run.dir", job_subdir_key=None,
+    failure: list[Exception] = []
+    ret = run_job(task_function=_keeping(task, failure), config=cfg, job_dir_key="hydra.run.dir",
+                  job_subdir_key=None,
                   hydra_context=HydraContext(config_loader=GlobalHydra.instance().config_loader(),
                                              callbacks=callbacks))
     callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
-    return ret.return_value  # re-raises the task's exception, as Hydra does
+    if ret.status is JobStatus.FAILED and failure:
+        # Raised here, not by ret.return_value, which first prints "Error executing job with
+        # overrides: [...]" to stderr: the CLI prints the one line that says what went wrong.
+        raise failure[0]
+    return ret.return_value
+
+
+def _keeping(task: Callable[[DictConfig], Any], failure: list) -> Callable[[DictConfig], Any]:
+    """`task`, noting the exception it raises (run_job keeps it only behind that print)."""
+    def call(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        except Exception as e:
+            failure.append(e)
+            raise
+    return call
 
 
 def quiet_unless_primary(cfg: DictConfig) -> None:

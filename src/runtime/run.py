@@ -22,6 +22,7 @@ from hydralearn.config.run_dir import RunDir, split_step
 from hydralearn.config.resume_rule import compare
 from hydralearn.config.schema import TrainConfig
 from hydralearn.errors import ConfigError
+from hydralearn.runtime import init_sources
 from hydralearn.exit_codes import INTERRUPTED_EXIT, SUCCESS_EXIT, USER_ERROR_EXIT
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Prepared:
 def execute(config: TrainConfig, *, run_dir: Path, job: Callable | None = None) -> int:
     """Train `config` in `run_dir`; the exit code. `job(task)` runs `task()` inside Hydra's job
     runner (it writes `.hydra/` there) once the run is sure to go on; None runs it bare."""
+    init_sources.check(config, run_dir=run_dir)  # before the run directory exists
     start_processes(config)
     with claimed(run_dir, hosts=config.hardware.hosts) as claim:
         prepared = prepare(config, run_dir=run_dir)
@@ -54,6 +56,7 @@ def execute_point(make_config: Callable[[], TrainConfig], *, run_dir: Path) -> N
     failing point is recorded there (summary.json) and logged, so the sweep goes on."""
     try:
         config = make_config()
+        init_sources.check(config, run_dir=run_dir)
         start_processes(config)
         with claimed(run_dir, hosts=config.hardware.hosts) as claim:
             claim.started = True  # Hydra has written its record here already: keep the directory
