@@ -36,8 +36,9 @@ def main() -> None:
     # A log file on a full disk must not print a traceback per record (the failure is reported
     # once); the logging docs' advice for production.
     logging.raiseExceptions = False
-    args = hydra_args.parse(sys.argv[1:])
     try:
+        args = hydra_args.parse(sys.argv[1:])
+        sys.argv[1:] = hydra_args.for_hydra(args)  # as hydra.main reads it, where it takes over
         # Hydra's own commands compose too: the schemas and conf/'s place must be known to Hydra.
         register_schemas()
         compose_config.register_locations()
