@@ -180,7 +180,23 @@ def _check_resume(run_dir: Path, container: dict) -> list[str]:
 
 
 def train_run(prepared: Prepared, *, run_dir: Path):
-    """Train in `run_dir` (the job's directory); returns the RunSummary."""
+    """Train in `run_dir` (the job's directory); returns the RunSummary. Ctrl-C and SIGTERM
+    only set a flag from here on (runtime/preemption.py), checked where stopping is safe: an
+    interrupt raised inside XLA's compiler or a JAX callback could crash the process or be
+    swallowed there."""
+    import jax
+
+    from hydralearn.runtime.preemption import Preemption
+    from hydralearn.runtime.trainer import RunStatus
+
+    with Preemption(multi_process=jax.process_count() > 1) as preemption:
+        summary = _train_run(prepared, run_dir=run_dir, preemption=preemption)
+        if summary.status not in (RunStatus.INTERRUPTED, RunStatus.PREEMPTED):
+            preemption.raise_if_interrupted()  # e.g. during the end-of-run sample
+        return summary
+
+
+def _train_run(prepared: Prepared, *, run_dir: Path, preemption):
     import jax
 
     from hydralearn.compose.build import build, flops_per_token
@@ -213,7 +229,7 @@ def train_run(prepared: Prepared, *, run_dir: Path):
                     checkpoint=config.checkpoint, throughput=throughput, run_dir=run_dir,
                     sinks=config.logger, config_record=container, on_start=lambda: OmegaConf.save(
                         OmegaConf.create(container), RunDir(run_dir).resolved_config),
-                    initial=initial_start(config, program))
+                    initial=initial_start(config, program), preemption=preemption)
     if summary.status in (RunStatus.PREEMPTED, RunStatus.INTERRUPTED):
         logger.info(f"{summary.status.value}: checkpoint saved at step {summary.steps}; run the "
                     "same command to resume")
