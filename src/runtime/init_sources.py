@@ -21,7 +21,9 @@ def check(config: TrainConfig, *, run_dir: Path) -> None:
     if init.hf:
         from hydralearn.interop.hf import weight_problems
 
-        problems = weight_problems(init.hf, config.model)
+        # As config.json's problems are named (cli/init_hf.py): `init.hf=<dir>: ...`.
+        problems = [f"init.hf={init.hf}: {_after(line, init.hf)}"
+                    for line in weight_problems(init.hf, config.model)]
     else:
         from hydralearn.runtime.restore import locate
 
@@ -29,6 +31,13 @@ def check(config: TrainConfig, *, run_dir: Path) -> None:
             locate(*split_step(init.checkpoint))
             problems = []
         except ConfigError as e:
-            problems = e.errors
+            problems = [f"init.checkpoint={init.checkpoint}: {line}" for line in e.errors]
     if problems:
-        raise ConfigError([f"init.{'hf' if init.hf else 'checkpoint'}: {line}" for line in problems])
+        raise ConfigError(problems)
+
+
+def _after(line: str, directory: str) -> str:
+    for prefix in (f"{directory}: ", f"{Path(directory)}: "):
+        if line.startswith(prefix):
+            return line[len(prefix):]
+    return line

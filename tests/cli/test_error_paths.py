@@ -116,13 +116,13 @@ def test_init_sources_are_refused_before_the_run_directory(place):
                "model.norm.weight": np.ones(64, np.float32), "lm_head.weight": np.zeros((256, 64), np.float32),
                "model.extra.weight": np.zeros(3, np.float32)}, str(place / "wrong" / "model.safetensors"))
     run = ["init.hf_config=adopt", "data=synthetic", "data.seq_len=24", "name=x"]
-    check([f"init.hf={place / 'none'}", *run], r"^hydralearn: error: init.hf: .*/none: no \*.safetensors files", 1, place)
+    check([f"init.hf={place / 'none'}", *run], r"^hydralearn: error: init.hf=.*/none: no \*.safetensors files", 1, place)
     check([f"init.hf={place / 'pickle'}", *run],
           r"only pickle weights \(pytorch_model.bin\); hydralearn reads \*.safetensors only", 1, place)
     # 2 layers x 9 tensors missing (8 named, then a count), the stray one not shown past 8.
-    check([f"init.hf={place / 'wrong'}", *run], r"wrong: no tensor model.layers.0.input_layernorm.weight", 9, place)
+    check([f"init.hf={place / 'wrong'}", *run], r"init.hf=.*/wrong: no tensor model.layers.0.input_layernorm.weight", 9, place)
     check([f"init.checkpoint={place / 'old'}@3", "data=synthetic"],
-          r"init.checkpoint: .*/old: not a hydralearn run directory", 1, place)
+          r"init.checkpoint=.*/old@3: .*/old: not a hydralearn run directory", 1, place)
 
 
 @pytest.fixture(scope="module", autouse=True)
