@@ -57,13 +57,14 @@ def extras(place: Path) -> dict[str, list[str]]:
             "experiment": ["--config-dir", str(place / "conf"), "+experiment=tiny"]}
 
 
-def check(argv: list[str], pattern: str, count: int, place: Path) -> None:
+def check(argv: list[str], pattern: str, count: int, place: Path) -> list[str]:
     before = tree(place)
     code, lines = train_main(argv)
     assert code == 2 and len(lines) == count, (argv, code, lines[-20:])
     assert all(line.startswith(PREFIX) for line in lines), (argv, lines)
     assert any(re.search(pattern, line) for line in lines), (argv, pattern, lines)
     assert tree(place) == before, (argv, sorted(map(str, tree(place) - before)))
+    return lines
 
 
 def combinations(place: Path, *, full: bool) -> list[tuple[list[str], str, int]]:
@@ -113,14 +114,19 @@ def test_init_sources_are_refused_before_the_run_directory(place):
         (place / name / "config.json").write_text(json.dumps(TINY_LLAMA))
     (place / "pickle" / "pytorch_model.bin").write_bytes(b"\x80\x04N.")  # pickle of None
     save_file({"model.embed_tokens.weight": np.zeros((256, 64), np.float32),
-               "model.norm.weight": np.ones(64, np.float32), "lm_head.weight": np.zeros((256, 64), np.float32),
+               "model.norm.weight": np.ones(64, np.float32),
+               "lm_head.weight": np.zeros((256, 64), np.float32),
                "model.extra.weight": np.zeros(3, np.float32)}, str(place / "wrong" / "model.safetensors"))
     run = ["init.hf_config=adopt", "data=synthetic", "data.seq_len=24", "name=x"]
-    check([f"init.hf={place / 'none'}", *run], r"^hydralearn: error: init.hf=.*/none: no \*.safetensors files", 1, place)
+    check([f"init.hf={place / 'none'}", *run],
+          r"^hydralearn: error: init.hf=.*/none: no \*.safetensors files", 1, place)
     check([f"init.hf={place / 'pickle'}", *run],
           r"only pickle weights \(pytorch_model.bin\); hydralearn reads \*.safetensors only", 1, place)
-    # 2 layers x 9 tensors missing (8 named, then a count), the stray one not shown past 8.
-    check([f"init.hf={place / 'wrong'}", *run], r"init.hf=.*/wrong: no tensor model.layers.0.input_layernorm.weight", 9, place)
+    # transformers' Llama layer has 9 tensors (q k v o, gate up down, 2 norms): 2 layers' 18
+    # are missing, 1 is left over; 8 are named, then the count of the rest.
+    lines = check([f"init.hf={place / 'wrong'}", *run],
+                  r"init.hf=.*/wrong: no tensor model.layers.0.input_layernorm.weight", 9, place)
+    assert lines[-1].endswith("wrong: ... and 11 more"), lines
     check([f"init.checkpoint={place / 'old'}@3", "data=synthetic"],
           r"init.checkpoint=.*/old@3: .*/old: not a hydralearn run directory", 1, place)
 
