@@ -69,7 +69,7 @@ def check(argv: list[str], pattern: str, count: int, place: Path) -> list[str]:
 
 def combinations(place: Path, *, full: bool) -> list[tuple[list[str], str, int]]:
     """Every other bad command line (`full`: each) with every extra at once, with and without
-    -m in turns (`full`: both, and each extra alone). The default tier's half takes in the
+    -m in turns (`full`: both, each extra alone, and --cfg job). The default tier's half takes in the
     unparsable override and the callback's arguments, which failed only with -m or at launch."""
     more = extras(place)
     together = [*more["name"], *more["run_dir"], *more["experiment"]]
@@ -80,7 +80,7 @@ def combinations(place: Path, *, full: bool) -> list[tuple[list[str], str, int]]
                       if not (k == "experiment" and any(a.startswith("experiment=") for a in bad))}
         kinds = ([together + more["multirun"], together] if full else
                  [together] if i % 2 else [together + more["multirun"]])
-        kinds += [v for v in compatible.values()] if full else []
+        kinds += [*compatible.values(), ["--cfg", "job"]] if full else []  # --cfg: printing too
         if "experiment" not in compatible:
             kinds = [[a for a in k if a != "+experiment=tiny"] for k in kinds]
         out += [([*k, *bad], pattern, count) for k in kinds]
