@@ -29,7 +29,8 @@ from hydralearn.config import compose as compose_config
 from hydralearn.config.store import register_schemas
 from hydralearn.config.validate import validate, validate_hydra
 from hydralearn.errors import ConfigError
-from hydralearn.exit_codes import FAILURE_EXIT
+from hydralearn.exit_codes import FAILURE_EXIT, INTERRUPTED_EXIT
+from hydralearn.runtime.errors import INTERRUPTED_LINE
 
 
 def main() -> None:
@@ -58,6 +59,9 @@ def main() -> None:
             sys.exit(run_once(args.overrides, where))
     except ConfigError as e:
         exit_with(e)
+    except KeyboardInterrupt:  # composing or checking a sweep's points (a run reports its own)
+        print(f"hydralearn: error: {INTERRUPTED_LINE}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
 
 
 def run_once(overrides: list[str], where: compose_config.Location) -> int:

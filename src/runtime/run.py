@@ -292,14 +292,14 @@ def exit_code(summary) -> int:
 def failure_line(error: BaseException, run_dir: Path) -> tuple[str, int] | None:
     """(one line, exit code) for a failure the user must act on; None for a crash."""
     from hydralearn.runtime import storage
-    from hydralearn.runtime.errors import RunError
+    from hydralearn.runtime.errors import INTERRUPTED_LINE, RunError
 
     if isinstance(error, ConfigError):
         return "; ".join(error.errors), USER_ERROR_EXIT
     if isinstance(error, RunError):
         return str(error), error.exit_code
     if isinstance(error, KeyboardInterrupt):
-        return "interrupted (Ctrl-C); the newest checkpoint, if any, is kept", INTERRUPTED_EXIT
+        return INTERRUPTED_LINE, INTERRUPTED_EXIT
     found = storage.failed("storage failed under the run directory", run_dir, error) \
         if isinstance(error, Exception) else None
     return (str(found), found.exit_code) if found else None
