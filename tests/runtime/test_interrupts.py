@@ -37,6 +37,7 @@ def interrupted_while_compiling(run_dir: Path, *, signals: int) -> tuple[subproc
         time.monotonic() - last
 
 
+@pytest.mark.slow  # a JAX process and a compile: ~15-25 s here, past the default tier's budget
 def test_ctrl_c_while_compiling_stops_before_the_first_step(tmp_path):
     done, _ = interrupted_while_compiling(tmp_path / "run", signals=1)
     assert done.returncode == 130, done.stderr[-3000:]
