@@ -8,7 +8,7 @@ import itertools
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
-from hydra.errors import OverrideParseException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig
 
 from hydralearn.config import compose as compose_config
@@ -18,8 +18,15 @@ from hydralearn.errors import ConfigError
 INFO_CHOICES = ["all", "config", "defaults", "defaults-tree", "plugins", "searchpath"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own error is a usage block: a user error here is one line, like the rest."""
+
+    def error(self, message: str):
+        raise ConfigError([f"{message} (see {self.prog} --help)"])
+
+
 def parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, add_help=False)
+    p = _Parser(prog=prog, add_help=False)
     p.add_argument("overrides", nargs="*")
     p.add_argument("--help", "-h", action="store_true")
     p.add_argument("--hydra-help", action="store_true")
@@ -39,7 +46,27 @@ def parser(prog: str) -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str], prog: str = "hydralearn-train") -> argparse.Namespace:
-    return parser(prog).parse_args(argv)
+    """Flags and overrides in any order (`name=x --config-dir d model=y`); ConfigError."""
+    return parser(prog).parse_intermixed_args(argv)
+
+
+# Every flag of `parser` by its attribute: switches, then those with a value.
+_SWITCHES = {"help": "--help", "hydra_help": "--hydra-help", "version": "--version",
+             "resolve": "--resolve", "run": "--run", "multirun": "--multirun",
+             "shell_completion": "--shell-completion"}
+_VALUED = {"cfg": "--cfg", "package": "--package", "config_path": "--config-path",
+           "config_name": "--config-name", "config_dir": "--config-dir",
+           "experimental_rerun": "--experimental-rerun", "info": "--info"}
+
+
+def for_hydra(args: argparse.Namespace) -> list[str]:
+    """The command line in the order Hydra's own parser (hydra.main) reads: its flags first
+    (`--flag=value`, so `--info` takes no override for its value), then every override.
+    Hydra's parser leaves overrides after a flag's value unrecognised."""
+    flags = [flag for attr, flag in _SWITCHES.items() if getattr(args, attr)]
+    flags += [f"{flag}={getattr(args, attr)}" for attr, flag in _VALUED.items()
+              if getattr(args, attr) is not None]
+    return [*flags, *args.overrides]
 
 
 def add_location_flags(p: argparse.ArgumentParser) -> None:
@@ -123,5 +150,5 @@ def _check_glob(override, expanded: list[str]) -> None:
 def _is_sweep(override: str) -> bool:
     try:
         return OverridesParser.create().parse_override(override).is_sweep_override()
-    except OverrideParseException:
+    except HydraException:  # parse_override raises the base class; sweep_points names the error
         return False

@@ -30,15 +30,17 @@ from hydralearn.config.schema import TrainConfig
 from hydralearn.config.store import register_schemas
 from hydralearn.config.validate import validate, validate_hydra
 from hydralearn.errors import ConfigError
-from hydralearn.exit_codes import FAILURE_EXIT
+from hydralearn.exit_codes import FAILURE_EXIT, INTERRUPTED_EXIT
+from hydralearn.runtime.errors import INTERRUPTED_LINE
 
 
 def main() -> None:
     # A log file on a full disk must not print a traceback per record (the failure is reported
     # once); the logging docs' advice for production.
     logging.raiseExceptions = False
-    args = hydra_args.parse(sys.argv[1:])
     try:
+        args = hydra_args.parse(sys.argv[1:])
+        sys.argv[1:] = hydra_args.for_hydra(args)  # as hydra.main reads it, where it takes over
         # Hydra's own commands compose too: the schemas and conf/'s place must be known to Hydra.
         register_schemas()
         compose_config.register_locations()
@@ -58,6 +60,9 @@ def main() -> None:
             sys.exit(run_once(args.overrides, where))
     except ConfigError as e:
         exit_with(e)
+    except KeyboardInterrupt:  # composing or checking a sweep's points (a run reports its own)
+        print(f"hydralearn: error: {INTERRUPTED_LINE}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
 
 
 def run_once(overrides: list[str], where: compose_config.Location) -> int:

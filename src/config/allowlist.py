@@ -16,6 +16,7 @@ Where a config can name code for Hydra or Python to run, and what is allowed the
 """
 
 import importlib
+import inspect
 import logging
 import logging.handlers
 from typing import Any, Iterator
@@ -41,7 +42,7 @@ def hydra_errors(hydra: DictConfig | None) -> list[str]:
         return []
     plain = OmegaConf.to_container(hydra, resolve=False)
     errors = [line for path, node in _dicts(plain, "hydra") if "_target_" in node
-              if (line := _target_error(path, str(node["_target_"])))]
+              if (line := _target_error(path, str(node["_target_"])) or _callback_error(path, node))]
     for kind in ("job_logging", "hydra_logging"):
         errors += _logging_errors(plain.get(kind), f"hydra.{kind}")
     return errors + env_errors((plain.get("job") or {}).get("env_set") or {})
@@ -59,6 +60,21 @@ def _target_error(path: str, target: str) -> str | None:
     return None if target in plugin_targets() else (
         f"{refused}: under hydra, only hydra.callbacks.<name>, hydra.launcher, hydra.sweeper "
         "and what Hydra's installed plugins name may run")
+
+
+def _callback_error(path: str, node: dict) -> str | None:
+    """An allowlisted callback's arguments, bound to its signature: Hydra would instantiate it
+    only when the job starts, and report a mistake there as a traceback."""
+    if not (path.startswith("hydra.callbacks.") and path.count(".") == 2):
+        return None
+    from hydra.utils import get_class
+
+    kwargs = {k: v for k, v in node.items() if not (k.startswith("_") and k.endswith("_"))}
+    try:
+        inspect.signature(get_class(str(node["_target_"]))).bind(*node.get("_args_", []), **kwargs)
+    except TypeError as e:
+        return f"{path}: {node['_target_']}: {e}"
+    return None
 
 
 def hydra_plugins(kind: str) -> set[str]:

@@ -66,6 +66,8 @@ def compose_in_session(overrides: list[str], location: Location = DEFAULT) -> Di
         raise ConfigError(_diagnose(e, list(overrides), location)) from None
     except yaml.YAMLError as e:  # a config file of a group or experiment that is not YAML
         raise ConfigError([yaml_problem(e)]) from None
+    except (AttributeError, AssertionError, TypeError) as e:  # raised by OmegaConf's merge itself
+        raise ConfigError([override_check.library_failure(e, list(overrides))]) from e
     # As in a real run, `${hydra:...}` interpolations resolve against this composition.
     HydraConfig.instance().set_config(cfg)
     return cfg

@@ -69,6 +69,23 @@ def describe_failure(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
+def library_failure(e: Exception, overrides: list[str]) -> str:
+    """One line for a composition that Hydra or OmegaConf ended with an error of their own
+    (an AttributeError, an AssertionError) instead of a composition error: only the command
+    line decides a composition, so it is the user's to change."""
+    try:
+        keys = [o.key_or_group for o in parse(overrides)]
+    except ConfigError:
+        keys = []
+    params = [k for k in keys if k == "hydra.sweeper.params" or k.startswith("hydra.sweeper.params.")]
+    if params:
+        return (f"{params[0]}: Hydra 1.3 cannot set hydra.sweeper.params on the command line (it "
+                "merges into a null default); sweep there directly (-m trainer.steps=1,2) or set "
+                "hydra.sweeper.params in a config file, e.g. an experiment's `hydra:` node")
+    cause = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"cannot compose the config with these overrides: {type(e).__name__}: {cause}".rstrip(": ")
+
+
 def composition_cause(e: Exception) -> BaseException | None:
     """The OmegaConf error behind a Hydra composition error: Hydra chains a config file's
     merge error as the context, an override's as the cause."""
@@ -96,7 +113,7 @@ def _groups_outside_defaults(groups: list[Override], base: list[str], config_nam
 def _apply(cfg: DictConfig, override: Override) -> list[str]:
     """One key override applied to `cfg` as Hydra applies it; the problems, if any."""
     key, value = override.key_or_group, override.value()
-    current = OmegaConf.select(cfg, key, throw_on_missing=False, default=_ABSENT)
+    current = _current(cfg, key)
     try:
         if override.is_delete():
             if current is _ABSENT:
@@ -128,6 +145,17 @@ def _apply(cfg: DictConfig, override: Override) -> list[str]:
 
 
 _ABSENT = object()
+_UNRESOLVED = object()  # a key whose value is an interpolation: present, not null
+
+
+def _current(cfg: DictConfig, key: str):
+    """The value at `key`, _ABSENT if there is none. An interpolation is not resolved: this
+    composition has no Hydra config, and `name: ${hydra:runtime.choices.model}` names it."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, throw_on_resolution_failure=False) if parent else cfg
+    if isinstance(node, DictConfig) and leaf in node and OmegaConf.is_interpolation(node, leaf):
+        return _UNRESOLVED
+    return OmegaConf.select(cfg, key, throw_on_missing=False, default=_ABSENT)
 
 
 def _closest(cfg: DictConfig, key: str) -> str:

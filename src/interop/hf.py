@@ -80,6 +80,46 @@ def model_tensors(model) -> list[Tensor]:
     return out
 
 
+def weight_problems(hf_dir: str | Path, model) -> list[str]:
+    """Why the weights in `hf_dir` cannot initialise `model`, from the safetensors headers alone
+    (no tensor is read): no safetensors file, one that does not open, a tensor missing or left
+    over. Shapes are checked as the weights are read (load_params)."""
+    try:
+        handles = [safe_open(str(f), framework="numpy") for f in safetensors_files(Path(hf_dir))]
+    except ConfigError as e:
+        return e.errors
+    except Exception as e:  # noqa: BLE001 - safetensors' error for a damaged header
+        return [f"{hf_dir}: a *.safetensors file does not open ({type(e).__name__}: {e})"]
+    present = {name for h in handles for name in h.keys()}
+    wanted = [t.name for t in model_tensors(model)] + [
+        f"model.layers.{i}.{t.name.format(e=e)}" for t in block_tensors(model)
+        for i in range(model.num_layers) for e in range(max(t.experts, 1))]
+    missing = [f"no tensor {n} (is this a checkpoint of the configured family?)" for n in wanted
+               if n not in present]
+    left = sorted(present - set(wanted))
+    errors = missing + [f"tensor {n} has no place in the configured model (it would be ignored)"
+                        for n in left if not n.endswith("rotary_emb.inv_freq")]
+    return [f"{hf_dir}: {e}" for e in errors[:8]] + (
+        [f"{hf_dir}: ... and {len(errors) - 8} more"] if len(errors) > 8 else [])
+
+
+def safetensors_files(directory: Path) -> list[Path]:
+    """The *.safetensors files of a Hugging Face directory; ConfigError if there are none
+    (pickle weights are never read: unpickling runs code)."""
+    files = sorted(directory.glob("*.safetensors"))
+    if files:
+        return files
+    pickles = sorted(p.name for p in directory.glob("*") if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ConfigError([f"{directory}: only pickle weights ({', '.join(pickles[:3])}); hydralearn "
+                           "reads *.safetensors only, as unpickling can run code: save them with "
+                           "transformers' save_pretrained(..., safe_serialization=True)"])
+    raise ConfigError([f"{directory}: no *.safetensors files (expected a Hugging Face checkpoint)"])
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
 def overrides(hf_dir: str | Path, *, seq_len: int | None = None) -> list[str]:
     """Hydra overrides that give a model shaped like the checkpoint (family preset + keys);
     `seq_len`: the run's sequence length (a shorter sliding window is refused)."""
@@ -185,10 +225,7 @@ class _Reader:
     layout; problems are collected in `errors` (one line each) rather than raised one by one."""
 
     def __init__(self, directory: Path):
-        files = sorted(directory.glob("*.safetensors"))
-        if not files:
-            raise ConfigError([f"{directory}: no *.safetensors files (expected a Hugging Face checkpoint)"])
-        self.handles = [safe_open(str(f), framework="flax") for f in files]
+        self.handles = [safe_open(str(f), framework="flax") for f in safetensors_files(directory)]
         self.where = {name: h for h in self.handles for name in h.keys()}
         self.errors: list[str] = []
         self.used: set[str] = set()

@@ -8,6 +8,10 @@ The codes: hydralearn/exit_codes.py.
 from hydralearn.exit_codes import FAILURE_EXIT, STORAGE_EXIT, USER_ERROR_EXIT
 
 
+# What Ctrl-C ends a command with when no step was saved by it (runtime/run.py, cli/train.py).
+INTERRUPTED_LINE = "interrupted (Ctrl-C); the newest checkpoint, if any, is kept"
+
+
 class RunError(Exception):
     """A run that cannot go on; str(error) is the one line the user reads."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.utils import configure_log, run_job
+from hydra.core.utils import JobStatus, configure_log, run_job
 from hydra.types import HydraContext, RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -59,12 +59,17 @@ class Record:
         cfg.hydra.mode = RunMode.RUN
         callbacks = Callbacks(cfg)
         callbacks.on_run_start(config=cfg, config_name=config_name)
-        ret = run_job(task_function=lambda _: task(), config=cfg, job_dir_key="hydra.run.dir",
+        failure: list[Exception] = []
+        ret = run_job(task_function=_keeping(task, failure), config=cfg, job_dir_key="hydra.run.dir",
                       job_subdir_key=None,
                       hydra_context=HydraContext(config_loader=GlobalHydra.instance().config_loader(),
                                                  callbacks=callbacks))
         callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
-        return ret.return_value  # re-raises the task's exception, as Hydra does
+        if ret.status is JobStatus.FAILED and failure:
+            # Raised here, not by ret.return_value, which first prints "Error executing job with
+            # overrides: [...]" to stderr: the CLI prints the one line that says what went wrong.
+            raise failure[0]
+        return ret.return_value
 
     def quiet_unless_primary(self) -> None:
         """A process other than 0 of a multi-host job prints only warnings and logs to its own
@@ -81,3 +86,15 @@ class Record:
         if "file" in logging.get("handlers", {}):
             logging.handlers.file.filename = (f"{self.run_dir}/{self.hydra.job.name}"
                                               f".process{jax.process_index()}.log")
+
+
+def _keeping(task: Callable[[], Any], failure: list) -> Callable[[DictConfig], Any]:
+    """`task` as run_job calls it, noting the exception it raises (run_job keeps it only
+    behind that print)."""
+    def call(_: DictConfig) -> Any:
+        try:
+            return task()
+        except Exception as e:
+            failure.append(e)
+            raise
+    return call

@@ -2,6 +2,9 @@
 
 The handler only sets a flag: the loop checks it after each step, so the checkpoint holds a
 consistent state and the next start resumes at exactly the step where this one stopped.
+It is installed for the whole run, compilation included (runtime/run.py train_run): an
+interrupt raised inside XLA's compiler or a JAX callback crashed the process or was swallowed
+there. A Ctrl-C before the first step stops once compiling is done (nothing to save yet).
 A second SIGTERM while saving is ignored: the save is what the job was given time for.
 A second Ctrl-C exits at once, without saving (a write in flight is left uncommitted, and the
 next start removes it).
@@ -47,6 +50,12 @@ class Preemption:
         """A stop was asked of this process."""
         return self._requested.is_set()
 
+    def raise_if_interrupted(self) -> None:
+        """KeyboardInterrupt if Ctrl-C came (one process): at a safe point, with no progress
+        to save, or none left. With several processes a stop is agreed after a step instead."""
+        if self.interrupted and not self.multi_process:
+            raise KeyboardInterrupt
+
     def stop_after(self, steps: int) -> bool:
         """Whether to save and stop now, `steps` steps into this attempt; with several processes
         every process gets the same answer. Call it after every step, on every process."""
@@ -65,9 +74,12 @@ class Preemption:
             os._exit(INTERRUPTED_EXIT)  # not an exception: it could be swallowed mid-save
         if not self._requested.is_set():
             self.interrupted = signum == signal.SIGINT
-            what = "Ctrl-C" if self.interrupted else "SIGTERM"
-            logger.warning("%s received: saving a checkpoint after the current step, then exiting%s",
-                           what, " (Ctrl-C again exits at once)" if self.interrupted else "")
+            if self.interrupted:
+                logger.warning("Ctrl-C received: saving a checkpoint after the current step, then "
+                               "exiting (before the first step: once compiling is done, with nothing "
+                               "to save); Ctrl-C again exits at once")
+            else:
+                logger.warning("SIGTERM received: saving a checkpoint after the current step, then exiting")
         self._requested.set()
         if self.multi_process:
             os.kill(os.getpid(), signal.SIGTERM)  # JAX's notifier tells the other processes

@@ -42,6 +42,18 @@ def find(where: str | Path, step: int | None = None) -> Checkpoint:
     """Checkpoint `step` (default: the newest) of the run at `where` (the run directory or its
     checkpoints directory), with the config that wrote it; ConfigError (one line) if there is
     no run, no such step, or its checksums do not verify."""
+    run, step = locate(where, step)
+    steps = committed_steps(run.checkpoints)
+    problem = integrity.verify(run.checkpoint(step), items=("state", "config"))
+    if problem is not None:
+        raise ConfigError([f"checkpoint {run.checkpoint(step)} cannot be trusted: {problem} (it was "
+                           f"left as it is); available steps: {', '.join(map(str, steps))}"])
+    return Checkpoint(run=run, step=step, config=from_container(written_with(run, step)))
+
+
+def locate(where: str | Path, step: int | None = None) -> tuple[RunDir, int]:
+    """(run, step) of checkpoint `step` (default: the newest) at `where`, from a directory
+    listing; ConfigError (one line) if there is no run or no such step."""
     run = RunDir.of(where)
     steps = committed_steps(run.checkpoints)
     if not steps:
@@ -51,12 +63,7 @@ def find(where: str | Path, step: int | None = None) -> Checkpoint:
     if step is not None and step not in steps:
         raise ConfigError([f"{run.path}@{step}: no checkpoint at step {step}; available steps: "
                            f"{', '.join(map(str, steps))}"])
-    step = steps[-1] if step is None else step
-    problem = integrity.verify(run.checkpoint(step), items=("state", "config"))
-    if problem is not None:
-        raise ConfigError([f"checkpoint {run.checkpoint(step)} cannot be trusted: {problem} (it was "
-                           f"left as it is); available steps: {', '.join(map(str, steps))}"])
-    return Checkpoint(run=run, step=step, config=from_container(written_with(run, step)))
+    return run, steps[-1] if step is None else step
 
 
 def written_with(run: RunDir, step: int) -> dict:

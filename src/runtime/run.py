@@ -23,6 +23,7 @@ from hydralearn.config.resume_rule import compare
 from hydralearn.config.schema import TrainConfig
 from hydralearn.errors import ConfigError
 from hydralearn.exit_codes import INTERRUPTED_EXIT, SUCCESS_EXIT, USER_ERROR_EXIT
+from hydralearn.runtime import init_sources
 from hydralearn.runtime.hydra_job import Record
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def execute(config: TrainConfig, *, record: Record, config_name: str) -> int:
     """Train `config` in the run directory of Hydra's `record`; the exit code. The run goes
     through Hydra's job runner (which writes `.hydra/` there) once it is sure to go on."""
     run_dir = record.run_dir
+    init_sources.check(config, run_dir=run_dir)  # before the run directory exists
     start_processes(config)
     with claimed(run_dir, hosts=config.hardware.hosts) as claim:
         prepared = prepare(config, run_dir=run_dir)
@@ -57,6 +59,7 @@ def execute_point(make_config: Callable[[], TrainConfig], *, run_dir: Path) -> N
     failing point is recorded there (summary.json) and logged, so the sweep goes on."""
     try:
         config = make_config()
+        init_sources.check(config, run_dir=run_dir)
         start_processes(config)
         with claimed(run_dir, hosts=config.hardware.hosts) as claim:
             claim.started = True  # Hydra has written its record here already: keep the directory
@@ -204,7 +207,23 @@ def _with_schedule_effect(line: str, saved: dict, config: TrainConfig, step: int
 
 
 def train_run(prepared: Prepared, *, run_dir: Path):
-    """Train in `run_dir` (the job's directory); returns the RunSummary."""
+    """Train in `run_dir` (the job's directory); returns the RunSummary. Ctrl-C and SIGTERM
+    only set a flag from here on (runtime/preemption.py), checked where stopping is safe: an
+    interrupt raised inside XLA's compiler or a JAX callback could crash the process or be
+    swallowed there."""
+    import jax
+
+    from hydralearn.runtime.preemption import Preemption
+    from hydralearn.runtime.trainer import RunStatus
+
+    with Preemption(multi_process=jax.process_count() > 1) as preemption:
+        summary = _train_run(prepared, run_dir=run_dir, preemption=preemption)
+        if summary.status not in (RunStatus.INTERRUPTED, RunStatus.PREEMPTED):
+            preemption.raise_if_interrupted()  # e.g. during the end-of-run sample
+        return summary
+
+
+def _train_run(prepared: Prepared, *, run_dir: Path, preemption):
     import jax
 
     from hydralearn.compose.build import build, flops_per_token
@@ -237,7 +256,7 @@ def train_run(prepared: Prepared, *, run_dir: Path):
                     checkpoint=config.checkpoint, throughput=throughput, run_dir=run_dir,
                     sinks=config.logger, config_record=container, on_start=lambda: OmegaConf.save(
                         OmegaConf.create(container), RunDir(run_dir).resolved_config),
-                    initial=initial_start(config, program))
+                    initial=initial_start(config, program), preemption=preemption)
     if summary.status in (RunStatus.PREEMPTED, RunStatus.INTERRUPTED):
         logger.info(f"{summary.status.value}: checkpoint saved at step {summary.steps}; run the "
                     "same command to resume")
@@ -300,14 +319,14 @@ def exit_code(summary) -> int:
 def failure_line(error: BaseException, run_dir: Path) -> tuple[str, int] | None:
     """(one line, exit code) for a failure the user must act on; None for a crash."""
     from hydralearn.runtime import storage
-    from hydralearn.runtime.errors import RunError
+    from hydralearn.runtime.errors import INTERRUPTED_LINE, RunError
 
     if isinstance(error, ConfigError):
         return "; ".join(error.errors), USER_ERROR_EXIT
     if isinstance(error, RunError):
         return str(error), error.exit_code
     if isinstance(error, KeyboardInterrupt):
-        return "interrupted (Ctrl-C); the newest checkpoint, if any, is kept", INTERRUPTED_EXIT
+        return INTERRUPTED_LINE, INTERRUPTED_EXIT
     found = storage.failed("storage failed under the run directory", run_dir, error) \
         if isinstance(error, Exception) else None
     return (str(found), found.exit_code) if found else None

@@ -6,6 +6,7 @@ loader's position (its Grain iterator state); no step draws randomness, so the s
 resume are bit-identical to an uninterrupted run's.
 """
 
+import contextlib
 import dataclasses
 import enum
 import json
@@ -118,7 +119,8 @@ class Start:
 def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
           checkpoint: CheckpointConfig, throughput: Throughput, run_dir: Path,
           sinks: LoggerConfig | None = None, config_record: dict | None = None,
-          on_start: Callable[[], None] | None = None, initial: Start | None = None) -> RunSummary:
+          on_start: Callable[[], None] | None = None, initial: Start | None = None,
+          preemption: Preemption | None = None) -> RunSummary:
     """Train to `trainer.steps`, resuming from the newest intact checkpoint; without one,
     from `initial` (random initialisation if None): a run's own checkpoint always wins.
 
@@ -127,7 +129,8 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
     the run is sure to go on (checkpoints verified and restored, nothing refused), before the
     run directory's metrics are touched: the place to write records a refused run must not.
     With several processes, all train and checkpoint together; only process 0 writes records
-    (`on_start`, metrics, progress, summary.json).
+    (`on_start`, metrics, progress, summary.json). `preemption`: the caller's, already
+    installed (a Ctrl-C before the first step then stops there); None installs one for the loop.
     """
     primary = jax.process_index() == 0
     started = time.perf_counter()
@@ -163,8 +166,11 @@ def train(program: Program, *, loader: Loader, trainer: TrainerConfig,
                          checkpointer=checkpointer, throughput=throughput, skipped=skipped, log=log,
                          profiler=profiler, goodput=goodput)
             state = restored.state if restored else (initial.make() if initial else program.init_state())
-            preemption = Preemption(multi_process=jax.process_count() > 1)
-            with preemption, Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
+            installed = preemption is not None
+            preemption = preemption or Preemption(multi_process=jax.process_count() > 1)
+            with contextlib.nullcontext() if installed else preemption, \
+                    Watchdog(timeout_s=trainer.watchdog_s) as watchdog:
+                preemption.raise_if_interrupted()  # compiled and restored: nothing to save yet
                 state, status = loop.run(state, start=start, preemption=preemption, watchdog=watchdog)
         finally:
             profiler.stop()

@@ -29,7 +29,8 @@ COMMANDS = {
     "several_errors": ["+model.hiden=1", "trainer.steps=many", "optim.lr=fast"],
     "cross_field": ["model.num_heads=6", "model.num_kv_heads=4", "model.d_model=250"],
     "disallowed_target": ["model._target_=os.system"],
-    "impossible_mesh": ["mesh.axes.fsdp=3", "data=synthetic"],
+    # Refused once its run directory exists: under runs/, which it must not leave behind.
+    "impossible_mesh": ["mesh.axes.fsdp=3", "data=synthetic", "hydra.run.dir=runs/impossible_mesh"],
     "train": TINY_RUN,
 }
 
@@ -80,6 +81,7 @@ def test_user_errors_exit_2_with_one_line_each_and_no_traceback(results, name, e
         assert any(fragment in line for line in lines), (fragment, lines)
     assert "Traceback" not in stderr
     assert not run_dir.exists()  # refused before Hydra made the run directory
+    assert not (run_dir.parent / "runs").exists()  # nor a parent made for it
 
 
 def test_tiny_training_run_writes_its_run_directory(results):

@@ -104,7 +104,8 @@ def test_hydra_append_and_delete_overrides():
         compose_config.load(["+trainer_note=hello"])
 
 
-@pytest.mark.parametrize("overrides, message", [
+# Bad command lines and their one line (tests/cli/test_error_paths.py combines them with more).
+USER_ERRORS = [
     (["model.d_modle=3"], r"unknown key model.d_modle; did you mean 'model.d_model'\?"),
     (["model=llama2_7"], r"model=llama2_7: no such option; did you mean 'llama2_7b'\?.*valid options: .*llama2_70b"),
     (["model.d_model=big"], r"model.d_model: expected int, got 'big' \(str\)"),
@@ -117,7 +118,16 @@ def test_hydra_append_and_delete_overrides():
     (["+hydra.callbacks.x._target_=tempfile.mkdtemp"], r"hydra.callbacks.x: _target_ 'tempfile.mkdtemp' is not allowed"),
     (["~model.head_dim"], r"cannot delete model.head_dim: every config has it \(a field of DecoderConfig\)"),
     (["model.tie_embeddings=maybe"], r"model.tie_embeddings: expected bool, got 'maybe'"),
-])
+    (["name=x", "trainer.stepz=3"], r"unknown key trainer.stepz; did you mean 'trainer.steps'\?"),
+    (["trainer.steps=[1"], r"cannot parse override: no viable alternative at input '\[1'"),
+    (["hydra.sweeper.params={trainer.steps:'0,2'}"],
+     r"hydra.sweeper.params: Hydra 1.3 cannot set hydra.sweeper.params on the command line"),
+    (["+hydra.callbacks.s._target_=hydralearn.cli.sweep.SweepSummary", "+hydra.callbacks.s.every=2"],
+     r"hydra.callbacks.s: hydralearn.cli.sweep.SweepSummary: got an unexpected keyword argument 'every'"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", USER_ERRORS)
 def test_user_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
         compose_config.load(overrides)

@@ -89,6 +89,19 @@ def test_a_refused_claim_removes_only_a_directory_it_made(tmp_path):
     assert not (tmp_path / "unused").exists()
 
 
+def test_a_refused_claim_removes_the_parents_it_made_while_empty(tmp_path):
+    """runs/ made for a refused run goes with it; kept where another run was made beside it."""
+    alone = rundir.claim(tmp_path / "runs" / "a" / "x")
+    alone.abandon()
+    assert list(tmp_path.iterdir()) == []
+    first = rundir.claim(tmp_path / "runs" / "b")
+    sibling = rundir.claim(tmp_path / "runs" / "c")  # a run beside it, which wrote something
+    (tmp_path / "runs" / "c" / "metrics.jsonl").touch()
+    sibling.release()
+    first.abandon()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["c"]
+
+
 def test_storage_through_a_file_is_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(StorageError) as error:
