@@ -60,7 +60,8 @@ def main() -> None:
 
 
 def check_usable(config: TrainConfig, *, image: str, pvc: str) -> None:
-    """Refuse what Kubernetes or the pod's run directory cannot take, before any YAML is written."""
+    """Refuse what Kubernetes cannot take, before any YAML is written (the run's name is
+    checked with the config: config/run_dir.name_errors)."""
     errors = []
     if not _IMAGE.fullmatch(image):
         errors.append(f"--image {image!r} is not a container image reference "
@@ -68,9 +69,6 @@ def check_usable(config: TrainConfig, *, image: str, pvc: str) -> None:
     if not (_SUBDOMAIN.fullmatch(pvc) and len(pvc) <= 253):
         errors.append(f"--pvc {pvc!r} is not a Kubernetes object name "
                       "(lowercase letters, digits, '-' and '.')")
-    if not config.name.isprintable():
-        errors.append(f"name {config.name!r} holds a control character (a newline, a tab): "
-                      "it cannot name the run directory on the pods")
     if errors:
         raise ConfigError(errors)
 

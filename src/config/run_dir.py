@@ -30,7 +30,7 @@ def name_errors(name: str) -> list[str]:
         return [f"name={name!r} contains a path separator; {fix}"]
     if name in (".", ".."):
         return [f"name={name!r} is not a plain name; {fix}"]
-    if any(ord(c) < 32 for c in name):
+    if not name.isprintable():  # a newline or tab, say: no directory or pod command takes it
         return [f"name={name!r} contains a control character; {fix}"]
     return []
 

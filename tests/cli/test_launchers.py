@@ -133,7 +133,7 @@ def test_hydralearn_k8s_refuses_an_unusable_image_name_or_claim(monkeypatch, cap
         (["--image", "hl:1\nrm -rf /"], "--image 'hl:1\\nrm -rf /' is not a container image reference"),
         (["--image", "Registry/Team/HL"], "--image 'Registry/Team/HL' is not a container image reference"),
         (["--image", "hl", "--pvc", "runs_pvc"], "--pvc 'runs_pvc' is not a Kubernetes object name"),
-        (["--image", "hl", "name='a\nb'"], "name 'a\\nb' holds a control character"),
+        (["--image", "hl", "name='a\nb'"], "name='a\\nb' contains a control character"),
     ]:
         code, out, err = _k8s(monkeypatch, capsys, *args)
         assert (code, out) == (2, ""), args

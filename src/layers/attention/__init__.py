@@ -10,9 +10,8 @@ inside attention), `attention_fn` the kernel (conf/kernel). It is called as
 `project_heads`, the per-head projections before the position encoding.
 """
 
-from typing import Callable
+from typing import Any, Callable
 
-import jax
-
-# The kernel: (q (B, T, N, D), k and v (B, T, K, D)[, segment_ids (B, T)]) -> context (B, T, N, D)
-AttentionFn = Callable[..., jax.Array]
+# The kernel: (q (B, T, N, D), k and v (B, T, K, D)[, segment_ids (B, T)]) -> context (B, T, N, D).
+# No jax import here: the package's *_config modules are read by the jax-free config room.
+AttentionFn = Callable[..., Any]
