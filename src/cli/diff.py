@@ -6,6 +6,8 @@ Each side is Hydra overrides, a golden `tests/golden/<name>.config.yaml`, or a r
     hydralearn-diff tests/golden/tiny_cpu8.config.yaml -- runs/llama_tiny/2025-01-01_12-00-00
     hydralearn-diff --json +experiment=tiny_cpu8 -- +experiment=tiny_nope
     hydralearn-diff --config-dir my_conf model=mine -- model=mine model/ffn=gelu
+    hydralearn-diff runs/baseline -- runs/wsd      # two finished runs: also their held-out
+                                                   # loss, speed and goodput, A -> B
 
 --config-dir DIR, -cn NAME and -cp DIR (as for hydralearn-train) apply to both sides.
 
@@ -83,7 +85,7 @@ def to_json(result) -> dict:
 def format_diff(result) -> str:
     lines = [f"A: {result.a}", f"B: {result.b}"]
     if result.identical:
-        return "\n".join(lines + ["identical: no key differs"])
+        return "\n".join(lines + ["identical: no key differs"] + _outcome_lines(result.outcomes))
     lines.append(f"changed keys ({len(result.changes)})")
     group = None
     for c in result.changes:
@@ -100,7 +102,16 @@ def format_diff(result) -> str:
         lines += [f"  {d.name:<{width}}  {_delta_text(d)}" for d in result.deltas]
     verdict = "can" if result.resume.possible else "cannot"
     lines.append(f"resume: a checkpoint of A {verdict} be resumed as B: {result.resume.reason}")
-    return "\n".join(lines)
+    return "\n".join(lines + _outcome_lines(result.outcomes))
+
+
+def _outcome_lines(outcomes) -> list[str]:
+    """Both runs' summary.json figures (A -> B), whether their configs differ or not."""
+    if not outcomes:
+        return []
+    width = max(len(d.name) for d in outcomes)
+    return ["run outcomes (A -> B, from summary.json)"] + [
+        f"  {d.name:<{width}}  {_delta_text(d)}" for d in outcomes]
 
 
 def _delta_text(d) -> str:

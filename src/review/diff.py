@@ -1,5 +1,6 @@
 """Semantic diff of two configs: changed keys by config group, what the change costs (derived
-numbers of both plans), and whether a checkpoint of A can be resumed as B.
+numbers of both plans), and whether a checkpoint of A can be resumed as B; for two run
+directories, also what each run achieved (its summary.json: held-out loss, speed, goodput).
 
 A side is a list of overrides (resolved for its stated hardware, like the planner), a golden
 `<name>.config.yaml`, any saved resolved config, or a run directory holding
@@ -32,6 +33,12 @@ from hydralearn.review.plan import Plan, load_resolved, make_plan
 class Side:
     label: str
     config: schema.TrainConfig
+    summary: dict | None = None  # a run directory's summary.json, if it has one
+
+
+# What a run achieved, from its summary.json (goodput: runtime/goodput.py), in this order.
+OUTCOMES = ("eval_loss", "bits_per_byte", "train_loss", "steps", "steps_per_s", "tokens_per_s",
+            "mfu", "wall_s", "goodput", "lost_to_restarts_s")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +72,7 @@ class ConfigDiff:
     changes: tuple[Change, ...]
     deltas: tuple[Delta, ...]  # only the derived numbers that differ
     resume: Resume
+    outcomes: tuple[Delta, ...] = ()  # both sides runs with a summary: every outcome, A and B
 
     @property
     def identical(self) -> bool:
@@ -75,11 +83,14 @@ def load_side(spec: list[str], location: compose_config.Location = compose_confi
     """One side of a diff from the command line; ConfigError if it cannot be read."""
     if len(spec) == 1 and "=" not in spec[0] and Path(spec[0]).exists():
         path = Path(spec[0])
+        summary = None
         if path.is_dir():
-            path = RunDir(path).resolved_config
+            run = RunDir(path)
+            path = run.resolved_config
             if not path.exists():
                 raise ConfigError([f"{spec[0]}: not a run directory (it has no {path.name})"])
-        return Side(label=str(spec[0]), config=_load_file(path))
+            summary = _read_summary(run)
+        return Side(label=str(spec[0]), config=_load_file(path), summary=summary)
     if len(spec) == 1 and spec[0].endswith((".yaml", ".yml")) and "=" not in spec[0]:
         raise ConfigError([f"{spec[0]}: no such file"])
     return Side(label=" ".join(spec) or "(defaults)", config=load_resolved(spec, location))
@@ -97,7 +108,29 @@ def diff(a: Side, b: Side) -> ConfigDiff:
     changes = tuple(key_changes(to_container(a.config), to_container(b.config)))
     plan_a, plan_b = make_plan(a.config), make_plan(b.config)
     return ConfigDiff(a=a.label, b=b.label, changes=changes, deltas=tuple(_deltas(plan_a, plan_b)),
-                      resume=resume_check(a.config, b.config))
+                      resume=resume_check(a.config, b.config), outcomes=tuple(outcomes(a, b)))
+
+
+def outcomes(a: Side, b: Side) -> list[Delta]:
+    """What two runs achieved, side by side (nothing unless both have a summary.json)."""
+    if a.summary is None or b.summary is None:
+        return []
+    values = [{**s, **{k: v for k, v in (s.get("goodput") or {}).items()}} for s in (a.summary, b.summary)]
+    return [Delta(name=k, old=float(values[0][k]), new=float(values[1][k])) for k in OUTCOMES
+            if _number(values[0].get(k)) and _number(values[1].get(k))]
+
+
+def _read_summary(run: RunDir) -> dict | None:
+    """A run's summary.json (None: it has not finished, or the file is unreadable)."""
+    try:
+        summary = read_mapping(run.summary)
+    except (ConfigError, OSError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("status") == "completed" else None
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
 
 
 def key_changes(a: dict, b: dict) -> list[Change]:

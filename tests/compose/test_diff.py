@@ -129,3 +129,31 @@ def test_a_new_layers_shape_field_is_a_shape_change():
     run = subprocess.run([sys.executable, "-c", NEW_LAYER], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["training", "shape", "training"]
+
+
+def test_two_finished_runs_show_what_each_achieved(tmp_path, capsys):
+    """Two run directories: the config differences, then each run's summary.json figures
+    (goodput's included), A -> B; a run that has not finished shows none."""
+    config = OmegaConf.create(to_container(load_side(TINY).config))
+    runs = {}
+    for name, eval_loss, goodput in (("a", 2.5, 0.80), ("b", 2.25, 0.90)):
+        runs[name] = tmp_path / name
+        runs[name].mkdir()
+        OmegaConf.save(config, runs[name] / "resolved_config.yaml")
+        (runs[name] / "summary.json").write_text(json.dumps({
+            "status": "completed", "steps": 100, "eval_loss": eval_loss, "train_loss": 2.0,
+            "steps_per_s": 1.5, "sample": "text", "goodput": {"goodput": goodput, "eval_s": 3.0}}))
+    with pytest.raises(SystemExit) as exit_info:
+        diff_cli.main([str(runs["a"]), "--", str(runs["b"])])
+    assert exit_info.value.code == 0  # the configs are identical; the outcomes are reported
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    start = lines.index("run outcomes (A -> B, from summary.json)")
+    shown = {line.split()[0]: line for line in lines[start + 1:]}
+    assert list(shown) == ["eval_loss", "train_loss", "steps", "steps_per_s", "goodput"]
+    assert "2.5 -> 2.25 (-0.25, x0.9)" in shown["eval_loss"]
+    assert "0.8 -> 0.9 (+0.1, x1.12)" in shown["goodput"]
+    (runs["b"] / "summary.json").unlink()  # B has not finished
+    with pytest.raises(SystemExit):
+        diff_cli.main([str(runs["a"]), "--", str(runs["b"])])
+    assert "run outcomes" not in capsys.readouterr().out
