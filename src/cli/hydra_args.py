@@ -106,12 +106,13 @@ def shared_overrides(overrides: list[str]) -> list[str]:
 
 
 def sweep_points(overrides: list[str], where: compose_config.Location, *,
-                 shared: DictConfig) -> list[list[str]]:
+                 shared: DictConfig | None = None) -> list[list[str]]:
     """The overrides of every job of a multirun, as Hydra's basic sweeper expands them:
     `hydra.sweeper.params` then the command line, each comma list, range or glob one axis of a
-    cartesian product. `shared`: the config the points share (`shared_overrides` composed)."""
+    cartesian product. `shared`: the config the points share (`shared_overrides` composed),
+    if the caller has it; else it is composed here."""
     plain = shared_overrides(overrides)
-    sweeper = shared.hydra.sweeper
+    sweeper = (shared if shared is not None else compose_config.compose(plain, where)).hydra.sweeper
     if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
         return [plain]  # another sweeper chooses its points itself: check what they share
     params = sweeper.get("params") or {}

@@ -33,6 +33,10 @@ UNCHECKED = {
         "needs shards written by hydralearn-tokenize (tests/data trains from them)",
     ("docs/data.md", "hydralearn-train --config-dir my_conf data=web_code"):
         "the user's own data option, not shipped",
+    ("README.md", "hydralearn-train objective=sft data=chat"):
+        "needs a Hugging Face base directory and chat data: tests/data/test_chat_learns.py trains one",
+    ("docs/posttrain.md", "hydralearn-train objective=sft data=chat"):
+        "needs a Hugging Face base directory and chat data: tests/data/test_chat_learns.py trains one",
     ("docs/plugins.md", "PYTHONPATH=. hydralearn-train"): "a plugin package: tests/plugins runs it",
     ("docs/plugins.md", "hydralearn-train model/ffn=relu2"): "a plugin package: tests/plugins runs it",
     ("docs/plugins.md", "hydralearn-plan model/ffn=relu2"): "a plugin package: tests/plugins runs it",
