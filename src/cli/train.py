@@ -102,6 +102,10 @@ def run_sweep(overrides: list[str], where: compose_config.Location) -> None:
     which any launcher leaves where this process can read it."""
     shared = compose_config.compose(hydra_args.shared_overrides(overrides), where)
     CHECKED.update(check_points(overrides, where, shared=shared))
+    # Each composition sets Hydra's global HydraConfig, and Hydra's sweeper resolves the
+    # sweep's `${hydra:...}` (the name in hydra.sweep.dir) against it: the shared one, not the
+    # last point checked.
+    HydraConfig.instance().set_config(shared)
     sweep_dir = Path(str(shared.hydra.sweep.dir))
     started = time.time()
     _hydra_main()

@@ -84,9 +84,9 @@ def runs(tmp_path_factory) -> dict:
 @pytest.mark.slow
 def test_a_rerun_reads_the_entries_the_first_run_wrote(runs):
     entries = runs["cold_entries"]
-    assert {"jit_init_state", "jit_train_step"} <= {e.partition("-")[0] for e in entries}, entries
+    assert {"jit_init_state", "jit_train"} <= {e.partition("-")[0] for e in entries}, entries
     assert "Persistent compilation cache hit" not in runs["cold"]
-    assert HIT.format("jit_train_step") in runs["warm"]
+    assert HIT.format("jit_train") in runs["warm"]
     assert HIT.format("jit_init_state") in runs["warm"]
     assert runs["warm_entries"] == entries
     resolved = OmegaConf.load(runs["tmp"] / "warm" / "resolved_config.yaml")
@@ -96,10 +96,10 @@ def test_a_rerun_reads_the_entries_the_first_run_wrote(runs):
 @pytest.mark.slow
 def test_a_changed_step_compiles_afresh(runs):
     """Another remat policy is another train step: compiled, and cached beside the first."""
-    assert HIT.format("jit_train_step") not in runs["remat"]
+    assert HIT.format("jit_train") not in runs["remat"]
     assert HIT.format("jit_init_state") in runs["remat"]  # the state is created as before
     added = set(runs["remat_entries"]) - set(runs["warm_entries"])
-    assert "jit_train_step" in {e.partition("-")[0] for e in added}, added
+    assert "jit_train" in {e.partition("-")[0] for e in added}, added
 
 
 @pytest.mark.slow
