@@ -208,7 +208,9 @@ class _Loop:
         for step in range(start, self.trainer.steps):
             with goodput.span("data_wait"):
                 batch = next(self.loader)
-            with self.profiler.step(step + 1), goodput.span("compile" if step == start else "productive"):
+            # Steps after the first are timed as what no other bucket took (Goodput.attempt).
+            compiling = goodput.span("compile") if step == start else contextlib.nullcontext()
+            with self.profiler.step(step + 1), compiling:
                 state, metrics = self.program.train_step(state, *self.put(batch))
                 if step == start:  # the attempt's first step is its compilation: wait for it
                     jax.block_until_ready(metrics)
